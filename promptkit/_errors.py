@@ -1,0 +1,274 @@
+"""The promptkit exception tree. Every error promptkit raises is a ``PromptkitError``.
+
+::
+
+    PromptkitError
+    ├── ConfigurationError                 bad argument or setup (also ValueError)
+    │   ├── UnsupportedParameterError      a backend was given a param it cannot honour
+    │   ├── UnsupportedCapabilityError     a backend cannot do what was asked (e.g. stream)
+    │   └── MissingDependencyError         an optional package is not installed (also ImportError)
+    ├── TemplateError                      anything wrong with a template, with name and line
+    │   ├── TemplateSyntaxError            the source does not compile
+    │   ├── UndefinedVariableError         a variable the template uses was not given
+    │   ├── UnexpectedVariableError        a variable was given that the template does not use
+    │   ├── TemplateInputError             inputs failed the template's declared schema
+    │   ├── TemplateSecurityError          the sandbox refused an operation
+    │   └── TemplateLimitError             a size, loop or time bound was exceeded
+    ├── TokenizerError                     token counting is impossible (e.g. no encoding files)
+    ├── ParseError                         a reply did not match what the parser expects
+    ├── ExampleError                       bad few-shot examples or selector configuration
+    └── BackendError                       a model call failed (status, provider, retry_after)
+        ├── AuthenticationError            401 / 403: bad or missing credentials
+        ├── BadRequestError                400 / 404 / 422: the request itself is wrong
+        ├── RateLimitError                 429 or a provider's overload signal
+        ├── ServerError                    5xx
+        ├── BackendConnectionError         the connection failed or was reset
+        ├── BackendTimeoutError            a timeout or deadline (also TimeoutError)
+        ├── IncompleteStreamError          a stream ended early; keeps the partial text
+        ├── ResponseError                  a reply that cannot be understood (malformed)
+        ├── RealBackendBlockedError        a real provider was called under test
+        └── ScriptExhaustedError           a MockBackend ran out of scripted replies
+
+Errors never carry secrets: messages pass through :func:`promptkit._utils.redact`, and pickling a
+``BackendError`` drops the original cause, which may hold request headers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._utils import redact
+
+__all__ = [
+    "AuthenticationError",
+    "BackendConnectionError",
+    "BackendError",
+    "BackendTimeoutError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ExampleError",
+    "IncompleteStreamError",
+    "MissingDependencyError",
+    "ParseError",
+    "PromptkitError",
+    "RateLimitError",
+    "RealBackendBlockedError",
+    "ResponseError",
+    "ScriptExhaustedError",
+    "ServerError",
+    "TemplateError",
+    "TemplateInputError",
+    "TemplateLimitError",
+    "TemplateSecurityError",
+    "TemplateSyntaxError",
+    "TokenizerError",
+    "UndefinedVariableError",
+    "UnexpectedVariableError",
+    "UnsupportedCapabilityError",
+    "UnsupportedParameterError",
+]
+
+
+class PromptkitError(Exception):
+    """Root of every error promptkit raises; catch this to catch them all."""
+
+    def __init__(self, message: str) -> None:
+        message = redact(message)
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuild from the public message and attributes only; never pickle ``__cause__``,
+        # whose SDK exception may hold request headers with an API key.
+        state = {k: v for k, v in self.__dict__.items() if k not in ("__cause__", "__context__")}
+        return (_rebuild, (type(self), self.message, state))
+
+
+def _rebuild(cls: type[PromptkitError], message: str, state: dict[str, Any]) -> PromptkitError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class ConfigurationError(PromptkitError, ValueError):
+    """An argument or setting is invalid; the message names it."""
+
+
+class UnsupportedParameterError(ConfigurationError):
+    """A backend was given a parameter it does not support.
+
+    ``param`` is the parameter's name and ``backend`` the backend class name.
+    """
+
+    def __init__(self, param: str, backend: str, *, hint: str = "") -> None:
+        self.param = param
+        self.backend = backend
+        msg = f"{backend} does not support the parameter {param!r}"
+        super().__init__(f"{msg}; {hint}" if hint else msg)
+
+
+class UnsupportedCapabilityError(ConfigurationError):
+    """A backend cannot perform the requested operation (e.g. streaming)."""
+
+
+class MissingDependencyError(ConfigurationError, ImportError):
+    """An optional dependency is missing; the message gives the exact ``pip install`` line."""
+
+
+class TemplateError(PromptkitError):
+    """A template failed to compile, validate or render.
+
+    ``template`` is the template's name (or ``None``) and ``lineno`` the 1-based line, when known.
+    """
+
+    def __init__(self, message: str, *, template: str | None = None, lineno: int | None = None) -> None:
+        self.template = template
+        self.lineno = lineno
+        where = ""
+        if template is not None or lineno is not None:
+            name = template if template is not None else "<template>"
+            where = f" (in {name}" + (f", line {lineno})" if lineno is not None else ")")
+        super().__init__(message + where)
+
+
+class TemplateSyntaxError(TemplateError):
+    """The template source is not valid Jinja2."""
+
+
+class UndefinedVariableError(TemplateError):
+    """A variable used by the template was not provided. ``variable`` names it."""
+
+    def __init__(
+        self, message: str, *, variable: str | None = None, template: str | None = None, lineno: int | None = None
+    ) -> None:
+        self.variable = variable
+        super().__init__(message, template=template, lineno=lineno)
+
+
+class UnexpectedVariableError(TemplateError):
+    """Values were given that the template never uses. ``variables`` lists them."""
+
+    def __init__(self, variables: list[str], *, template: str | None = None) -> None:
+        self.variables = variables
+        names = ", ".join(repr(v) for v in variables)
+        super().__init__(
+            f"unexpected template variable(s) {names}; pass allow_extra=True to ignore extra values",
+            template=template,
+        )
+
+
+class TemplateInputError(TemplateError):
+    """Inputs failed validation against the template's declared input schema."""
+
+
+class TemplateSecurityError(TemplateError):
+    """The sandbox refused an unsafe operation (e.g. access to a private attribute)."""
+
+
+class TemplateLimitError(TemplateError):
+    """Rendering exceeded a configured bound (output size, loop iterations, time, ...)."""
+
+
+class TokenizerError(PromptkitError):
+    """Tokens cannot be counted (unknown model, or encoding files unavailable offline)."""
+
+
+class ExampleError(PromptkitError):
+    """Few-shot examples, pools or selectors are misconfigured."""
+
+
+class ParseError(PromptkitError):
+    """A model reply could not be parsed.
+
+    ``text`` is the raw reply (never truncated), ``expected`` says what the parser wanted, and
+    ``attempts`` holds every raw reply when repair by re-asking was tried.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        text: str,
+        expected: str = "",
+        attempts: list[str] | None = None,
+        last_value: Any = None,
+    ) -> None:
+        self.text = text
+        self.expected = expected
+        self.attempts = attempts if attempts is not None else [text]
+        self.last_value = last_value
+        full = message if not expected else f"{message}; expected {expected}"
+        super().__init__(full)
+
+
+class BackendError(PromptkitError):
+    """A model call failed.
+
+    ``provider`` names the backend, ``status_code`` is the HTTP status when there was one, and
+    ``retry_after`` the server's requested wait in seconds, when it gave one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.provider = provider
+        self.status_code = status_code
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class AuthenticationError(BackendError):
+    """Credentials are missing, invalid or lack permission (HTTP 401/403)."""
+
+
+class BadRequestError(BackendError):
+    """The provider rejected the request as invalid (HTTP 400/404/422); retrying will not help."""
+
+
+class RateLimitError(BackendError):
+    """The provider is rate limiting or overloaded (HTTP 429); ``retry_after`` may say how long."""
+
+
+class ServerError(BackendError):
+    """The provider failed (HTTP 5xx)."""
+
+
+class BackendConnectionError(BackendError):
+    """The connection to the provider failed or was reset."""
+
+
+class BackendTimeoutError(BackendError, TimeoutError):
+    """The call exceeded a timeout or its total deadline."""
+
+
+class IncompleteStreamError(BackendError):
+    """A stream ended before its final event. ``partial_text`` keeps what arrived."""
+
+    def __init__(self, message: str, *, partial_text: str = "", provider: str | None = None) -> None:
+        self.partial_text = partial_text
+        super().__init__(message, provider=provider)
+
+
+class ResponseError(BackendError):
+    """The provider answered with something that is not a valid reply (malformed body)."""
+
+
+class RealBackendBlockedError(BackendError):
+    """A real provider backend was called while real requests are blocked (under pytest)."""
+
+
+class ScriptExhaustedError(BackendError):
+    """A ``MockBackend`` received a request after its script ran out. ``request`` is that request."""
+
+    def __init__(self, message: str, *, request: Any = None) -> None:
+        self.request = request
+        super().__init__(message, provider="mock")

@@ -1,0 +1,211 @@
+"""Value types that cross every boundary: messages, completions, usage and stream chunks.
+
+All are frozen, keyword-only dataclasses: cheap to build, hashable where their contents are, and
+with reprs that leave out the raw provider response.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union, get_args
+
+from ._errors import ConfigurationError
+
+__all__ = [
+    "Chunk",
+    "Completion",
+    "ContentPart",
+    "FinishReason",
+    "ImagePart",
+    "Message",
+    "MessageLike",
+    "MessagesLike",
+    "Role",
+    "TextPart",
+    "Usage",
+    "coerce_messages",
+]
+
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES: frozenset[str] = frozenset(get_args(Role))
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
+"""One vocabulary for every provider: ``stop`` (natural end or stop sequence), ``length`` (hit
+``max_tokens``), ``tool_calls``, ``content_filter``, ``error``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextPart:
+    """A text part of a multi-part message."""
+
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImagePart:
+    """An image part: a URL (``https:`` or ``data:``) and an optional media type."""
+
+    url: str
+    media_type: str | None = None
+    type: Literal["image"] = "image"
+
+
+ContentPart = Union[TextPart, ImagePart]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message.
+
+    ``content`` is a string, or a tuple of parts for multi-part content (text plus images).
+
+    >>> Message("user", "Hi")
+    Message(role='user', content='Hi')
+    """
+
+    role: Role
+    content: str | tuple[ContentPart, ...]
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ConfigurationError(
+                f"invalid message role {self.role!r}; expected one of {', '.join(sorted(ROLES))}"
+            )
+        if isinstance(self.content, list):
+            object.__setattr__(self, "content", tuple(self.content))
+        if not isinstance(self.content, (str, tuple)):
+            raise ConfigurationError(
+                f"message content must be a str or a sequence of parts, not {type(self.content).__name__}"
+            )
+
+    @property
+    def text(self) -> str:
+        """The message's text: the content itself, or its text parts joined."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    def _repr_html_(self) -> str:
+        return _messages_html([self])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage:
+    """Token counts for one call, as reported by the provider.
+
+    >>> Usage(input_tokens=10, output_tokens=5).total_tokens
+    15
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Completion:
+    """A model's reply. ``raw`` keeps the provider's response object but stays out of the repr.
+
+    >>> Completion(text="Paris", model="mock").text
+    'Paris'
+    """
+
+    text: str
+    model: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: FinishReason | None = None
+    raw: Any = field(default=None, repr=False, compare=False)
+
+    def _repr_html_(self) -> str:
+        meta = html.escape(
+            f"model={self.model} finish={self.finish_reason} "
+            f"tokens in={self.usage.input_tokens} out={self.usage.output_tokens}"
+        )
+        body = html.escape(self.text)
+        return f"<div><pre style='white-space:pre-wrap'>{body}</pre><small>{meta}</small></div>"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Chunk:
+    """One piece of a streamed reply: a text delta and, on the final chunk, the metadata."""
+
+    text: str = ""
+    model: str | None = None
+    usage: Usage | None = None
+    finish_reason: FinishReason | None = None
+    raw: Any = field(default=None, repr=False, compare=False)
+
+
+MessageLike = Union[Message, str, tuple[str, str], Mapping[str, Any]]
+MessagesLike = Union[str, Message, Sequence[MessageLike]]
+
+
+def _coerce_one(item: object, index: int) -> Message:
+    if isinstance(item, Message):
+        return item
+    if isinstance(item, str):
+        return Message("user", item)
+    if isinstance(item, tuple) and len(item) == 2:
+        return Message(item[0], item[1])
+    if isinstance(item, Mapping) and "role" in item and "content" in item:
+        extra = set(item) - {"role", "content"}
+        if extra:
+            raise ConfigurationError(f"message {index} has unsupported keys: {', '.join(sorted(extra))}")
+        return Message(item["role"], item["content"])
+    raise ConfigurationError(
+        f"message {index} must be a Message, a str, a (role, content) tuple or a "
+        f"{{'role', 'content'}} mapping, not {type(item).__name__}: {item!r:.80}"
+    )
+
+
+def coerce_messages(messages: MessagesLike | Iterable[MessageLike]) -> tuple[Message, ...]:
+    """Normalise what users pass as messages into a tuple of :class:`Message`.
+
+    A plain string is one user message; ``(role, content)`` tuples and role/content mappings
+    are accepted too.
+
+    >>> coerce_messages("Hi")
+    (Message(role='user', content='Hi'),)
+    >>> coerce_messages([("system", "Be brief."), "Hi"])[0].role
+    'system'
+    """
+    if isinstance(messages, (str, Message)):
+        return (_coerce_one(messages, 0),)
+    if isinstance(messages, tuple) and len(messages) == 2 and all(isinstance(x, str) for x in messages):
+        # A lone (role, content) pair; a pair of two plain strings is read as one message only
+        # when its first item is a role, otherwise as two user messages.
+        if messages[0] in ROLES:
+            return (_coerce_one(messages, 0),)
+    result = tuple(_coerce_one(m, i) for i, m in enumerate(messages))
+    if not result:
+        raise ConfigurationError("messages must not be empty")
+    return result
+
+
+_ROLE_COLOURS = {"system": "#6b7280", "user": "#2563eb", "assistant": "#059669", "tool": "#d97706"}
+
+
+def _messages_html(messages: Iterable[Message]) -> str:
+    rows = []
+    for m in messages:
+        colour = _ROLE_COLOURS.get(m.role, "#000")
+        content = m.content if isinstance(m.content, str) else m.text + " [+ parts]"
+        rows.append(
+            f"<div style='margin:4px 0'><b style='color:{colour}'>{html.escape(m.role)}</b>"
+            f"<pre style='white-space:pre-wrap;margin:2px 0 0 1em'>{html.escape(content)}</pre></div>"
+        )
+    return "<div>" + "".join(rows) + "</div>"

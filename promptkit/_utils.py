@@ -1,0 +1,80 @@
+"""Small shared helpers: the ``UNSET`` sentinel, secret redaction and optional imports."""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import re
+from types import ModuleType
+from typing import Final, Literal, TypeVar
+
+__all__ = ["UNSET", "Unset", "UnsetType", "is_set", "redact", "require"]
+
+
+class UnsetType(enum.Enum):
+    """Type of :data:`UNSET`: a parameter the caller did not give (``None`` stays a value)."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> Literal[False]:
+        return False
+
+
+UNSET: Final = UnsetType.UNSET
+"""Marks a keyword argument that was not given, so ``None`` keeps its own meaning."""
+
+Unset = Literal[UnsetType.UNSET]
+
+T = TypeVar("T")
+
+
+def is_set(value: T | Unset) -> bool:
+    """True when ``value`` is not :data:`UNSET`."""
+    return value is not UNSET
+
+
+# Provider key shapes (OpenAI sk-..., Anthropic sk-ant-..., generic bearer tokens) and
+# `key=value` style secrets. Matching is deliberately broad: a masked false positive is cheap.
+_SECRET_PATTERNS: Final = (
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
+    re.compile(r"(?i)((?:api[_-]?key|x-api-key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"),
+)
+
+
+def redact(text: str) -> str:
+    """Mask anything that looks like an API key or bearer token in ``text``.
+
+    >>> redact("Incorrect API key provided: sk-abc123456789")
+    'Incorrect API key provided: sk-***'
+    """
+    for pattern in _SECRET_PATTERNS:
+        if pattern.groups:
+            text = pattern.sub(lambda m: m.group(1) + "***", text)
+        else:
+            text = pattern.sub(lambda m: m.group(0)[:3] + "***", text)
+    return text
+
+
+def mask_key(key: str | None) -> str:
+    """A short, safe rendering of a secret for reprs: ``'sk-...abcd'`` style, or ``None``."""
+    if not key:
+        return "None"
+    return f"'{key[:3]}...{key[-2:]}'" if len(key) > 12 else "'***'"
+
+
+def require(module: str, *, extra: str, package: str | None = None) -> ModuleType:
+    """Import an optional dependency or raise ``MissingDependencyError`` with the install line."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        from ._errors import MissingDependencyError
+
+        pkg = package or module.split(".")[0]
+        raise MissingDependencyError(
+            f"{pkg!r} is required for this feature but is not installed; "
+            f'install it with: pip install "promptkit[{extra}]"'
+        ) from exc
