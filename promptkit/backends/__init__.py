@@ -42,6 +42,7 @@ __all__ = [
     "AsyncStream",
     "Backend",
     "BaseBackend",
+    "OutputSchema",
     "Params",
     "Request",
     "Stream",
@@ -51,11 +52,25 @@ __all__ = [
 ]
 
 
+class OutputSchema(TypedDict):
+    """A request for the provider's native structured output: a JSON schema the reply must match.
+
+    ``schema`` is already in the strict form providers accept (every property required,
+    ``additionalProperties: false``); ``name`` is a short identifier for it.
+    """
+
+    name: str
+    schema: Mapping[str, Any]
+    strict: bool
+
+
 class Params(TypedDict, total=False):
     """The keyword parameters every backend method accepts.
 
-    ``extra`` passes provider-specific fields through unchanged (e.g. ``{"logprobs": True}``);
-    a backend that cannot pass extras through rejects it.
+    ``timeout`` is one total deadline in seconds for the whole call, retries included.
+    ``output_schema`` asks for native structured output; only backends that list it in
+    ``supported_params`` accept it. ``extra`` passes provider-specific fields through unchanged
+    (e.g. ``{"logprobs": True}``); a backend that cannot pass extras through rejects it.
     """
 
     temperature: float
@@ -63,10 +78,14 @@ class Params(TypedDict, total=False):
     stop: str | Sequence[str]
     seed: int
     top_p: float
+    timeout: float
+    output_schema: OutputSchema
     extra: Mapping[str, Any]
 
 
-COMMON_PARAMS: frozenset[str] = frozenset(Params.__annotations__)
+ALL_PARAMS: frozenset[str] = frozenset(Params.__annotations__)
+COMMON_PARAMS: frozenset[str] = ALL_PARAMS - {"output_schema"}
+"""What a backend supports unless it says otherwise; native structured output is opt-in."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -245,9 +264,9 @@ def validate_params(params: Mapping[str, Any], *, supported: frozenset[str], bac
     """Check names, types and ranges of ``params``; return them normalised (``stop`` as a tuple)."""
     out: dict[str, Any] = {}
     for key, value in params.items():
-        if key not in COMMON_PARAMS and key not in supported:
+        if key not in ALL_PARAMS and key not in supported:
             raise UnsupportedParameterError(
-                key, backend, hint=f"known parameters: {', '.join(sorted(COMMON_PARAMS | supported))}"
+                key, backend, hint=f"known parameters: {', '.join(sorted(ALL_PARAMS | supported))}"
             )
         if key not in supported:
             raise UnsupportedParameterError(key, backend)
@@ -265,6 +284,14 @@ def validate_params(params: Mapping[str, Any], *, supported: frozenset[str], bac
             if not seq or not all(isinstance(s, str) and s for s in seq):
                 raise ConfigurationError(f"stop must be a non-empty str or a sequence of them, not {value!r}")
             value = seq
+        elif key == "timeout":
+            value = _check_number(key, value, low=0.0)
+            if value == 0:
+                raise ConfigurationError("timeout must be > 0 seconds")
+        elif key == "output_schema":
+            if not isinstance(value, Mapping) or not {"name", "schema"} <= set(value):
+                raise ConfigurationError("output_schema must be a mapping with 'name' and 'schema'")
+            value = MappingProxyType({"strict": True, **value})
         elif key == "extra":
             if not isinstance(value, Mapping):
                 raise ConfigurationError(f"extra must be a mapping of provider fields, not {value!r}")
