@@ -54,6 +54,9 @@ class Example:
     def __hash__(self) -> int:
         return hash(tuple(sorted((k, repr(v)) for k, v in self.fields.items())))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Example, (dict(self.fields), dict(self.metadata)))
+
     def text(self, fields: Sequence[str] | None = None) -> str:
         """The values of ``fields`` (default: all) joined by newlines: what search looks at.
 
