@@ -683,3 +683,23 @@ def test_semantic_selector_with_a_custom_embedder_needs_it_at_load(tmp_path: Pat
     p2 = tmp_path / "p.zip"
     SemanticSelector(FAQ, k=1, embedder=PlainEmbedder()).save(p2)
     assert load_selector(p2, embedder=PlainEmbedder()).select({"q": "parcel"})[0] == Example(FAQ[1])
+
+
+# -- the documentation's examples run ---------------------------------------------------------------
+
+
+def test_docs_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "fewshot.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.DOTALL)
+    assert len(blocks) >= 8
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {"__name__": "docs_fewshot"}
+    for block in blocks:
+        exec(compile(block, "docs/fewshot.md", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "['system', 'user', 'assistant', 'user', 'assistant', 'user']" in out
+    assert "How do I reset my password?" in out
+    assert "Selection(TokenBudgetSelector(MMRSelector)" in out
+    assert "['Returns'" in out
