@@ -360,13 +360,14 @@ def _load_sentence_transformer(name: str, device: str) -> Any:
         model = _MODELS.get(key)
         if model is None:
             path = name
+            options: dict[str, Any] = {}
             if name == BUNDLED_MODEL:
-                # The weights ship inside the package: never ask the hub for anything.
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                # The weights ship inside the package: load from its folder and never ask the hub.
                 path = _bundled_model_path()
+                options["local_files_only"] = True
             st = require("sentence_transformers", extra="embeddings", package="sentence-transformers")
             try:
-                model = st.SentenceTransformer(path, device=device)
+                model = st.SentenceTransformer(path, device=device, **options)
             except Exception as exc:
                 raise ConfigurationError(f"cannot load the sentence-transformers model {name!r}: {exc}") from exc
             _MODELS[key] = model

@@ -703,3 +703,34 @@ def test_docs_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caps
     assert "How do I reset my password?" in out
     assert "Selection(TokenBudgetSelector(MMRSelector)" in out
     assert "['Returns'" in out
+
+
+def test_threads_sharing_a_growing_pool_index_each_example_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ExamplePool({"q": f"question {i}"} for i in range(50))
+    semantic = SemanticSelector(pool, k=3, embedder=HashingEmbedder())
+    budget = TokenBudgetSelector(pool, max_tokens=20, count=len, example_template="{{ q }}")
+
+    def work(i: int) -> None:
+        if i % 5 == 0:
+            pool.add([{"q": f"added {i}"}])
+        semantic.select({"q": f"question {i}"})
+        budget.select({})
+
+    with ThreadPoolExecutor(max_workers=8) as ex:
+        list(ex.map(work, range(100)))
+    semantic.select({"q": "x"})
+    budget.select({})
+    assert len(semantic.index) == len(pool) == 70
+    assert len(budget._pool_tokens) == 70
+
+
+@pytest.mark.anyio
+async def test_concurrent_aselect_indexes_once() -> None:
+    import asyncio
+
+    pool = ExamplePool({"q": f"question {i}"} for i in range(30))
+    s = SemanticSelector(pool, k=2, embedder=HashingEmbedder())
+    await asyncio.gather(*(s.aselect({"q": f"question {i}"}) for i in range(10)))
+    assert len(s.index) == 30

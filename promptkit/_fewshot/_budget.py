@@ -192,7 +192,9 @@ class TokenBudgetSelector(BaseSelector):
     def _pool_token_counts(self) -> list[int]:
         counts = self._pool_tokens
         if len(counts) < len(self.pool):  # count only what was added since the last call
-            counts.extend(self._count_example(e) for e in self.pool.take(range(len(counts), len(self.pool))))
+            with self._lock:
+                start, n = len(counts), len(self.pool)
+                counts.extend(self._count_example(e) for e in self.pool.take(range(start, n)))
         return counts
 
     @property

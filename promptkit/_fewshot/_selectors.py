@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -112,6 +113,9 @@ class BaseSelector:
         self.pool: ExamplePool = coerce_pool(pool)
         self.k = k
         self.candidates = candidates
+        # Guards the incremental state (what has been embedded, counted or scanned) so threads
+        # sharing a selector never index the same new examples twice.
+        self._lock = threading.Lock()
 
     # -- candidates ------------------------------------------------------------------------------
     def _positions(self, selection: Sequence[Example]) -> list[int]:
@@ -283,8 +287,10 @@ class MetadataSelector(BaseSelector):
             found = [i for i in population if fn(pool[i], inputs)]
         else:
             if self._scanned < len(pool):  # static filters scan each example once, even as the pool grows
-                self._matches.extend(i for i in range(self._scanned, len(pool)) if self._match_static(pool[i]))
-                self._scanned = len(pool)
+                with self._lock:
+                    n = len(pool)
+                    self._matches.extend(i for i in range(self._scanned, n) if self._match_static(pool[i]))
+                    self._scanned = n
             if subset is None:
                 found = self._matches
             else:
@@ -338,20 +344,27 @@ class SemanticSelector(BaseSelector):
 
     # -- embedding -------------------------------------------------------------------------------
     def _sync(self) -> None:
-        n = len(self.pool)
-        if self._indexed < n:
-            texts = self.pool.texts(self.fields, start=self._indexed)
-            self.index.add(self.embedder.embed(texts))
-            self._indexed = n
+        if self._indexed >= len(self.pool):
+            return
+        with self._lock:
+            start, n = self._indexed, len(self.pool)
+            if start < n:
+                texts = self.pool.texts(self.fields, start=start)[: n - start]
+                self.index.add(self.embedder.embed(texts))
+                self._indexed = n
 
     async def _async_sync(self) -> None:
-        n = len(self.pool)
-        if self._indexed < n:
-            texts = self.pool.texts(self.fields, start=self._indexed)
-            aembed = getattr(self.embedder, "aembed", None)
-            vectors = await aembed(texts) if aembed is not None else self.embedder.embed(texts)
-            self.index.add(vectors)
-            self._indexed = n
+        start, n = self._indexed, len(self.pool)
+        if start >= n:
+            return
+        texts = self.pool.texts(self.fields, start=start)[: n - start]
+        aembed = getattr(self.embedder, "aembed", None)
+        vectors = await aembed(texts) if aembed is not None else self.embedder.embed(texts)
+        with self._lock:
+            if self._indexed == start:  # nobody indexed these meanwhile
+                self.index.add(vectors)
+                self._indexed = n
+        self._sync()  # anything added while we awaited (cached vectors: cheap)
 
     def _query(self, inputs: Mapping[str, Any]) -> NDArray[np.float32]:
         query: NDArray[np.float32] = self.embedder.embed([query_text(inputs, self.input_keys, self.fields)])[0]
@@ -518,13 +531,16 @@ class BM25Selector(BaseSelector):
         return tokens
 
     def _sync(self) -> None:
-        if self._retriever is None or self._indexed < len(self.pool):
-            bm25s = require("bm25s", extra="bm25")
-            corpus = self._tokenize(self.pool.texts(self.fields))
-            retriever = bm25s.BM25(k1=self.k1, b=self.b)
-            retriever.index(corpus, show_progress=False)
-            self._retriever = retriever
-            self._indexed = len(self.pool)
+        if self._retriever is not None and self._indexed >= len(self.pool):
+            return
+        with self._lock:
+            n = len(self.pool)
+            if self._retriever is None or self._indexed < n:
+                bm25s = require("bm25s", extra="bm25")
+                corpus = self._tokenize(self.pool.texts(self.fields)[:n])
+                retriever = bm25s.BM25(k1=self.k1, b=self.b)
+                retriever.index(corpus, show_progress=False)
+                self._retriever, self._indexed = retriever, n
 
     def _select(self, inputs: Mapping[str, Any], subset: list[int] | None) -> Selection:
         import numpy as np
