@@ -60,10 +60,14 @@ class Result(Generic[T]):
     def _repr_html_(self) -> str:
         value = html.escape(repr(self.value))
         u = self.usage
+        shown = self.examples
+        examples = (
+            f"<details><summary>{len(shown)} example(s)</summary>{shown._repr_html_()}</details>" if shown else ""
+        )
         return (
             f"<div><b>value</b> <code>{value}</code>"
             f"<details><summary>{len(self.messages)} message(s) sent</summary>"
-            f"{_messages_html(self.messages)}</details>"
+            f"{_messages_html(self.messages)}</details>{examples}"
             f"<small>tokens in={u.input_tokens} out={u.output_tokens}</small></div>"
         )
 

@@ -734,3 +734,24 @@ async def test_concurrent_aselect_indexes_once() -> None:
     s = SemanticSelector(pool, k=2, embedder=HashingEmbedder())
     await asyncio.gather(*(s.aselect({"q": f"question {i}"}) for i in range(10)))
     assert len(s.index) == 30
+
+
+def test_budget_reserve_leaves_room_for_the_prompt(tmp_path: Path) -> None:
+    pool = [{"q": "w " * n} for n in (3, 3, 3, 3)]  # 4 tokens each once rendered ("Q: w w w")
+    words = Counter()
+    fixed = TokenBudgetSelector(pool, max_tokens=12, count=words, separator="", reserve=4)
+    assert len(fixed.select({})) == 2
+    by_input = TokenBudgetSelector(
+        pool, max_tokens=12, count=words, separator="", reserve=lambda inputs: len(inputs["question"].split())
+    )
+    assert len(by_input.select({"question": "short"})) == 2
+    assert len(by_input.select({"question": "a much longer question here"})) == 1
+    assert len(by_input.select({"question": "one two three four five six seven eight nine"})) == 0
+    assert by_input.budget({"question": "x " * 40}) == 0
+    path = tmp_path / "b.zip"
+    fixed.save(path)
+    assert load_selector(path, count=words).reserve == 4
+    by_input.save(path)
+    with pytest.raises(ExampleError, match="reserve="):
+        load_selector(path, count=words)
+    assert len(load_selector(path, count=words, reserve=lambda i: 0).select({})) == 3

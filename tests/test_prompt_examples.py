@@ -202,3 +202,12 @@ def test_retrieval_augmented_prompt_with_a_budget() -> None:
     assert "[Returns] Items can be returned" in result.messages[0].text
     assert result.examples.total_tokens is not None
     assert result.examples.total_tokens <= 30
+
+
+def test_result_html_shows_why_each_example_was_picked() -> None:
+    selector = SemanticSelector(POOL, k=1, fields=["text"], embedder=HashingEmbedder())
+    result = Prompt("{{ examples }} {{ text }}", MockBackend(["x"]), examples=selector).run(text="battery")
+    html = result._repr_html_()
+    assert "1 example(s)" in html
+    assert "cosine" in html
+    assert "example(s)" not in Prompt("{{ text }}", MockBackend(["x"])).run(text="a")._repr_html_()

@@ -120,6 +120,8 @@ class TokenBudgetSelector(BaseSelector):
     every example is worth the same, so as many as fit). Each example is rendered with
     ``example_template`` as the prompt will render it, counted once with ``count`` (default: the
     token counter for ``model``) and cached; ``separator`` tokens are charged between examples.
+    ``reserve`` keeps tokens for the rest of the prompt: a number, or a function of the inputs
+    (e.g. the tokens of the question), taken off ``max_tokens``.
 
     >>> words = lambda text: len(text.split())
     >>> pool = [{"q": "one two three"}, {"q": "one"}, {"q": "one two"}]
@@ -141,6 +143,7 @@ class TokenBudgetSelector(BaseSelector):
         example_template: Template | ChatTemplate | str | None = None,
         separator: str = "\n\n",
         score: Score = None,
+        reserve: int | Callable[[Mapping[str, Any]], int] = 0,
         exact_limit: int = 64,
     ) -> None:
         if max_tokens < 0:
@@ -158,6 +161,7 @@ class TokenBudgetSelector(BaseSelector):
         self.example_template = example_template
         self.separator = separator
         self.score = score
+        self.reserve = reserve
         self.exact_limit = exact_limit
         self._custom_count = count is not None
         self._count = count
@@ -214,32 +218,37 @@ class TokenBudgetSelector(BaseSelector):
             raise ExampleError(f"example has no numeric metadata {self.score!r} to score it by") from exc
 
     # -- selecting -------------------------------------------------------------------------------
+    def budget(self, inputs: Mapping[str, Any]) -> int:
+        """Tokens the examples may take for ``inputs``: ``max_tokens`` less the ``reserve``."""
+        reserve = self.reserve(inputs) if callable(self.reserve) else self.reserve
+        return max(self.max_tokens - int(reserve), 0)
+
     def select(self, inputs: Mapping[str, Any]) -> Selection:
         """The best examples that fit the budget (the candidates' picks, or the pool's)."""
         if self.candidates is None:
-            return self._select_pool()
+            return self._select_pool(self.budget(inputs))
         chosen = self.candidates.select(inputs)
-        return self._trim(Selection.of(chosen))
+        return self._trim(Selection.of(chosen), self.budget(inputs))
 
     async def aselect(self, inputs: Mapping[str, Any]) -> Selection:
         if self.candidates is None:
-            return self._select_pool()
+            return self._select_pool(self.budget(inputs))
         aselect = getattr(self.candidates, "aselect", None)
         chosen = await aselect(inputs) if aselect is not None else self.candidates.select(inputs)
-        return self._trim(Selection.of(chosen))
+        return self._trim(Selection.of(chosen), self.budget(inputs))
 
-    def _capacity(self) -> int:
+    def _capacity(self, budget: int) -> int:
         # Every example after the first also pays for a separator: charge it to each example
         # and give the budget one separator back.
-        return self.max_tokens + self.separator_tokens
+        return budget + self.separator_tokens if budget > 0 else 0
 
-    def _select_pool(self) -> Selection:
+    def _select_pool(self, budget: int) -> Selection:
         import numpy as np
 
         n = len(self.pool)
         memo = self._memo
-        if memo is not None and memo[0] == n and memo[1] == self.max_tokens:
-            return memo[2]  # a pool-wide budget does not depend on the inputs
+        if memo is not None and memo[0] == n and memo[1] == budget:
+            return memo[2]  # with static scores, a pool-wide choice depends only on the budget
         if self._static is None or self._static[0] != n:
             weights = np.asarray(self._pool_token_counts(), dtype=np.int64) + self.separator_tokens
             values = _positive(np.asarray([self._value(e) for e in self.pool], dtype=np.float64))
@@ -248,13 +257,13 @@ class TokenBudgetSelector(BaseSelector):
             order = usable[np.argsort(-density, kind="stable")]
             self._static = (n, values, weights, order)
         _, values, weights, order = self._static
-        picked = knapsack(values, weights, self._capacity(), exact_limit=self.exact_limit, order=order)
+        picked = knapsack(values, weights, self._capacity(budget), exact_limit=self.exact_limit, order=order)
         picked.sort(key=lambda i: (-values[i], i))
-        result = self._budget_selection(picked, [float(values[i]) for i in picked])
-        self._memo = (n, self.max_tokens, result)
+        result = self._budget_selection(picked, [float(values[i]) for i in picked], budget)
+        self._memo = (n, budget, result)
         return result
 
-    def _trim(self, chosen: Selection) -> Selection:
+    def _trim(self, chosen: Selection, budget: int) -> Selection:
         import numpy as np
 
         if self._poolless:
@@ -266,22 +275,22 @@ class TokenBudgetSelector(BaseSelector):
         raw = [s if s is not None else 1.0 / (1 + rank) for rank, s in enumerate(chosen.scores)]
         values = _positive(np.asarray(raw, dtype=np.float64))
         weights = np.asarray(tokens, dtype=np.int64) + self.separator_tokens
-        keep = knapsack(values, weights, self._capacity(), exact_limit=self.exact_limit)  # keeps the given order
+        keep = knapsack(values, weights, self._capacity(budget), exact_limit=self.exact_limit)  # keeps the order
         used = sum(tokens[i] for i in keep) + self.separator_tokens * max(len(keep) - 1, 0)
         return Selection(
             [chosen[i] for i in keep],
             scores=[chosen.scores[i] for i in keep],
             tokens=[tokens[i] for i in keep],
             indices=[chosen.indices[i] for i in keep],
-            reasons=[f"{chosen.reasons[i]}; fits budget ({used}/{self.max_tokens} tokens)".lstrip("; ") for i in keep],
+            reasons=[f"{chosen.reasons[i]}; fits budget ({used}/{budget} tokens)".lstrip("; ") for i in keep],
             selector=f"{type(self).__name__}({chosen.selector})" if chosen.selector else type(self).__name__,
         )
 
-    def _budget_selection(self, picked: list[int], scores: list[float]) -> Selection:
+    def _budget_selection(self, picked: list[int], scores: list[float], budget: int) -> Selection:
         counts = self._pool_token_counts()
         tokens = [counts[i] for i in picked]
         used = sum(tokens) + self.separator_tokens * max(len(picked) - 1, 0)
-        reason = f"score {{:.3g}}; fits budget ({used}/{self.max_tokens} tokens)"
+        reason = f"score {{:.3g}}; fits budget ({used}/{budget} tokens)"
         return Selection(
             self.pool.take(picked),
             scores=scores,
@@ -303,6 +312,7 @@ class TokenBudgetSelector(BaseSelector):
             template = {"chat": [[role, t.source] for role, t in template.messages]}
         return {
             "max_tokens": self.max_tokens,
+            "reserve": "custom" if callable(self.reserve) else self.reserve,
             "model": self.model,
             "count": "custom" if self._custom_count else None,
             "example_template": template,

@@ -99,11 +99,13 @@ def load_selector(
     count: Callable[[str], int] | None = None,
     where: Where | None = None,
     score: Score = None,
+    reserve: Callable[[Mapping[str, Any]], int] | None = None,
 ) -> Any:
     """Rebuild a selector written by ``selector.save(path)``.
 
     What a file cannot hold is passed here: a ``pool`` when it was saved without one, an
-    ``embedder`` that is not the hashing or local one, a custom ``count``, ``where`` or ``score``.
+    ``embedder`` that is not the hashing or local one, a custom ``count``, ``where``, ``score`` or
+    ``reserve``.
     """
     import numpy as np
 
@@ -118,7 +120,7 @@ def load_selector(
             vectors = {node: np.load(io.BytesIO(zf.read(name))) for node, name in doc.get("vectors", {}).items()}
     except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise ExampleError(f"cannot read the selector file {Path(path).name!r}: {exc}") from exc
-    options = {"embedder": embedder, "index": index, "count": count, "where": where, "score": score}
+    options = {"embedder": embedder, "index": index, "count": count, "where": where, "score": score, "reserve": reserve}
     return _build(doc["selector"], "root", pool, vectors, options)
 
 
@@ -144,6 +146,9 @@ def _build(
             raise ExampleError("this selector was saved with a custom token counter; pass count=... to load it")
         if cfg.get("score") == "custom" and options["score"] is None:
             raise ExampleError("this selector was saved with a custom score function; pass score=... to load it")
+        saved_reserve = cfg.get("reserve", 0)
+        if saved_reserve == "custom" and options["reserve"] is None:
+            raise ExampleError("this selector was saved with a reserve function; pass reserve=... to load it")
         return TokenBudgetSelector(
             None if candidates is not None else _need(pool),
             max_tokens=int(cfg["max_tokens"]),
@@ -153,6 +158,7 @@ def _build(
             example_template=_template(cfg.get("example_template")),
             separator=cfg.get("separator", "\n\n"),
             score=options["score"] if cfg.get("score") == "custom" else cfg.get("score"),
+            reserve=options["reserve"] if saved_reserve == "custom" else int(saved_reserve),
             exact_limit=int(cfg.get("exact_limit", 64)),
         )
     the_pool = _need(pool)
