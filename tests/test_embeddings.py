@@ -262,3 +262,19 @@ def test_unknown_local_model_is_a_configuration_error() -> None:
     e = SentenceTransformerEmbedder("/nonexistent/model/path", cache=False)
     with pytest.raises(ConfigurationError, match="cannot load"):
         e.embed(["x"])
+
+
+def test_cache_max_size_evicts_the_oldest() -> None:
+    cache = EmbeddingCache(max_size=3)
+    e = CountingEmbedder(cache=cache)
+    e.embed(["a", "b", "c"])
+    e.embed(["d"])
+    assert len(cache) == 3
+    e.embed(["b", "c", "d"])
+    assert len(e.batches) == 2  # still cached
+    e.embed(["a"])
+    assert len(e.batches) == 3  # evicted, embedded again
+    with pytest.raises(ConfigurationError, match="max_size"):
+        EmbeddingCache(max_size=0)
+    assert HashingEmbedder().cache is not None
+    assert HashingEmbedder().cache.max_size == 100_000  # type: ignore[union-attr]
