@@ -146,11 +146,12 @@ def _download(file: EncodingFile, *, timeout: float) -> bytes:
 
 
 def _missing_message(encoding: str, file: EncodingFile, directory: Path | None, reason: str) -> str:
-    where = (
-        f"TIKTOKEN_CACHE_DIR={directory} has no valid {file.cache_name}"
-        if directory is not None
-        else "TIKTOKEN_CACHE_DIR is empty, which turns tiktoken's cache off"
-    )
+    if directory is None:
+        where = "TIKTOKEN_CACHE_DIR is empty, which turns tiktoken's cache off"
+    elif "TIKTOKEN_CACHE_DIR" in os.environ:
+        where = f"TIKTOKEN_CACHE_DIR={directory} has no valid {file.cache_name}"
+    else:
+        where = f"tiktoken's cache {directory} (TIKTOKEN_CACHE_DIR is not set) has no valid {file.cache_name}"
     return (
         f"cannot load the tiktoken encoding {encoding!r}: {where}, and {reason}. "
         f"Set TIKTOKEN_CACHE_DIR to a writable directory and fill it once, without network: "

@@ -87,10 +87,14 @@ class TokenCount(int):
         return self
 
 
-@functools.lru_cache(maxsize=256)
 def _resolve(model: str) -> tuple[str, bool]:
     if not isinstance(model, str) or not model.strip():
         raise ConfigurationError(f"model must be a non-empty string, not {model!r}")
+    return _resolve_name(model)
+
+
+@functools.lru_cache(maxsize=256)
+def _resolve_name(model: str) -> tuple[str, bool]:
     name = model.strip().lower()
     for prefix in _PROVIDER_PREFIXES:
         if name.startswith(prefix):

@@ -649,3 +649,21 @@ def test_token_modules_import_only_lower_layers() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level:
                 assert node.module in allowed, node.module
+
+
+@pytest.mark.usefixtures("fresh_tokenizers")
+def test_offline_error_explains_the_default_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TIKTOKEN_CACHE_DIR")
+    monkeypatch.delenv("DATA_GYM_CACHE_DIR", raising=False)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    with pytest.raises(TokenizerError) as info:
+        count_tokens("hi", model="gpt-4o")
+    assert f"cache {tmp_path / 'data-gym-cache'} (TIKTOKEN_CACHE_DIR is not set)" in str(info.value)
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")
+    with pytest.raises(TokenizerError, match="TIKTOKEN_CACHE_DIR is empty"):
+        count_tokens("hi", model="gpt-4o")
+
+
+def test_unhashable_model_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="model must be"):
+        count_tokens("hi", model=["gpt-4o"])  # type: ignore[arg-type]
