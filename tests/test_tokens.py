@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from promptkit._tokens import (
 )
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def tiktoken_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A tiktoken cache filled from quicktok-v1 (no network), with downloads switched off."""
     directory = provision_tiktoken_cache(tmp_path_factory.mktemp("tiktoken"))
@@ -374,6 +375,21 @@ def test_cache_dir_follows_tiktoken_rules(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert _tiktoken_files.cache_dir().name == "data-gym-cache"  # type: ignore[union-attr]
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")
     assert _tiktoken_files.cache_dir() is None
+
+
+def test_fresh_process_counts_from_the_provisioned_cache_without_network(tiktoken_cache: Path) -> None:
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise AssertionError('network used')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "from promptkit._tokens import count_tokens\n"
+        "print(count_tokens('hello world', model='gpt-4o'), count_tokens('hello world', model='gpt-4'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PROMPTKIT_OFFLINE"}
+    env["TIKTOKEN_CACHE_DIR"] = str(tiktoken_cache)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["2", "2"]
 
 
 def test_cache_file_names_are_what_tiktoken_reads(tiktoken_cache: Path) -> None:
