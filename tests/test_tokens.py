@@ -591,9 +591,16 @@ def test_fit_raises_when_even_an_empty_value_does_not_fit() -> None:
     assert (info.value.budget, info.value.minimum) == (minimum - 1, minimum)
     assert isinstance(info.value, TokenizerError)
     assert f"needs {minimum} tokens" in str(info.value)
-    # exactly the fixed part fits: everything of the value is cut
-    fit = fit_to_budget(_render, _DOC, budget=minimum, model="gpt-4o")
+    # exactly the fixed part fits: everything of the value is cut, found without searching
+    calls: list[str] = []
+
+    def render(doc: str) -> str:
+        calls.append(doc)
+        return _render(doc)
+
+    fit = fit_to_budget(render, _DOC, budget=minimum, model="gpt-4o")
     assert (fit.value, fit.tokens, fit.cut_tokens) == ("", minimum, fit.original_tokens)
+    assert calls == [_DOC, ""]
 
 
 def test_fit_rejects_bad_options() -> None:
