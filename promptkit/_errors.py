@@ -145,7 +145,12 @@ class UndefinedVariableError(TemplateError):
     """A variable used by the template was not provided. ``variable`` names it."""
 
     def __init__(
-        self, message: str, *, variable: str | None = None, template: str | None = None, lineno: int | None = None
+        self,
+        message: str,
+        *,
+        variable: str | None = None,
+        template: str | None = None,
+        lineno: int | None = None,
     ) -> None:
         self.variable = variable
         super().__init__(message, template=template, lineno=lineno)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union, get_args
+from typing import Any, Literal, get_args
 
 from ._errors import ConfigurationError
 
@@ -53,7 +53,7 @@ class ImagePart:
     type: Literal["image"] = "image"
 
 
-ContentPart = Union[TextPart, ImagePart]
+ContentPart = TextPart | ImagePart
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +71,11 @@ class Message:
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
-            raise ConfigurationError(
-                f"invalid message role {self.role!r}; expected one of {', '.join(sorted(ROLES))}"
-            )
-        if isinstance(self.content, list):
-            object.__setattr__(self, "content", tuple(self.content))
-        if not isinstance(self.content, (str, tuple)):
+            raise ConfigurationError(f"invalid message role {self.role!r}; expected one of {', '.join(sorted(ROLES))}")
+        content: object = self.content
+        if isinstance(content, list):
+            object.__setattr__(self, "content", tuple(content))
+        elif not isinstance(content, (str, tuple)):
             raise ConfigurationError(
                 f"message content must be a str or a sequence of parts, not {type(self.content).__name__}"
             )
@@ -150,8 +149,8 @@ class Chunk:
     raw: Any = field(default=None, repr=False, compare=False)
 
 
-MessageLike = Union[Message, str, tuple[str, str], Mapping[str, Any]]
-MessagesLike = Union[str, Message, Sequence[MessageLike]]
+MessageLike = Message | str | tuple[str, str] | Mapping[str, Any]
+MessagesLike = str | Message | Sequence[MessageLike]
 
 
 def _coerce_one(item: object, index: int) -> Message:
@@ -185,11 +184,10 @@ def coerce_messages(messages: MessagesLike | Iterable[MessageLike]) -> tuple[Mes
     """
     if isinstance(messages, (str, Message)):
         return (_coerce_one(messages, 0),)
-    if isinstance(messages, tuple) and len(messages) == 2 and all(isinstance(x, str) for x in messages):
-        # A lone (role, content) pair; a pair of two plain strings is read as one message only
-        # when its first item is a role, otherwise as two user messages.
-        if messages[0] in ROLES:
-            return (_coerce_one(messages, 0),)
+    # A lone (role, content) pair: a 2-tuple of strings whose first item is a role. Any other
+    # tuple is a sequence of messages.
+    if isinstance(messages, tuple) and len(messages) == 2 and messages[0] in ROLES and isinstance(messages[1], str):
+        return (_coerce_one(messages, 0),)
     result = tuple(_coerce_one(m, i) for i, m in enumerate(messages))
     if not result:
         raise ConfigurationError("messages must not be empty")

@@ -73,7 +73,7 @@ def require(module: str, *, extra: str, package: str | None = None) -> ModuleTyp
     except ImportError as exc:
         from ._errors import MissingDependencyError
 
-        pkg = package or module.split(".")[0]
+        pkg = package or module.split(".", maxsplit=1)[0]
         raise MissingDependencyError(
             f"{pkg!r} is required for this feature but is not installed; "
             f'install it with: pip install "promptkit[{extra}]"'

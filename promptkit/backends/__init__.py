@@ -13,7 +13,6 @@ and wrappers (retry, cache, ...) can wrap any backend at that level.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import math
@@ -344,14 +343,16 @@ class BaseBackend:
 
     async def _acomplete(self, request: Request) -> Completion:
         # Default: run the sync path in a worker thread, so the event loop is never blocked.
+        import asyncio  # already loaded by whoever runs this coroutine; kept off import time
+
         return await asyncio.to_thread(self._complete, request)
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         raise UnsupportedCapabilityError(f"{type(self).__name__} does not support streaming")
 
-    async def _astream(self, request: Request) -> AsyncIterator[Chunk]:
+    def _astream(self, request: Request) -> AsyncIterator[Chunk]:
+        # Subclasses write this as an ``async def`` generator; the default refuses at once.
         raise UnsupportedCapabilityError(f"{type(self).__name__} does not support async streaming")
-        yield  # pragma: no cover - makes this an async generator
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
@@ -486,9 +487,7 @@ def backend(spec: str, **options: Any) -> Backend:
     if provider == "openai-compatible":
         model, at, base_url = model.rpartition("@")
         if not at or not model or not base_url:
-            raise ConfigurationError(
-                f"backend spec {spec!r} must look like 'openai-compatible:<model>@<base_url>'"
-            )
+            raise ConfigurationError(f"backend spec {spec!r} must look like 'openai-compatible:<model>@<base_url>'")
         options.setdefault("base_url", base_url)
     result: Backend = cls(model=model, **options)
     return result

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+import promptkit
+from promptkit import (
+    BackendError,
+    BackendTimeoutError,
+    ConfigurationError,
+    IncompleteStreamError,
+    MissingDependencyError,
+    ParseError,
+    PromptkitError,
+    RateLimitError,
+    TemplateError,
+    UndefinedVariableError,
+    UnsupportedParameterError,
+)
+
+ERROR_NAMES = [n for n in promptkit.__all__ if n.endswith("Error")]
+
+
+@pytest.mark.parametrize("name", ERROR_NAMES)
+def test_every_public_error_is_a_promptkit_error(name: str) -> None:
+    assert issubclass(getattr(promptkit, name), PromptkitError)
+
+
+def test_builtin_bases_for_natural_except_clauses() -> None:
+    assert issubclass(BackendTimeoutError, TimeoutError)
+    assert issubclass(ConfigurationError, ValueError)
+    assert issubclass(MissingDependencyError, ImportError)
+
+
+def test_template_error_names_template_and_line() -> None:
+    err = UndefinedVariableError("missing template variable 'x'", variable="x", template="greet", lineno=3)
+    assert str(err) == "missing template variable 'x' (in greet, line 3)"
+    assert (err.variable, err.template, err.lineno) == ("x", "greet", 3)
+    assert isinstance(err, TemplateError)
+
+
+def test_parse_error_keeps_raw_text_and_expectation() -> None:
+    err = ParseError("not a number", text="  twelve ", expected="an integer")
+    assert err.text == "  twelve "
+    assert err.attempts == ["  twelve "]
+    assert "expected an integer" in str(err)
+
+
+def test_errors_redact_api_keys() -> None:
+    err = BackendError("Incorrect API key provided: sk-proj-abcdefghijklmnop1234", provider="openai")
+    assert "abcdefghijklmnop" not in str(err)
+    assert "sk-***" in str(err)
+
+
+def test_pickled_error_keeps_attributes_but_drops_cause_with_secrets() -> None:
+    class SDKError(Exception):
+        def __init__(self) -> None:
+            super().__init__("boom")
+            self.headers = {"authorization": "Bearer sk-secret-key-123456789"}
+
+    try:
+        try:
+            raise SDKError
+        except SDKError as exc:
+            raise RateLimitError("slow down", provider="openai", status_code=429, retry_after=3.0) from exc
+    except RateLimitError as err:
+        data = pickle.dumps(err)
+    assert b"sk-secret" not in data
+    clone = pickle.loads(data)
+    assert isinstance(clone, RateLimitError)
+    assert (clone.status_code, clone.retry_after, clone.provider, str(clone)) == (
+        429,
+        3.0,
+        "openai",
+        "slow down",
+    )
+    assert clone.__cause__ is None
+
+
+def test_incomplete_stream_error_keeps_partial_text() -> None:
+    err = IncompleteStreamError("cut", partial_text="Hello wor", provider="mock")
+    assert err.partial_text == "Hello wor"
+    assert pickle.loads(pickle.dumps(err)).partial_text == "Hello wor"
+
+
+def test_unsupported_parameter_error_names_param_and_backend() -> None:
+    err = UnsupportedParameterError("logit_bias", "MyBackend")
+    assert err.param == "logit_bias"
+    assert err.backend == "MyBackend"
+    assert "MyBackend does not support the parameter 'logit_bias'" in str(err)

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from promptkit import Completion, ConfigurationError, ImagePart, Message, TextPart, Usage
+from promptkit._messages import coerce_messages
+
+
+def test_message_is_frozen_and_readable() -> None:
+    m = Message("user", "hi")
+    assert repr(m) == "Message(role='user', content='hi')"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.content = "x"  # type: ignore[misc]
+    assert hash(m) == hash(Message("user", "hi"))
+
+
+def test_message_rejects_unknown_role() -> None:
+    with pytest.raises(ConfigurationError, match="invalid message role 'bot'"):
+        Message("bot", "hi")  # type: ignore[arg-type]
+
+
+def test_message_rejects_non_text_content() -> None:
+    with pytest.raises(ConfigurationError, match="content must be"):
+        Message("user", 42)  # type: ignore[arg-type]
+
+
+def test_multipart_content() -> None:
+    m = Message("user", [TextPart(text="What is "), ImagePart(url="https://x/y.png"), TextPart(text="this?")])  # type: ignore[arg-type]
+    assert isinstance(m.content, tuple)
+    assert m.text == "What is this?"
+    hash(m)
+
+
+def test_usage_adds_and_totals() -> None:
+    total = Usage(input_tokens=3, output_tokens=4) + Usage(input_tokens=1, output_tokens=1)
+    assert total == Usage(input_tokens=4, output_tokens=5)
+    assert total.total_tokens == 9
+
+
+def test_completion_repr_hides_raw() -> None:
+    c = Completion(text="Paris", model="m", raw={"secret": "raw-response"})
+    assert "raw-response" not in repr(c)
+    assert c == Completion(text="Paris", model="m")
+    assert "Paris" in c._repr_html_()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("hi", [("user", "hi")]),
+        (Message("system", "s"), [("system", "s")]),
+        (("system", "be brief"), [("system", "be brief")]),
+        ([("system", "s"), "q"], [("system", "s"), ("user", "q")]),
+        ([{"role": "assistant", "content": "a"}], [("assistant", "a")]),
+        (("hello", "world"), [("user", "hello"), ("user", "world")]),
+    ],
+)
+def test_coerce_messages(value: object, expected: list[tuple[str, str]]) -> None:
+    assert [(m.role, m.content) for m in coerce_messages(value)] == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ([], "must not be empty"),
+        ([42], "message 0 must be"),
+        ([{"role": "user", "content": "x", "name": "n"}], "unsupported keys: name"),
+        ([("robot", "x")], "invalid message role"),
+    ],
+)
+def test_coerce_messages_errors(value: object, match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        coerce_messages(value)  # type: ignore[arg-type]
+
+
+def test_messages_html_escapes() -> None:
+    html = Message("user", "<script>").__class__._repr_html_(Message("user", "<script>"))
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html

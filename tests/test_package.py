@@ -1,0 +1,173 @@
+"""The package as users meet it: its namespace, its import cost, its layering and its docs."""
+
+from __future__ import annotations
+
+import ast
+import doctest
+import importlib
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import promptkit
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "promptkit"
+
+HEAVY = (
+    "openai",
+    "anthropic",
+    "tiktoken",
+    "numpy",
+    "torch",
+    "sentence_transformers",
+    "pandas",
+    "bm25s",
+    "httpx2",
+)
+
+# Import layers (see the architecture notes): a module may import only from its own layer or below.
+LAYERS: dict[str, int] = {
+    "_errors": 0,
+    "_utils": 0,
+    "_messages": 1,
+    "_tokens": 2,
+    "_tiktoken_files": 2,
+    "_embeddings": 2,
+    "_tracing": 2,
+    "backends": 2,
+    "_templates": 3,
+    "_parsers": 3,
+    "backends._retry": 3,
+    "backends._cache": 3,
+    "backends._cost": 3,
+    "_fewshot": 4,
+    "backends.openai": 4,
+    "backends.anthropic": 4,
+    "_strategies": 5,
+    "_prompt": 6,
+    "_batch": 7,
+    "_files": 7,
+    "__init__": 8,
+}
+SIDE = "testing"  # may import layers 0-2 only
+
+
+def _layer_of(module: str) -> int | None:
+    """Layer of a dotted module name relative to the package, e.g. '_templates' or 'backends.openai'."""
+    parts = module.split(".")
+    while parts:
+        name = ".".join(parts)
+        if name in LAYERS:
+            return LAYERS[name]
+        # private helpers inside a subpackage share the subpackage's first registered parent
+        parts = parts[:-1]
+    return None
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts = parts[:-1]
+        out.append((".".join(parts), path))
+    return out
+
+
+def _resolve(current: str, is_package: bool, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        name = node.module or ""
+        return name.removeprefix("promptkit.") if name.startswith("promptkit") else ""
+    base = current.split(".")
+    if not is_package:
+        base = base[:-1]
+    base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def _top_level_imports(tree: ast.Module) -> list[ast.ImportFrom | ast.Import]:
+    found: list[ast.ImportFrom | ast.Import] = []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, ast.If):  # `if TYPE_CHECKING:` blocks count too
+            found.extend(n for n in node.body if isinstance(n, (ast.Import, ast.ImportFrom)))
+    return found
+
+
+@pytest.mark.parametrize(("module", "path"), _modules(), ids=[m for m, _ in _modules()])
+def test_imports_only_point_down(module: str, path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    is_package = path.name == "__init__.py"
+    if module.startswith(SIDE):
+        own = 2
+    else:
+        layer = _layer_of(module or "__init__")
+        assert layer is not None, f"promptkit.{module} has no layer; add it to LAYERS (and the architecture notes)"
+        own = layer
+    for node in _top_level_imports(tree):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        target = _resolve(module, is_package, node)
+        if not target or (target.startswith(SIDE) and module.startswith(SIDE)):
+            continue
+        assert not target.startswith(SIDE), f"promptkit.{module} imports the testing package at load time"
+        target_layer = _layer_of(target)
+        assert target_layer is not None, f"promptkit.{module} imports unknown promptkit.{target}"
+        assert target_layer <= own, (
+            f"promptkit.{module} (layer {own}) imports promptkit.{target} (layer {target_layer})"
+        )
+
+
+def test_import_is_light() -> None:
+    code = f"import promptkit, sys, json; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert json.loads(out) == []
+
+
+def test_testing_import_is_light() -> None:
+    code = f"import promptkit.testing, sys, json; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert json.loads(out) == []
+
+
+def test_all_is_sorted_and_complete() -> None:
+    names = promptkit.__all__
+    assert names == sorted(names)
+    assert len(names) == len(set(names))
+    for name in names:
+        assert hasattr(promptkit, name), name
+    # "@..." names are pytest's assertion-rewriting helpers (the package holds the pytest plugin).
+    skip = {"annotations", "backends", "testing"}
+    public = {n for n in vars(promptkit) if not n.startswith(("_", "@")) and n not in skip}
+    public -= {m for m, _ in _modules()}  # submodules that happen to be loaded
+    assert public <= set(names), f"public but not in __all__: {sorted(public - set(names))}"
+
+
+def test_py_typed_is_shipped() -> None:
+    assert (PACKAGE / "py.typed").exists()
+
+
+def _doctest_modules() -> list[str]:
+    names = ["promptkit"]
+    for info in pkgutil.walk_packages([str(PACKAGE)], prefix="promptkit."):
+        if info.name.endswith("pytest_plugin"):
+            continue
+        names.append(info.name)
+    return names
+
+
+@pytest.mark.parametrize("name", _doctest_modules())
+def test_docstring_examples_run(name: str) -> None:
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:  # an optional extra is not installed here
+        pytest.fail(f"{name} failed to import: {exc}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
