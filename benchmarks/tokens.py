@@ -110,9 +110,7 @@ def main() -> None:
     ours = _median(lambda: fit_to_budget(render, doc, budget=8000, model="gpt-4o", cut="middle"), repeat=5)
     floor = _median(lambda: len(enc.encode_ordinary(render(doc))), repeat=5)
     # the peer: the usual hand-written way, encode once, slice, decode, render, re-count
-    peer = _median(
-        lambda: len(enc.encode_ordinary(render(enc.decode(enc.encode_ordinary(doc)[:7980])))), repeat=5
-    )
+    peer = _median(lambda: len(enc.encode_ordinary(render(enc.decode(enc.encode_ordinary(doc)[:7980])))), repeat=5)
     rows.append((f"fit a {fit.original_tokens}-token doc into 8000 ({per_fit} renders)", ours, floor, peer))
 
     print(f"tiktoken {tiktoken.__version__}, Python {sys.version.split()[0]}")

@@ -180,9 +180,7 @@ def ensure_files(encoding: str, *, timeout: float = DOWNLOAD_TIMEOUT) -> None:
         try:
             data = _download(file, timeout=timeout)
         except Exception as exc:  # any network, HTTP or hash failure means the same to the caller
-            raise TokenizerError(
-                _missing_message(encoding, file, directory, f"the download failed ({exc})")
-            ) from exc
+            raise TokenizerError(_missing_message(encoding, file, directory, f"the download failed ({exc})")) from exc
         if directory is None:
             # Caching is off, so tiktoken will fetch it again itself; the network just worked.
             continue
@@ -225,9 +223,7 @@ def _quicktok_table(relative: str) -> bytes:
             entries.append((rank, token))
             offset += 6 + length
     except struct.error as exc:
-        raise TokenizerError(
-            f"{_QUICKTOK_DIST}'s table {relative} is truncated or not in the known format"
-        ) from exc
+        raise TokenizerError(f"{_QUICKTOK_DIST}'s table {relative} is truncated or not in the known format") from exc
     entries.sort()
     return b"".join(base64.b64encode(token) + b" %d\n" % rank for rank, token in entries)
 
@@ -258,9 +254,7 @@ def provision_tiktoken_cache(
         files = files_for(encoding)
         if files is None or any(f.url not in _QUICKTOK_SOURCES for f in files):
             known = sorted(e for e, fs in _FILES.items() if all(f.url in _QUICKTOK_SOURCES for f in fs))
-            raise TokenizerError(
-                f"cannot provision the encoding {encoding!r} offline; available: {', '.join(known)}"
-            )
+            raise TokenizerError(f"cannot provision the encoding {encoding!r} offline; available: {', '.join(known)}")
         for file in files:
             path = target / file.cache_name
             if _is_valid(path, file.sha256):
@@ -287,9 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Fill tiktoken's cache without network from the quicktok-v1 package "
         "(files are verified against tiktoken's SHA-256 before use).",
     )
-    parser.add_argument(
-        "directory", nargs="?", default=None, help="cache directory (default: where tiktoken looks)"
-    )
+    parser.add_argument("directory", nargs="?", default=None, help="cache directory (default: where tiktoken looks)")
     parser.add_argument(
         "--encoding",
         action="append",
@@ -298,9 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        target = provision_tiktoken_cache(
-            args.directory, encodings=args.encodings or ("cl100k_base", "o200k_base")
-        )
+        target = provision_tiktoken_cache(args.directory, encodings=args.encodings or ("cl100k_base", "o200k_base"))
     except (TokenizerError, MissingDependencyError) as exc:
         parser.exit(1, f"error: {exc}\n")
     print(f"tiktoken cache ready in {target}")

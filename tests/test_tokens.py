@@ -278,9 +278,7 @@ def test_decode_drops_partial_characters_at_the_edges() -> None:
 
 
 @pytest.mark.usefixtures("fresh_tokenizers")
-def test_empty_cache_offline_raises_naming_tiktoken_cache_dir(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_empty_cache_offline_raises_naming_tiktoken_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import requests
 
     def no_network(*args: object, **kwargs: object) -> None:
@@ -330,9 +328,7 @@ class _FakeResponse:
 
 
 @pytest.mark.usefixtures("fresh_tokenizers")
-def test_download_is_verified_and_cached(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiktoken_cache: Path
-) -> None:
+def test_download_is_verified_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiktoken_cache: Path) -> None:
     import requests
 
     file = _tiktoken_files._CL100K
@@ -437,9 +433,7 @@ def test_provisioning_keeps_valid_files(tmp_path: Path, monkeypatch: pytest.Monk
     assert provision_tiktoken_cache(tmp_path, encodings=["cl100k_base"]) == tmp_path
 
 
-def test_provisioning_refuses_a_table_with_the_wrong_hash(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_provisioning_refuses_a_table_with_the_wrong_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_tiktoken_files, "_quicktok_table", lambda relative: b"AA== 0\n")
     with pytest.raises(TokenizerError, match="refusing"):
         provision_tiktoken_cache(tmp_path, encodings=["o200k_base"])
@@ -451,9 +445,7 @@ def test_provisioning_names_what_it_can_do(tmp_path: Path) -> None:
         provision_tiktoken_cache(tmp_path, encodings=["p50k_base"])
 
 
-def test_provisioning_without_quicktok_says_what_to_install(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_provisioning_without_quicktok_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from importlib import metadata
 
     real = metadata.distribution
@@ -634,9 +626,7 @@ def test_multibyte_truncation_yields_valid_text(cut: _tokens.Cut, model: str) ->
         elif cut == "start":
             assert _MULTIBYTE.endswith(fit.value)
         else:
-            common = next(
-                i for i in range(len(fit.value) + 1) if i == len(fit.value) or fit.value[i] != _MULTIBYTE[i]
-            )
+            common = next(i for i in range(len(fit.value) + 1) if i == len(fit.value) or fit.value[i] != _MULTIBYTE[i])
             assert _MULTIBYTE.endswith(fit.value[common:])
 
 
