@@ -250,7 +250,7 @@ def provision_tiktoken_cache(
             "TIKTOKEN_CACHE_DIR is set to an empty string, which turns tiktoken's cache off; "
             "pass a directory or set TIKTOKEN_CACHE_DIR to one"
         )
-    for encoding in encodings:
+    for encoding in (encodings,) if isinstance(encodings, str) else encodings:
         files = files_for(encoding)
         if files is None or any(f.url not in _QUICKTOK_SOURCES for f in files):
             known = sorted(e for e, fs in _FILES.items() if all(f.url in _QUICKTOK_SOURCES for f in fs))

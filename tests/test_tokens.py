@@ -423,6 +423,11 @@ def test_provisioning_writes_verified_official_files(tmp_path: Path) -> None:
         assert f'expected_hash="{digest}"' in source
 
 
+def test_provisioning_accepts_one_encoding_name(tmp_path: Path) -> None:
+    provision_tiktoken_cache(tmp_path, encodings="cl100k_base")
+    assert [p.name for p in tmp_path.iterdir()] == [_tiktoken_files._CL100K.cache_name]
+
+
 def test_provisioning_keeps_valid_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     provision_tiktoken_cache(tmp_path, encodings=["cl100k_base"])
 
