@@ -31,6 +31,7 @@ from ._errors import (
     TemplateLimitError,
     TemplateSecurityError,
     TemplateSyntaxError,
+    TokenBudgetError,
     TokenizerError,
     UndefinedVariableError,
     UnexpectedVariableError,
@@ -42,6 +43,17 @@ from ._messages import Chunk, Completion, ImagePart, Message, TextPart, Usage
 from ._parsers import Parser, PydanticParser, TextParser
 from ._prompt import Prompt, Result
 from ._templates import ChatTemplate, Template
+from ._tiktoken_files import provision_tiktoken_cache
+from ._tokens import (
+    FitResult,
+    TokenCount,
+    Tokenizer,
+    count_tokens,
+    encoding_for_model,
+    fit_to_budget,
+    get_tokenizer,
+    is_exact,
+)
 from ._utils import UNSET
 from .backends import AsyncStream, Backend, BaseBackend, Stream, backend
 
@@ -62,6 +74,7 @@ __all__ = [
     "ConfigurationError",
     "Example",
     "ExampleError",
+    "FitResult",
     "FixedSelector",
     "ImagePart",
     "IncompleteStreamError",
@@ -88,6 +101,9 @@ __all__ = [
     "TemplateSyntaxError",
     "TextParser",
     "TextPart",
+    "TokenBudgetError",
+    "TokenCount",
+    "Tokenizer",
     "TokenizerError",
     "UNSET",
     "UndefinedVariableError",
@@ -97,4 +113,10 @@ __all__ = [
     "Usage",
     "__version__",
     "backend",
+    "count_tokens",
+    "encoding_for_model",
+    "fit_to_budget",
+    "get_tokenizer",
+    "is_exact",
+    "provision_tiktoken_cache",
 ]

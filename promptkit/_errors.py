@@ -15,6 +15,7 @@
     │   ├── TemplateSecurityError          the sandbox refused an operation
     │   └── TemplateLimitError             a size, loop or time bound was exceeded
     ├── TokenizerError                     token counting is impossible (e.g. no encoding files)
+    │   └── TokenBudgetError               a prompt cannot fit its token budget, even truncated
     ├── ParseError                         a reply did not match what the parser expects
     ├── ExampleError                       bad few-shot examples or selector configuration
     └── BackendError                       a model call failed (status, provider, retry_after)
@@ -61,6 +62,7 @@ __all__ = [
     "TemplateLimitError",
     "TemplateSecurityError",
     "TemplateSyntaxError",
+    "TokenBudgetError",
     "TokenizerError",
     "UndefinedVariableError",
     "UnexpectedVariableError",
@@ -180,6 +182,18 @@ class TemplateLimitError(TemplateError):
 
 class TokenizerError(PromptkitError):
     """Tokens cannot be counted (unknown model, or encoding files unavailable offline)."""
+
+
+class TokenBudgetError(TokenizerError):
+    """A prompt exceeds its token budget even with the truncatable value emptied.
+
+    ``budget`` is the limit and ``minimum`` the tokens the prompt needs with that value empty.
+    """
+
+    def __init__(self, message: str, *, budget: int, minimum: int) -> None:
+        self.budget = budget
+        self.minimum = minimum
+        super().__init__(message)
 
 
 class ExampleError(PromptkitError):

@@ -6,8 +6,6 @@ import itertools
 import json
 import pickle
 import random
-import sys
-import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -553,19 +551,19 @@ def test_budget_template_string_and_zero_budget() -> None:
         TokenBudgetSelector(pool, max_tokens=30, count=len, score="missing").select({})
 
 
-def test_budget_default_counter_uses_the_token_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, Any]] = []
+def test_budget_default_counter_is_the_models_tokenizer() -> None:
+    from promptkit._tokens import count_tokens
 
-    def count_tokens(text: str, *, model: str | None = None) -> int:
-        calls.append((text, model))
-        return len(text)
-
-    fake = types.ModuleType("promptkit._tokens")
-    fake.count_tokens = count_tokens  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "promptkit._tokens", fake)
-    s = TokenBudgetSelector([{"q": "abc"}], max_tokens=100, model="gpt-4o-mini", example_template="{{ q }}")
-    assert s.select({}).tokens == (3,)
-    assert ("abc", "gpt-4o-mini") in calls
+    pool = [{"q": "The quick brown fox jumps over the lazy dog."}, {"q": "Bonjour tout le monde, comment ça va ?"}]
+    s = TokenBudgetSelector(pool, max_tokens=1000, model="gpt-4o-mini", example_template="{{ q }}")
+    chosen = s.select({})
+    assert chosen.tokens == tuple(count_tokens(e["q"], model="gpt-4o-mini") for e in chosen)
+    default = TokenBudgetSelector(pool, max_tokens=1000, example_template="{{ q }}")
+    assert default.select({}).tokens == chosen.tokens  # the default model shares the encoding
+    chat = ChatTemplate([("user", "{{ q }}"), ("assistant", "ok")])
+    turns = TokenBudgetSelector(pool[:1], max_tokens=1000, model="gpt-4o-mini", example_template=chat)
+    expected = count_tokens([("user", pool[0]["q"]), ("assistant", "ok")], model="gpt-4o-mini") - 3
+    assert turns.select({}).tokens == (expected,)  # the chat format's overhead, less the reply priming
 
 
 # -- saving and loading ---------------------------------------------------------------------------------

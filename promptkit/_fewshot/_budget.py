@@ -8,12 +8,12 @@ greedy break point (the classic core method: optimal in practice, never worse th
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._errors import ConfigurationError, ExampleError
+from .._errors import ExampleError
 from .._templates import ChatTemplate, Template
+from .._tokens import TOKENS_PER_MESSAGE, count_tokens
 from ._examples import Example, ExampleLike, ExamplePool, render_example
 from ._selection import Selection
 from ._selectors import BaseSelector, Selector
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TokenBudgetSelector", "knapsack"]
 
-MESSAGE_OVERHEAD = 4
-"""Tokens a chat message costs beyond its text (role and delimiters), for chat example templates."""
+MESSAGE_OVERHEAD = TOKENS_PER_MESSAGE + 1
+"""Tokens a chat turn costs beyond its text: the chat format's framing plus the role's one token."""
 
 
 def knapsack(
@@ -97,11 +97,7 @@ def _dp(values: NDArray[np.float64], weights: NDArray[np.int64], capacity: int) 
 
 
 def _default_counter(model: str | None) -> Callable[[str], int]:
-    try:
-        tokens = importlib.import_module("promptkit._tokens")
-    except ImportError as exc:  # pragma: no cover - the token counter ships with promptkit
-        raise ConfigurationError("no token counter is available; pass count=...") from exc
-    count_tokens = tokens.count_tokens
+    """The tokenizer of ``model`` (default: promptkit's default model), counting plain text."""
 
     def count(text: str) -> int:
         return int(count_tokens(text, model=model) if model is not None else count_tokens(text))

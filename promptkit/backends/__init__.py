@@ -13,7 +13,6 @@ and wrappers (retry, cache, ...) can wrap any backend at that level.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import math
@@ -344,6 +343,8 @@ class BaseBackend:
 
     async def _acomplete(self, request: Request) -> Completion:
         # Default: run the sync path in a worker thread, so the event loop is never blocked.
+        import asyncio  # already loaded by whoever runs this coroutine; kept off import time
+
         return await asyncio.to_thread(self._complete, request)
 
     def _stream(self, request: Request) -> Iterator[Chunk]:

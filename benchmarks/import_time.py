@@ -1,0 +1,60 @@
+"""Cold import time of ``import promptkit`` as a whole process, against its own dependencies and peers.
+
+Run: python benchmarks/import_time.py [--runs N]
+Each row is the median wall time of N fresh interpreters; the floor is an interpreter doing nothing.
+Peers that are not installed are skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import subprocess
+import sys
+import time
+
+CASES = [
+    ("floor: python -c pass", "pass", None),
+    ("import jinja2, pydantic", "import jinja2, pydantic", None),
+    ("jinja2 + pydantic.BaseModel", "import jinja2, jinja2.sandbox; from pydantic import BaseModel", None),
+    ("import promptkit", "import promptkit", None),
+    ("import promptkit.testing", "import promptkit.testing", None),
+    ("peer: langchain_core.prompts", "import langchain_core.prompts", "langchain_core"),
+    ("peer: llm", "import llm", "llm"),
+    ("peer: instructor", "import instructor", "instructor"),
+]
+
+
+def measure(code: str, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    results: list[tuple[str, float | None]] = []
+    for label, code, needs in CASES:
+        if needs is not None and importlib.util.find_spec(needs) is None:
+            results.append((label, None))
+            continue
+        results.append((label, measure(code, args.runs)))
+    floor = results[0][1] or 1.0
+    deps = results[1][1] or 1.0
+    print(f"cold import, median of {args.runs} processes ({sys.version.split()[0]})")
+    print(f"{'case':34} {'ms':>8} {'x floor':>8} {'x jinja2+pydantic':>18}")
+    for label, seconds in results:
+        if seconds is None:
+            print(f"{label:34} {'not installed':>8}")
+            continue
+        print(f"{label:34} {seconds * 1000:8.0f} {seconds / floor:8.1f} {seconds / deps:18.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""The README's and examples/' code runs as written."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quickstart_runs_offline() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py")], check=True, capture_output=True, text=True
+    ).stdout
+    assert "offline" in out
+    assert "Typed value: Sentiment(label='positive', confidence=0.93)" in out
+
+
+def _readme_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+def test_readme_quick_start_has_two_shell_commands() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert len(re.findall(r"```bash\n", section)) == 2
+
+
+def test_readme_python_examples_run() -> None:
+    from promptkit.testing import MockBackend
+
+    blocks = _readme_blocks()
+    assert len(blocks) >= 2
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    tests = [fn for name, fn in namespace.items() if name.startswith("test_") and callable(fn)]
+    assert tests, "the README's testing example defines a test function"
+    for fn in tests:
+        fn(MockBackend())
