@@ -753,3 +753,18 @@ def test_budget_reserve_leaves_room_for_the_prompt(tmp_path: Path) -> None:
     with pytest.raises(ExampleError, match="reserve="):
         load_selector(path, count=words)
     assert len(load_selector(path, count=words, reserve=lambda i: 0).select({})) == 3
+
+
+def test_qdrant_on_disk_collection_is_not_embedded_again(tmp_path: Path) -> None:
+    first = HashingEmbedder()
+    index = QdrantIndex(path=tmp_path / "qdrant", collection="faq")
+    s = SemanticSelector(FAQ, k=2, fields=["q"], embedder=first, index=index)
+    expected = s.select({"q": "refund"})
+    index.close()
+    again = HashingEmbedder()
+    reopened = QdrantIndex(path=tmp_path / "qdrant", collection="faq")
+    assert len(reopened) == len(FAQ)
+    s2 = SemanticSelector(FAQ, k=2, fields=["q"], embedder=again, index=reopened)
+    assert s2.select({"q": "refund"}) == expected
+    assert again.calls == 1  # the query only
+    reopened.close()

@@ -8,6 +8,7 @@ Positions are the examples' positions in the pool: ``add`` appends, ``search`` r
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -133,9 +134,10 @@ class NumpyIndex:
 class QdrantIndex:
     """Vectors in a Qdrant collection: embedded local mode, a server or a cluster.
 
-    Pass a ready ``QdrantClient`` as ``client``, or ``location`` (``":memory:"``, the default, or a
-    folder for local mode) or ``url`` for a server. Point ids are pool positions; the collection
-    is created on the first :meth:`add` with cosine distance.
+    Pass a ready ``QdrantClient`` as ``client``, or ``path`` (a folder: local mode on disk) or
+    ``url`` (a server or cluster); with none of them the index lives in memory (local mode).
+    Point ids are pool positions; the collection is created on the first :meth:`add` with cosine
+    distance.
 
     >>> QdrantIndex(collection="docs")
     <QdrantIndex collection='docs'>
@@ -146,14 +148,19 @@ class QdrantIndex:
         client: Any = None,
         *,
         collection: str | None = None,
-        location: str | None = None,
+        path: str | os.PathLike[str] | None = None,
         url: str | None = None,
         api_key: str | None = None,
         batch_size: int = 512,
     ) -> None:
         self._client = client
-        self._connect = {"location": location, "url": url, "api_key": api_key}
-        if client is None and location is None and url is None:
+        self._owns_client = client is None
+        self._connect: dict[str, str | None] = {
+            "path": os.fspath(path) if path is not None else None,
+            "url": url,
+            "api_key": api_key,
+        }
+        if client is None and path is None and url is None:
             self._connect["location"] = ":memory:"
         self.collection = collection or f"promptkit-{uuid.uuid4().hex[:12]}"
         self.batch_size = batch_size
@@ -230,6 +237,12 @@ class QdrantIndex:
         if missing:
             raise ConfigurationError(f"positions {missing[:5]} are not in the Qdrant collection {self.collection!r}")
         return np.asarray([by_id[i] for i in ids], dtype=np.float32)
+
+    def close(self) -> None:
+        """Close the client (releases a local folder's lock); only a client this index created."""
+        if self._client is not None and self._owns_client:
+            self._client.close()
+            self._client = None
 
     def __repr__(self) -> str:
         return f"<QdrantIndex collection={self.collection!r}>"
