@@ -253,7 +253,7 @@ def main() -> None:
         blas = "unknown"
     threads = args.blas_threads or "default"
     print(f"numpy {np.__version__}; BLAS: {blas}; BLAS threads {threads}; dim {DIM}; k {K}; median of repeated calls")
-    print(f"{'pool':>7}  {'what':<54} time")
+    print(f"{'pool':>7}  {'what':<62} time")
     for size, what, figure in rows:
         print(f"{size:>7}  {what:<62} {figure}")
     if not peers:
