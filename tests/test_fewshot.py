@@ -226,7 +226,7 @@ def test_numpy_index_matches_brute_force_and_grows() -> None:
     np.testing.assert_allclose(scores, (vectors @ q)[expected], rtol=1e-5)
     sub = np.array([3, 42, 7], dtype=np.intp)
     assert index.search(q, 2, subset=sub)[0].tolist()[0] == 42
-    np.testing.assert_array_equal(index.get(np.array([1, 2])), vectors[1:3])
+    np.testing.assert_allclose(index.get(np.array([1, 2])), vectors[1:3], rtol=1e-6, atol=1e-7)
     with pytest.raises(Exception, match="dimensions"):
         index.add(_unit(2, 8))
     assert NumpyIndex().search(q, 3)[0].shape == (0,)
@@ -768,3 +768,28 @@ def test_qdrant_on_disk_collection_is_not_embedded_again(tmp_path: Path) -> None
     assert s2.select({"q": "refund"}) == expected
     assert again.calls == 1  # the query only
     reopened.close()
+
+
+def test_selection_counted_fills_tokens() -> None:
+    from promptkit._tokens import count_tokens
+
+    s = SemanticSelector(FAQ, k=2, fields=["q"], embedder=HashingEmbedder()).select({"q": "refund"})
+    assert s.tokens == (None, None)
+    counted = s.counted(model="gpt-4o-mini", example_template="{{ q }}")
+    assert counted.tokens == tuple(count_tokens(e["q"], model="gpt-4o-mini") for e in s)
+    assert counted.scores == s.scores
+    assert counted.reasons == s.reasons
+    assert s.counted().total_tokens is not None
+
+
+class UnnormalisedEmbedder:
+    """Returns vectors of arbitrary length: the index and the query are normalised anyway."""
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        return HashingEmbedder(cache=False).embed(texts) * 7.5
+
+
+def test_unnormalised_embedders_still_give_cosines() -> None:
+    s = SemanticSelector(FAQ, k=1, fields=["q"], embedder=UnnormalisedEmbedder())
+    chosen = s.select({"q": FAQ[0]["q"]})
+    assert chosen.scores[0] == pytest.approx(1.0, abs=1e-5)

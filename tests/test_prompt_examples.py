@@ -211,3 +211,14 @@ def test_result_html_shows_why_each_example_was_picked() -> None:
     assert "1 example(s)" in html
     assert "cosine" in html
     assert "example(s)" not in Prompt("{{ text }}", MockBackend(["x"])).run(text="a")._repr_html_()
+
+
+def test_example_templates_may_show_a_subset_of_fields() -> None:
+    pool = [{"text": "ok", "label": "positive", "id": 17, "source": "web"}]
+    text = Prompt("{{ examples }}|{{ text }}", MockBackend(["x"]), examples=pool, example_template="{{ text }}")
+    assert text.render(text="t")[0].text == "ok|t"
+    chat = Prompt("{{ text }}", MockBackend(["x"]), examples=pool, example_template=TURNS)
+    assert [m.text for m in chat.render(text="t")] == ["ok", "positive", "t"]
+    missing = Prompt("{{ examples }}{{ text }}", MockBackend(["x"]), examples=pool, example_template="{{ nope }}")
+    with pytest.raises(Exception, match="nope"):
+        missing.render(text="t")

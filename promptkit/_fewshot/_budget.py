@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .._errors import ExampleError
 from .._templates import ChatTemplate, Template
 from .._tokens import TOKENS_PER_MESSAGE, count_tokens
-from ._examples import Example, ExampleLike, ExamplePool, render_example
+from ._examples import Example, ExampleLike, ExamplePool, example_messages, render_example
 from ._selection import Selection
 from ._selectors import BaseSelector, Selector
 
@@ -186,7 +186,7 @@ class TokenBudgetSelector(BaseSelector):
     def _count_example(self, example: Example) -> int:
         template = self.example_template
         if isinstance(template, ChatTemplate):
-            return sum(self.count(m.text) + MESSAGE_OVERHEAD for m in template.render(**example.fields))
+            return sum(self.count(m.text) + MESSAGE_OVERHEAD for m in example_messages([example], template))
         return self.count(render_example(example, template))
 
     def _pool_token_counts(self) -> list[int]:

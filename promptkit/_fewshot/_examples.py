@@ -240,11 +240,22 @@ def _default_example_text(example: Example) -> str:
     return "\n".join(f"{name.replace('_', ' ').capitalize()}: {value}" for name, value in example.fields.items())
 
 
+def _used_fields(example: Example, template: Template | ChatTemplate) -> dict[str, Any]:
+    # An example may carry more fields than its template shows (ids, sources): pass only the
+    # used ones, so a template can show a subset. A missing field still raises, naming it.
+    used = template.variables
+    return {k: v for k, v in example.fields.items() if k in used}
+
+
 def render_example(example: Example, template: Template | None = None) -> str:
-    """One example as text: through ``template``, or as ``Field: value`` lines."""
+    """One example as text: through ``template``, or as ``Field: value`` lines.
+
+    >>> render_example(Example({"q": "2+2", "a": "4", "id": 7}), Template("{{ q }} = {{ a }}"))
+    '2+2 = 4'
+    """
     if template is None:
         return _default_example_text(example)
-    return template.render(**example.fields)
+    return template.render(**_used_fields(example, template))
 
 
 def render_examples(examples: Sequence[Example], template: Template | None = None, *, separator: str = "\n\n") -> str:
@@ -265,7 +276,7 @@ def example_messages(examples: Sequence[Example], template: ChatTemplate) -> lis
     """
     out: list[Message] = []
     for e in examples:
-        out.extend(template.render(**e.fields))
+        out.extend(template.render(**_used_fields(e, template)))
     return out
 
 

@@ -89,11 +89,15 @@ class NumpyIndex:
         return self._buffer[: self._n]
 
     def add(self, vectors: Matrix) -> None:
+        """Append rows, normalised to unit length (so the dot product is the cosine)."""
         import numpy as np
 
-        vectors = np.asarray(vectors, dtype=np.float32)
+        vectors = np.array(vectors, dtype=np.float32)  # a copy: normalised in place below
         if vectors.ndim != 2:
             raise ConfigurationError(f"vectors must be a 2-d matrix, not shape {vectors.shape}")
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        vectors /= norms
         m = vectors.shape[0]
         if self._buffer is None:
             self._buffer = np.empty((max(m, 16), vectors.shape[1]), dtype=np.float32)

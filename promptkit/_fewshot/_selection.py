@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from ._examples import Example
+from .._templates import Template
+from .._tokens import count_tokens
+from ._examples import Example, render_example
 
 __all__ = ["Selected", "Selection"]
 
@@ -80,6 +82,24 @@ class Selection(tuple[Example, ...]):
         return Selection(
             self, scores=self.scores, tokens=tokens, indices=self.indices, reasons=self.reasons, selector=self.selector
         )
+
+    def counted(
+        self,
+        *,
+        model: str | None = None,
+        count: Callable[[str], int] | None = None,
+        example_template: Template | str | None = None,
+    ) -> Selection:
+        """The same selection with each example's tokens, rendered as the prompt renders it.
+
+        >>> Selection([Example({"q": "one two"})]).counted(count=lambda t: len(t.split())).tokens
+        (3,)
+        """
+        if isinstance(example_template, str):
+            example_template = Template(example_template, name="example_template")
+        if count is None:
+            count = (lambda text: count_tokens(text, model=model)) if model is not None else count_tokens
+        return self.with_tokens([int(count(render_example(e, example_template))) for e in self])
 
     @property
     def items(self) -> list[Selected]:

@@ -367,15 +367,13 @@ class SemanticSelector(BaseSelector):
         self._sync()  # anything added while we awaited (cached vectors: cheap)
 
     def _query(self, inputs: Mapping[str, Any]) -> NDArray[np.float32]:
-        query: NDArray[np.float32] = self.embedder.embed([query_text(inputs, self.input_keys, self.fields)])[0]
-        return query
+        return _unit(self.embedder.embed([query_text(inputs, self.input_keys, self.fields)])[0])
 
     async def _aquery(self, inputs: Mapping[str, Any]) -> NDArray[np.float32]:
         text = query_text(inputs, self.input_keys, self.fields)
         aembed = getattr(self.embedder, "aembed", None)
         matrix: NDArray[np.float32] = await aembed([text]) if aembed is not None else self.embedder.embed([text])
-        query: NDArray[np.float32] = matrix[0]
-        return query
+        return _unit(matrix[0])
 
     # -- selecting -------------------------------------------------------------------------------
     def _search(self, query: NDArray[np.float32], k: int, subset: list[int] | None) -> tuple[Any, Any]:
@@ -570,6 +568,18 @@ class BM25Selector(BaseSelector):
             "k1": self.k1,
             "b": self.b,
         }
+
+
+def _unit(vector: Any) -> NDArray[np.float32]:
+    """``vector`` as float32 of length one (embedders normalise already; duck-typed ones may not)."""
+    import numpy as np
+
+    vector = np.asarray(vector, dtype=np.float32)
+    norm = float(np.sqrt(vector @ vector))
+    if norm and abs(norm - 1.0) > 1e-4:
+        vector = vector / np.float32(norm)
+    out: NDArray[np.float32] = vector
+    return out
 
 
 def embedder_of(selector: object) -> BaseEmbedder | None:
