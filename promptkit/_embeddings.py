@@ -23,11 +23,9 @@ memory, and optionally in a file beside the pool so a large pool is embedded onc
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import importlib.util
 import itertools
-import logging
 import os
 import re
 import threading
@@ -58,8 +56,6 @@ __all__ = [
     "embedder_model",
     "local_model_available",
 ]
-
-logger = logging.getLogger("promptkit.embeddings")
 
 DEFAULT_CACHE_SIZE = 100_000
 """Vectors an embedder's default in-memory cache keeps (pass an :class:`EmbeddingCache` to change it)."""
@@ -216,6 +212,8 @@ class BaseEmbedder:
         raise NotImplementedError
 
     async def _aembed_batch(self, texts: list[str]) -> Matrix:
+        import asyncio  # imported here: import promptkit stays free of asyncio's cost
+
         return await asyncio.to_thread(self._embed_batch, texts)
 
     def _plan(self, texts: Sequence[str]) -> tuple[list[bytes], list[Any], dict[bytes, str]]:
@@ -497,7 +495,11 @@ def default_embedder() -> BaseEmbedder:
     """The local model when ``promptkit[embeddings]`` is installed, else a :class:`HashingEmbedder`."""
     if local_model_available():
         return SentenceTransformerEmbedder()
-    logger.info("promptkit[embeddings] is not installed; using the lexical HashingEmbedder")
+    import logging
+
+    logging.getLogger("promptkit.embeddings").info(
+        "promptkit[embeddings] is not installed; using the lexical HashingEmbedder"
+    )
     return HashingEmbedder()
 
 

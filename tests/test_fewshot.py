@@ -6,6 +6,7 @@ import itertools
 import json
 import pickle
 import random
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -793,3 +794,15 @@ def test_unnormalised_embedders_still_give_cosines() -> None:
     s = SemanticSelector(FAQ, k=1, fields=["q"], embedder=UnnormalisedEmbedder())
     chosen = s.select({"q": FAQ[0]["q"]})
     assert chosen.scores[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_few_shot_adds_nothing_heavy_to_import_promptkit() -> None:
+    import subprocess
+
+    code = (
+        "import sys, promptkit._fewshot, promptkit._embeddings; "
+        "print(sorted(m for m in ('numpy', 'bm25s', 'qdrant_client', 'pandas', 'torch', 'asyncio', 'zipfile', 'csv')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"

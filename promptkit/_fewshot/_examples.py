@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -152,6 +151,8 @@ class ExamplePool(Sequence[Example]):
         cls, path: str | os.PathLike[str], *, metadata: Sequence[str] = (), delimiter: str = ","
     ) -> ExamplePool:
         """One example a row, the header naming the fields; ``metadata`` columns go to metadata."""
+        import csv
+
         path = Path(path)
         try:
             with path.open(encoding="utf-8", newline="") as fh:

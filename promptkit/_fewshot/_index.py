@@ -9,7 +9,6 @@ Positions are the examples' positions in the pool: ``add`` appends, ``search`` r
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -166,7 +165,7 @@ class QdrantIndex:
         }
         if client is None and path is None and url is None:
             self._connect["location"] = ":memory:"
-        self.collection = collection or f"promptkit-{uuid.uuid4().hex[:12]}"
+        self.collection = collection or f"promptkit-{os.urandom(6).hex()}"
         self.batch_size = batch_size
         self._n: int | None = None
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -58,6 +57,8 @@ def save_selector(
     ``include_embeddings`` stores the vectors of every semantic/MMR selector, so loading does
     not embed the pool again (the query is still embedded, by the embedder you load with).
     """
+    import zipfile
+
     import numpy as np
 
     config = getattr(selector, "config", None)
@@ -107,6 +108,8 @@ def load_selector(
     ``embedder`` that is not the hashing or local one, a custom ``count``, ``where``, ``score`` or
     ``reserve``.
     """
+    import zipfile
+
     import numpy as np
 
     try:
