@@ -806,3 +806,23 @@ def test_few_shot_adds_nothing_heavy_to_import_promptkit() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda pool: BM25Selector(pool, k=2),
+        lambda pool: SemanticSelector(pool, k=2, embedder=HashingEmbedder()),
+        lambda pool: MMRSelector(pool, k=2, embedder=HashingEmbedder()),
+        lambda pool: TokenBudgetSelector(pool, max_tokens=5, count=len),
+        lambda pool: RandomSelector(pool, k=2),
+        lambda pool: MetadataSelector(pool, where={"a": 1}),
+    ],
+)
+def test_empty_pools_select_nothing(make: Any) -> None:
+    assert make([]).select({"q": "anything at all"}) == ()
+
+
+def test_bm25_pool_without_searchable_words() -> None:
+    s = BM25Selector([{"q": ""}, {"q": "a the"}], k=2)
+    assert s.select({"q": "words here"}) == ()

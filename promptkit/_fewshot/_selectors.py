@@ -536,16 +536,20 @@ class BM25Selector(BaseSelector):
             if self._retriever is None or self._indexed < n:
                 bm25s = require("bm25s", extra="bm25")
                 corpus = self._tokenize(self.pool.texts(self.fields)[:n])
-                retriever = bm25s.BM25(k1=self.k1, b=self.b)
-                retriever.index(corpus, show_progress=False)
+                retriever: Any = False  # no example has a searchable word: nothing can match
+                if any(corpus):
+                    retriever = bm25s.BM25(k1=self.k1, b=self.b)
+                    retriever.index(corpus, show_progress=False)
                 self._retriever, self._indexed = retriever, n
 
     def _select(self, inputs: Mapping[str, Any], subset: list[int] | None) -> Selection:
         import numpy as np
 
+        if not len(self.pool):
+            return self._selection([], [], [])
         self._sync()
         query = self._tokenize([query_text(inputs, self.input_keys, self.fields)])[0]
-        if not query or not len(self.pool):
+        if not query or self._retriever is False:
             return self._selection([], [], [])
         scores = np.asarray(self._retriever.get_scores(query), dtype=np.float32)
         positions: NDArray[np.intp] | None = None
