@@ -826,3 +826,13 @@ def test_empty_pools_select_nothing(make: Any) -> None:
 def test_bm25_pool_without_searchable_words() -> None:
     s = BM25Selector([{"q": ""}, {"q": "a the"}], k=2)
     assert s.select({"q": "words here"}) == ()
+
+
+@pytest.mark.parametrize("index", [NumpyIndex, QdrantIndex])
+def test_no_candidates_means_no_examples(index: Any) -> None:
+    nothing = MetadataSelector(FAQ, where={"missing": 1})
+    for cls in (SemanticSelector, MMRSelector):
+        s = cls(k=2, embedder=HashingEmbedder(), index=index(), candidates=nothing)
+        assert s.select({"q": "refund"}) == ()
+    assert BM25Selector(k=2, candidates=nothing).select({"q": "refund"}) == ()
+    assert RandomSelector(k=2, candidates=nothing).select({}) == ()

@@ -213,7 +213,7 @@ class QdrantIndex:
     def search(self, query: Matrix, k: int, *, subset: Positions | None = None) -> tuple[Positions, Matrix]:
         import numpy as np
 
-        if k <= 0 or len(self) == 0:
+        if k <= 0 or len(self) == 0 or (subset is not None and len(subset) == 0):
             return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.float32)
         models = self._models()
         query_filter = None
