@@ -348,7 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if provider == "openai"
                 else self._anthropic_events(reply, model, usage)
             )
-            self._stream(events, reply, extra)
+            self._stream(events, reply, extra, provider)
             return
         payload = (
             self._openai_completion(reply, model, usage)
@@ -357,7 +357,9 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._send_json(reply.status, payload, reply, extra)
 
-    def _stream(self, events: Iterator[bytes], reply: Reply, extra: Mapping[str, str]) -> None:
+    def _stream(self, events: Iterator[bytes], reply: Reply, extra: Mapping[str, str], provider: str) -> None:
+        # Anthropic's SDK skips events without a name, so its bad data comes in a named event.
+        prefix = b"event: content_block_delta\n" if provider == "anthropic" else b""
         self._head(
             reply.status, "text/event-stream; charset=utf-8", {"cache-control": "no-cache", **extra}, None
         )
@@ -369,10 +371,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if fault == "cut":
                     break
                 if fault == "malformed_sse":
-                    self._chunk(b'data: {"id": "x", "choices": [ {unterminated\n\n', reply)
+                    self._chunk(prefix + b'data: {"id": "x", "choices": [ {unterminated\n\n', reply)
                     break
                 if fault == "invalid_utf8":
-                    self._chunk(b'data: {"text": "\xff\xfe\xfd"}\n\n', reply)
+                    self._chunk(prefix + b'data: {"text": "\xff\xfe\xfd"}\n\n', reply)
                     break
                 if fault == "stream_error":
                     err = {"type": "error", "error": {"type": "overloaded_error", "message": reply.message}}
