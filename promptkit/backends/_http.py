@@ -12,15 +12,22 @@ import contextvars
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import httpx2
 
 from promptkit._errors import BackendConnectionError, BackendError, BackendTimeoutError, ResponseError
 
-from ._retry import Deadline
-
 __all__ = ["attempt_timeout", "deadline_hook", "deadline_scope", "map_transport_error", "wrap_body"]
+
+
+class Deadline(Protocol):
+    """What these helpers need from :class:`promptkit.backends._retry.Deadline` (no import needed)."""
+
+    at: float | None
+
+    def remaining(self) -> float | None: ...
+
 
 _DEADLINE_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "promptkit_deadline_at", default=None
@@ -78,11 +85,17 @@ class deadline_scope:  # noqa: N801 - used like a function: ``with deadline_scop
         _DEADLINE_AT.reset(self._token)
 
 
+_TIMEOUTS: dict[tuple[float, float], httpx2.Timeout] = {}
+
+
 def attempt_timeout(connect: float, read: float, deadline: Deadline) -> httpx2.Timeout:
     """Connect/read/write/pool timeouts for one attempt, none longer than the time left."""
     remaining = deadline.remaining()
-    if remaining is None:
-        return httpx2.Timeout(read, connect=connect)
+    if remaining is None or remaining >= read + connect:
+        timeout = _TIMEOUTS.get((connect, read))
+        if timeout is None:
+            timeout = _TIMEOUTS[(connect, read)] = httpx2.Timeout(read, connect=connect)
+        return timeout
     remaining = max(remaining, 0.001)
     short_read = min(read, remaining)
     return httpx2.Timeout(connect=min(connect, remaining), read=short_read, write=short_read, pool=short_read)

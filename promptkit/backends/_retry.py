@@ -233,28 +233,43 @@ def _kwargs(policy: RetryPolicy, deadline: Deadline, provider: str) -> dict[str,
 def retry_call(fn: Callable[[], T], *, policy: RetryPolicy, deadline: Deadline, provider: str) -> T:
     """Call ``fn`` until it succeeds, a non-retryable error occurs, or attempts or time run out.
 
-    ``fn`` must raise promptkit errors only (the adapters map SDK errors first).
+    ``fn`` must raise promptkit errors only (the adapters map SDK errors first). The first
+    attempt runs directly; tenacity takes over only once it has failed with a retryable error.
     """
-    if policy.max_attempts == 1:
+    deadline.check(provider)
+    try:
+        return fn()
+    except BackendError as exc:
+        if policy.max_attempts == 1 or not should_retry(exc, policy):
+            raise
+        first: list[BaseException] = [exc]
+
+    def again() -> T:
+        if first:
+            raise first.pop()  # replays attempt 1 so tenacity counts, waits and logs it
         deadline.check(provider)
         return fn()
-    for attempt in tenacity.Retrying(**_kwargs(policy, deadline, provider)):
-        with attempt:
-            deadline.check(provider)
-            return fn()
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    return tenacity.Retrying(**_kwargs(policy, deadline, provider))(again)
 
 
 async def aretry_call(
     fn: Callable[[], Awaitable[T]], *, policy: RetryPolicy, deadline: Deadline, provider: str
 ) -> T:
     """Async :func:`retry_call`; each attempt is also bounded by the remaining deadline."""
-    if policy.max_attempts == 1:
+    try:
         return await _bounded(fn, deadline, provider)
-    async for attempt in tenacity.AsyncRetrying(**_kwargs(policy, deadline, provider)):
-        with attempt:
-            return await _bounded(fn, deadline, provider)
-    raise AssertionError("unreachable")  # pragma: no cover
+    except BackendError as exc:
+        if policy.max_attempts == 1 or not should_retry(exc, policy):
+            raise
+        first: list[BaseException] = [exc]
+
+    async def again() -> T:
+        if first:
+            raise first.pop()
+        return await _bounded(fn, deadline, provider)
+
+    return await tenacity.AsyncRetrying(**_kwargs(policy, deadline, provider))(again)
 
 
 async def _bounded(fn: Callable[[], Awaitable[T]], deadline: Deadline, provider: str) -> T:

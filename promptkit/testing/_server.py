@@ -505,6 +505,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256  # many clients connecting at once must not be reset by a short backlog
     owner: ProviderServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
