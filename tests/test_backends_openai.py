@@ -417,6 +417,16 @@ def test_async_slow_trickle_cannot_outlive_the_deadline(server: ProviderServer, 
 
 
 # -- secrets, pickling, gating, laziness -----------------------------------------------------------
+def test_retry_logs_never_show_the_key(
+    server: ProviderServer, llm: OpenAIBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script(Reply.error(429, message=f"quota for key {KEY} exceeded"), "ok")
+    with caplog.at_level(logging.DEBUG):
+        assert llm.complete("hi").text == "ok"
+    assert "quota for key" in caplog.text
+    assert KEY not in caplog.text
+
+
 def test_errors_and_reprs_never_show_the_key(server: ProviderServer, llm: OpenAIBackend) -> None:
     server.script(Reply.error(401, message=f"Incorrect API key provided: {KEY}"))
     with pytest.raises(AuthenticationError) as info:
@@ -471,3 +481,25 @@ def test_import_promptkit_backends_does_not_import_the_sdk() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_closing_a_stream_early_releases_it(server: ProviderServer, llm: OpenAIBackend) -> None:
+    server.script(Reply(text="a" * 200, chunk_size=1), "next")
+    with llm.stream("hi") as stream:
+        first = next(iter(stream))
+    assert first == "a"
+    assert llm.complete("again").text == "next"
+
+
+def test_closing_an_async_stream_early_releases_it(server: ProviderServer) -> None:
+    server.script(Reply(text="b" * 200, chunk_size=1), "next")
+
+    async def main() -> tuple[str, str]:
+        async with OpenAIBackend(model="m", base_url=server.openai_base_url, api_key=KEY, retry=FAST) as b:
+            async with b.astream("hi") as stream:
+                async for delta in stream:
+                    first = delta
+                    break
+            return first, (await b.acomplete("again")).text
+
+    assert asyncio.run(main()) == ("b", "next")

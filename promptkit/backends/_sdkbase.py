@@ -260,8 +260,12 @@ class SDKBackend(BaseBackend):
                 stream = await self._asend(self.async_client(), request, deadline, stream=True)
             except Exception as exc:
                 raise_typed(self._map_error(exc, deadline), exc)
-            async for chunk in self._aevents(stream, deadline):
-                yield chunk
+            events = self._aevents(stream, deadline)
+            try:
+                async for chunk in events:
+                    yield chunk
+            finally:
+                await events.aclose()  # type: ignore[attr-defined]
 
         return astream_with_retries(opened, policy=self.retry, deadline=deadline, provider=self.name)
 

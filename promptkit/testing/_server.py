@@ -122,7 +122,7 @@ class Reply:
         return cls(status=status, retry_after=retry_after, message=message, headers=dict(headers or {}))
 
     @classmethod
-    def fault_(cls, fault: Fault, *, after: int = 1, text: str = "partial reply text") -> Reply:
+    def inject(cls, fault: Fault, *, after: int = 1, text: str = "partial reply text") -> Reply:
         """A fault; ``after`` counts the stream events sent before it strikes."""
         return cls(fault=fault, after=after, text=text)
 
@@ -134,22 +134,22 @@ class Reply:
     @classmethod
     def reset_mid_stream(cls, *, after: int = 2, text: str = "partial reply text") -> Reply:
         """Send ``after`` stream events, then reset the connection."""
-        return cls.fault_("reset_mid_stream", after=after, text=text)
+        return cls.inject("reset_mid_stream", after=after, text=text)
 
     @classmethod
     def cut(cls, *, after: int = 2, text: str = "partial reply text") -> Reply:
         """Send ``after`` stream events, then end the body without the final event."""
-        return cls.fault_("cut", after=after, text=text)
+        return cls.inject("cut", after=after, text=text)
 
     @classmethod
     def malformed_sse(cls, *, after: int = 1, text: str = "partial reply text") -> Reply:
         """Send ``after`` stream events, then a ``data:`` line that is not JSON."""
-        return cls.fault_("malformed_sse", after=after, text=text)
+        return cls.inject("malformed_sse", after=after, text=text)
 
     @classmethod
     def invalid_utf8(cls, *, after: int = 1, text: str = "partial reply text") -> Reply:
         """Send ``after`` stream events, then bytes that are not UTF-8."""
-        return cls.fault_("invalid_utf8", after=after, text=text)
+        return cls.inject("invalid_utf8", after=after, text=text)
 
     @classmethod
     def html(cls) -> Reply:
