@@ -258,7 +258,7 @@ def test_retry_after_above_cap_fails_fast_with_the_value(server: ProviderServer,
     with pytest.raises(RateLimitError) as info:
         llm.complete("hi")
     assert info.value.retry_after == 3600
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 5  # the header asked for an hour
     assert len(server.requests) == 1
 
 
@@ -363,6 +363,13 @@ def test_html_200_is_a_response_error_not_text(server: ProviderServer, llm: Open
         llm.complete("hi")
 
 
+def test_html_200_to_a_stream_is_a_response_error(server: ProviderServer, llm: OpenAIBackend) -> None:
+    server.script(Reply.html())
+    with pytest.raises(ResponseError, match="text/html"):
+        list(llm.stream("hi"))
+    assert len(server.requests) == 1
+
+
 def test_json_where_sse_expected_is_a_response_error(server: ProviderServer, llm: OpenAIBackend) -> None:
     server.script(Reply.json_for_stream())
     with pytest.raises(ResponseError, match="application/json"):
@@ -371,11 +378,11 @@ def test_json_where_sse_expected_is_a_response_error(server: ProviderServer, llm
 
 # -- deadlines --------------------------------------------------------------------------------------
 def test_slow_first_byte_hits_the_total_deadline(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(Reply(text="late", delay=3))
+    server.script(Reply(text="late", delay=20))
     start = time.monotonic()
     with pytest.raises(BackendTimeoutError, match="total deadline"):
         llm.complete("hi", timeout=0.4)
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 5  # the fault alone would take 20 s
 
 
 @pytest.mark.parametrize("mode", ["complete", "stream"])
@@ -391,7 +398,7 @@ def test_slow_trickle_cannot_outlive_the_deadline(
     )
     with pytest.raises((BackendTimeoutError, IncompleteStreamError)) as info:
         call()
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 5  # the fault alone would take 20 s
     assert "deadline" in str(info.value)
     assert len(server.requests) == 1
 
@@ -413,7 +420,7 @@ def test_async_slow_trickle_cannot_outlive_the_deadline(server: ProviderServer, 
     start = time.monotonic()
     with pytest.raises((BackendTimeoutError, IncompleteStreamError), match="deadline"):
         asyncio.run(main())
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 5  # the fault alone would take 20 s
 
 
 # -- secrets, pickling, gating, laziness -----------------------------------------------------------

@@ -155,7 +155,7 @@ def test_retry_after_longer_than_the_deadline_stops_at_once() -> None:
     start = time.monotonic()
     with pytest.raises(RateLimitError):
         retry_call(fn, policy=FAST, deadline=Deadline(1), provider="p")
-    assert time.monotonic() - start < 0.5
+    assert time.monotonic() - start < 5  # the header asked for 30 s
     assert fn.calls == 1
 
 
@@ -171,7 +171,7 @@ def test_backoff_grows_with_jitter_within_its_cap() -> None:
     fn = Flaky(*[ServerError("x")] * 3)
     start = time.monotonic()
     retry_call(fn, policy=policy, deadline=Deadline(5), provider="p")
-    assert time.monotonic() - start < 0.5  # three waits, each at most 0.03 s
+    assert time.monotonic() - start < 2  # three waits, each at most 0.03 s
 
 
 def test_expired_deadline_fails_before_calling() -> None:
@@ -202,7 +202,7 @@ def test_aretry_call_recovers_and_bounds_each_attempt_by_the_deadline() -> None:
     start = time.monotonic()
     with pytest.raises(BackendTimeoutError, match="deadline"):
         asyncio.run(aretry_call(hangs, policy=FAST, deadline=Deadline(0.2), provider="p"))
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < 5  # the call alone would take 10 s
 
 
 # -- streams ----------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def test_async_stream_rule_and_deadline() -> None:
     start = time.monotonic()
     with pytest.raises(IncompleteStreamError) as info:
         asyncio.run(main())
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 5  # the stream alone would take 10 s
     assert info.value.partial_text == "ab"
     assert isinstance(info.value.__cause__, BackendTimeoutError)
     assert attempts == 2
