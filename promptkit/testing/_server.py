@@ -8,7 +8,7 @@ connection resets, streams cut before their final event, malformed SSE, slow fir
 trickles. Point the official SDKs (or anything else) at it: the SDKs parse its replies, so its
 formats are checked by them.
 
->>> from promptkit.testing import ProviderServer, Reply
+>>> from promptkit.testing import ProviderServer, Reply  # doctest: +SKIP
 >>> with ProviderServer(["Hello!"]) as server:  # doctest: +SKIP
 ...     import openai
 ...     client = openai.OpenAI(base_url=server.openai_base_url, api_key="test")
