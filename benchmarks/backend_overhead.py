@@ -64,9 +64,7 @@ def bench_sync(url: str, calls: int, rounds: int) -> dict[str, float]:
     body = json.dumps({"model": "m", "messages": MESSAGES})
 
     def floor() -> object:
-        r = http.post(
-            url + "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
-        )
+        r = http.post(url + "/v1/chat/completions", content=body, headers={"content-type": "application/json"})
         return r.json()["choices"][0]["message"]["content"]
 
     cases: dict[str, Callable[[], object]] = {
@@ -133,9 +131,7 @@ async def bench_async(url: str, calls: int, concurrency: int, rounds: int) -> di
             base_url=url + "/v1", api_key=KEY, max_retries=0, http_client=openai.DefaultAioHttpClient()
         )
         clients.append(raw_aio)
-        cases["raw AsyncOpenAI (aiohttp)"] = lambda: raw_aio.chat.completions.create(
-            model="m", messages=MESSAGES
-        )
+        cases["raw AsyncOpenAI (aiohttp)"] = lambda: raw_aio.chat.completions.create(model="m", messages=MESSAGES)
     ours_auto = OpenAIBackend(model="m", base_url=url + "/v1", api_key=KEY)
     label = "aiohttp" if ours_auto._use_aiohttp() else "httpx"
     cases[f"OpenAIBackend.acomplete (default: {label})"] = lambda: ours_auto.acomplete("Say ok")

@@ -26,7 +26,7 @@ from promptkit._errors import (
 from promptkit._messages import ImagePart, Message, TextPart
 from promptkit.backends import allow_real_requests, backend
 from promptkit.backends._retry import RetryPolicy
-from promptkit.testing._server import ProviderServer, Reply, http_date
+from promptkit.testing._server import ProviderServer, ServerReply, http_date
 
 anthropic = pytest.importorskip("anthropic")
 from promptkit.backends.anthropic import DEFAULT_MAX_TOKENS, AnthropicBackend  # noqa: E402
@@ -43,9 +43,7 @@ def server() -> Iterator[ProviderServer]:
 
 @pytest.fixture
 def llm(server: ProviderServer) -> Iterator[AnthropicBackend]:
-    with AnthropicBackend(
-        model="claude-test", base_url=server.anthropic_base_url, api_key=KEY, retry=FAST
-    ) as b:
+    with AnthropicBackend(model="claude-test", base_url=server.anthropic_base_url, api_key=KEY, retry=FAST) as b:
         yield b
 
 
@@ -65,7 +63,7 @@ def _sdk_retry_counts(server: ProviderServer) -> list[str]:
 
 # -- the happy paths --------------------------------------------------------------------------------
 def test_complete_splits_system_and_maps_params(server: ProviderServer, llm: AnthropicBackend) -> None:
-    server.script(Reply(text="Paris", input_tokens=12, output_tokens=1, finish_reason="length"))
+    server.add(ServerReply(text="Paris", input_tokens=12, output_tokens=1, finish_reason="length"))
     result = llm.complete(
         [("system", "Be brief."), ("system", "Answer in English."), "Capital of France?"],
         temperature=0.0,
@@ -91,9 +89,7 @@ def test_complete_splits_system_and_maps_params(server: ProviderServer, llm: Ant
 
 def test_max_tokens_and_default(server: ProviderServer) -> None:
     server.default = "ok"
-    with AnthropicBackend(
-        model="c", base_url=server.anthropic_base_url, api_key=KEY, default_max_tokens=77
-    ) as b:
+    with AnthropicBackend(model="c", base_url=server.anthropic_base_url, api_key=KEY, default_max_tokens=77) as b:
         b.complete("hi")
         b.complete("hi", max_tokens=5)
     assert [r.body["max_tokens"] for r in server.requests] == [77, 5]
@@ -105,7 +101,7 @@ def test_seed_is_not_supported(llm: AnthropicBackend) -> None:
 
 
 def test_images_become_content_blocks(server: ProviderServer, llm: AnthropicBackend) -> None:
-    server.script("a cat")
+    server.add("a cat")
     content = (
         TextPart(text="What is this?"),
         ImagePart(url="data:image/png;base64,iVBORw0KGgo="),
@@ -125,14 +121,14 @@ def test_output_schema_becomes_output_config_format(server: ProviderServer, llm:
         "required": ["a"],
         "additionalProperties": False,
     }
-    server.script('{"a": 1}')
+    server.add('{"a": 1}')
     result = llm.complete("give a", output_schema={"name": "Answer", "schema": schema, "strict": True})
     assert result.text == '{"a": 1}'
     assert server.requests[0].body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
 
 
 def test_stream_yields_deltas_then_provider_usage(server: ProviderServer, llm: AnthropicBackend) -> None:
-    server.script(Reply(text="Hello streaming world", chunk_size=5, input_tokens=9, output_tokens=3))
+    server.add(ServerReply(text="Hello streaming world", chunk_size=5, input_tokens=9, output_tokens=3))
     stream = llm.stream("hi")
     assert list(stream) == ["Hello", " stre", "aming", " worl", "d"]
     done = stream.completion
@@ -146,9 +142,7 @@ def test_async_complete_and_stream(server: ProviderServer) -> None:
     server.default = "async reply"
 
     async def main() -> tuple[str, str, int]:
-        async with AnthropicBackend(
-            model="c", base_url=server.anthropic_base_url, api_key=KEY, retry=FAST
-        ) as b:
+        async with AnthropicBackend(model="c", base_url=server.anthropic_base_url, api_key=KEY, retry=FAST) as b:
             first = await b.acomplete("hi")
             stream = b.astream("hi")
             parts: list[str] = []
@@ -160,7 +154,7 @@ def test_async_complete_and_stream(server: ProviderServer) -> None:
 
 def test_user_client_is_used_without_sdk_retries_and_left_open(server: ProviderServer) -> None:
     mine = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key=KEY, max_retries=5)
-    server.script(Reply.error(529), "never reached")
+    server.add(ServerReply.error(529), "never reached")
     b = AnthropicBackend(model="c", client=mine, retry=RetryPolicy(max_attempts=1))
     with pytest.raises(RateLimitError):
         b.complete("hi")
@@ -174,7 +168,7 @@ def test_factory_builds_anthropic_backend(server: ProviderServer) -> None:
     b = backend("anthropic:claude-haiku-4-5", base_url=server.anthropic_base_url, api_key=KEY)
     assert isinstance(b, AnthropicBackend)
     assert b.name == "anthropic:claude-haiku-4-5"
-    server.script("hi")
+    server.add("hi")
     with b:
         assert b.complete("hello").text == "hi"
 
@@ -184,7 +178,7 @@ def test_factory_builds_anthropic_backend(server: ProviderServer) -> None:
 def test_transient_status_then_success_is_retried_once(
     server: ProviderServer, llm: AnthropicBackend, status: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server.script(Reply.error(status), "recovered")
+    server.add(ServerReply.error(status), "recovered")
     with caplog.at_level(logging.WARNING, logger="promptkit"):
         assert llm.complete("hi").text == "recovered"
     assert len(server.requests) == 2
@@ -205,24 +199,24 @@ def test_transient_status_then_success_is_retried_once(
 def test_client_errors_are_never_retried(
     server: ProviderServer, llm: AnthropicBackend, status: int, error: type[Exception]
 ) -> None:
-    server.script(Reply.error(status), "not reached")
+    server.add(ServerReply.error(status), "not reached")
     with pytest.raises(error):
         llm.complete("hi")
     assert len(server.requests) == 1
 
 
 def test_retry_after_is_honoured_and_capped(server: ProviderServer, llm: AnthropicBackend) -> None:
-    server.script(Reply.error(429, retry_after=0.3), "ok")
+    server.add(ServerReply.error(429, retry_after=0.3), "ok")
     start = time.monotonic()
     assert llm.complete("hi").text == "ok"
     assert time.monotonic() - start >= 0.3
     # The installed SDK would sleep for the whole hour; promptkit fails fast with the value.
-    server.script(Reply.error(429, retry_after=3600))
+    server.add(ServerReply.error(429, retry_after=3600))
     with pytest.raises(RateLimitError) as info:
         llm.complete("hi")
     assert info.value.retry_after == 3600
     assert server.pending == 0
-    server.script(Reply.error(529, retry_after=http_date(900)))
+    server.add(ServerReply.error(529, retry_after=http_date(900)))
     with pytest.raises(RateLimitError) as info:
         llm.complete("hi")
     assert info.value.retry_after is not None
@@ -231,20 +225,20 @@ def test_retry_after_is_honoured_and_capped(server: ProviderServer, llm: Anthrop
 
 
 def test_reset_before_reply_then_success_is_retried(server: ProviderServer, llm: AnthropicBackend) -> None:
-    server.script(Reply.reset(), "after reset")
+    server.add(ServerReply.reset(), "after reset")
     assert llm.complete("hi").text == "after reset"
     assert len(server.requests) == 2
 
 
 def test_attempts_are_bounded(server: ProviderServer, llm: AnthropicBackend) -> None:
-    server.script(*[Reply.error(503)] * 5)
+    server.add(*[ServerReply.error(503)] * 5)
     with pytest.raises(ServerError):
         llm.complete("hi")
     assert len(server.requests) == 3
 
 
 def test_stream_error_event_before_text_is_retried(server: ProviderServer, llm: AnthropicBackend) -> None:
-    server.script(Reply.stream_error(after=1), Reply(text="second try"))
+    server.add(ServerReply.stream_error(after=1), ServerReply(text="second try"))
     assert "".join(llm.stream("hi")) == "second try"
     assert len(server.requests) == 2
 
@@ -253,17 +247,17 @@ def test_stream_error_event_before_text_is_retried(server: ProviderServer, llm: 
 @pytest.mark.parametrize(
     ("fault", "cause"),
     [
-        (Reply.reset_mid_stream(after=5, text="abcdefghijkl"), BackendConnectionError),
-        (Reply.malformed_sse(after=5, text="abcdefghijkl"), ResponseError),
-        (Reply.invalid_utf8(after=5, text="abcdefghijkl"), ResponseError),
-        (Reply.stream_error(after=5, text="abcdefghijkl"), RateLimitError),
-        (Reply.cut(after=5, text="abcdefghijkl"), None),
+        (ServerReply.reset_mid_stream(after=5, text="abcdefghijkl"), BackendConnectionError),
+        (ServerReply.malformed_sse(after=5, text="abcdefghijkl"), ResponseError),
+        (ServerReply.invalid_utf8(after=5, text="abcdefghijkl"), ResponseError),
+        (ServerReply.stream_error(after=5, text="abcdefghijkl"), RateLimitError),
+        (ServerReply.cut(after=5, text="abcdefghijkl"), None),
     ],
 )
 def test_stream_failing_after_first_chunk_keeps_partial_text(
-    server: ProviderServer, llm: AnthropicBackend, fault: Reply, cause: type[Exception] | None
+    server: ProviderServer, llm: AnthropicBackend, fault: ServerReply, cause: type[Exception] | None
 ) -> None:
-    server.script(fault, "must not be used")
+    server.add(fault, "must not be used")
     received: list[str] = []
     with pytest.raises(IncompleteStreamError) as info:
         _drain(llm.stream("hi"), received)
@@ -276,7 +270,7 @@ def test_stream_failing_after_first_chunk_keeps_partial_text(
 
 
 def test_async_stream_reset_keeps_partial_text(server: ProviderServer) -> None:
-    server.script(Reply.reset_mid_stream(after=4, text="abcdefgh"))
+    server.add(ServerReply.reset_mid_stream(after=4, text="abcdefgh"))
 
     async def main() -> tuple[list[str], IncompleteStreamError]:
         async with AnthropicBackend(
@@ -294,27 +288,27 @@ def test_async_stream_reset_keeps_partial_text(server: ProviderServer) -> None:
 
 
 def test_html_200_is_a_response_error(server: ProviderServer, llm: AnthropicBackend) -> None:
-    server.script(Reply.html())
+    server.add(ServerReply.html())
     with pytest.raises(ResponseError, match="not JSON"):
         llm.complete("hi")
 
 
 def test_html_200_to_a_stream_is_a_response_error(server: ProviderServer, llm: AnthropicBackend) -> None:
-    server.script(Reply.html())
+    server.add(ServerReply.html())
     with pytest.raises(ResponseError, match="text/html"):
         list(llm.stream("hi"))
     assert len(server.requests) == 1
 
 
 def test_json_where_sse_expected_is_a_response_error(server: ProviderServer, llm: AnthropicBackend) -> None:
-    server.script(Reply.json_for_stream())
+    server.add(ServerReply.json_for_stream())
     with pytest.raises(ResponseError, match="application/json"):
         list(llm.stream("hi"))
 
 
 # -- deadlines --------------------------------------------------------------------------------------
 def test_slow_first_byte_hits_the_total_deadline(server: ProviderServer, llm: AnthropicBackend) -> None:
-    server.script(Reply(text="late", delay=20))
+    server.add(ServerReply(text="late", delay=20))
     start = time.monotonic()
     with pytest.raises(BackendTimeoutError, match="total deadline"):
         list(llm.stream("hi", timeout=0.4))
@@ -322,10 +316,8 @@ def test_slow_first_byte_hits_the_total_deadline(server: ProviderServer, llm: An
 
 
 @pytest.mark.parametrize("mode", ["complete", "stream"])
-def test_slow_trickle_cannot_outlive_the_deadline(
-    server: ProviderServer, llm: AnthropicBackend, mode: str
-) -> None:
-    server.script(Reply(text="x" * 400, trickle=0.05))
+def test_slow_trickle_cannot_outlive_the_deadline(server: ProviderServer, llm: AnthropicBackend, mode: str) -> None:
+    server.add(ServerReply(text="x" * 400, trickle=0.05))
     call = (
         (lambda: llm.complete("hi", timeout=0.6))
         if mode == "complete"
@@ -339,12 +331,10 @@ def test_slow_trickle_cannot_outlive_the_deadline(
 
 
 def test_async_slow_trickle_cannot_outlive_the_deadline(server: ProviderServer) -> None:
-    server.script(Reply(text="x" * 400, trickle=0.05))
+    server.add(ServerReply(text="x" * 400, trickle=0.05))
 
     async def main() -> None:
-        async with AnthropicBackend(
-            model="c", base_url=server.anthropic_base_url, api_key=KEY, retry=FAST
-        ) as b:
+        async with AnthropicBackend(model="c", base_url=server.anthropic_base_url, api_key=KEY, retry=FAST) as b:
             await b.acomplete("hi", timeout=0.6)
 
     start = time.monotonic()
@@ -354,10 +344,8 @@ def test_async_slow_trickle_cannot_outlive_the_deadline(server: ProviderServer) 
 
 
 # -- secrets, pickling, gating -----------------------------------------------------------------------
-def test_pickled_errors_drop_the_sdk_cause_and_its_headers(
-    server: ProviderServer, llm: AnthropicBackend
-) -> None:
-    server.script(Reply.error(401, message=f"invalid x-api-key {KEY}"))
+def test_pickled_errors_drop_the_sdk_cause_and_its_headers(server: ProviderServer, llm: AnthropicBackend) -> None:
+    server.add(ServerReply.error(401, message=f"invalid x-api-key {KEY}"))
     with pytest.raises(AuthenticationError) as info:
         llm.complete("hi")
     err = info.value

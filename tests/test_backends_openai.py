@@ -26,7 +26,7 @@ from promptkit._errors import (
 )
 from promptkit.backends import allow_real_requests, backend
 from promptkit.backends._retry import RetryPolicy
-from promptkit.testing._server import ProviderServer, Reply, embedding_for, http_date
+from promptkit.testing._server import ProviderServer, ServerReply, embedding_for, http_date
 
 openai = pytest.importorskip("openai")
 from promptkit.backends.openai import OpenAIBackend  # noqa: E402
@@ -64,7 +64,7 @@ def _sdk_retry_counts(server: ProviderServer) -> list[str]:
 
 # -- the happy paths --------------------------------------------------------------------------------
 def test_complete_maps_text_usage_finish_and_params(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(Reply(text="Paris", input_tokens=11, output_tokens=2, finish_reason="length"))
+    server.add(ServerReply(text="Paris", input_tokens=11, output_tokens=2, finish_reason="length"))
     result = llm.complete(
         [("system", "Be brief."), "Capital of France?"],
         temperature=0.2,
@@ -98,26 +98,22 @@ def test_complete_maps_text_usage_finish_and_params(server: ProviderServer, llm:
 
 
 def test_official_endpoint_uses_max_completion_tokens(server: ProviderServer) -> None:
-    b = OpenAIBackend(
-        model="m", base_url=server.openai_base_url, api_key=KEY, max_tokens_field="max_completion_tokens"
-    )
-    server.script("ok")
+    b = OpenAIBackend(model="m", base_url=server.openai_base_url, api_key=KEY, max_tokens_field="max_completion_tokens")
+    server.add("ok")
     with b:
         b.complete("hi", max_tokens=3)
     assert server.requests[0].body["max_completion_tokens"] == 3
     assert "max_tokens" not in server.requests[0].body
 
 
-def test_output_schema_becomes_strict_json_schema_response_format(
-    server: ProviderServer, llm: OpenAIBackend
-) -> None:
+def test_output_schema_becomes_strict_json_schema_response_format(server: ProviderServer, llm: OpenAIBackend) -> None:
     schema = {
         "type": "object",
         "properties": {"a": {"type": "integer"}},
         "required": ["a"],
         "additionalProperties": False,
     }
-    server.script('{"a": 1}')
+    server.add('{"a": 1}')
     result = llm.complete("give a", output_schema={"name": "Answer", "schema": schema, "strict": True})
     assert result.text == '{"a": 1}'
     assert server.requests[0].body["response_format"] == {
@@ -127,7 +123,7 @@ def test_output_schema_becomes_strict_json_schema_response_format(
 
 
 def test_stream_yields_deltas_then_provider_usage(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(Reply(text="Hello streaming world", chunk_size=5, output_tokens=3))
+    server.add(ServerReply(text="Hello streaming world", chunk_size=5, output_tokens=3))
     stream = llm.stream("hi")
     assert list(stream) == ["Hello", " stre", "aming", " worl", "d"]
     done = stream.completion
@@ -166,7 +162,7 @@ def test_sync_client_is_built_once_and_closed(server: ProviderServer) -> None:
 
 def test_user_client_is_used_without_sdk_retries_and_left_open(server: ProviderServer) -> None:
     mine = openai.OpenAI(base_url=server.openai_base_url, api_key=KEY, max_retries=5)
-    server.script(Reply.error(500), "never reached")
+    server.add(ServerReply.error(500), "never reached")
     b = OpenAIBackend(model="m", client=mine, retry=RetryPolicy(max_attempts=1))
     assert b.base_url == server.openai_base_url + "/"
     with pytest.raises(ServerError):
@@ -180,7 +176,7 @@ def test_user_client_is_used_without_sdk_retries_and_left_open(server: ProviderS
 def test_factory_builds_openai_compatible_backend(server: ProviderServer) -> None:
     b = backend(f"openai-compatible:llama3@{server.openai_base_url}", retry=FAST)
     assert isinstance(b, OpenAIBackend)
-    server.script("from llama")
+    server.add("from llama")
     with b:
         assert b.complete("hi").text == "from llama"
     assert server.requests[0].body["model"] == "llama3"
@@ -205,7 +201,7 @@ async def _aembed(llm: OpenAIBackend, texts: list[str], **kw: int) -> list[list[
 
 
 def test_embed_retries_a_500(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(Reply.error(500))
+    server.add(ServerReply.error(500))
     server.default = "unused"
     assert len(llm.embed(["x"])) == 1
     assert len(server.requests) == 2
@@ -216,7 +212,7 @@ def test_embed_retries_a_500(server: ProviderServer, llm: OpenAIBackend) -> None
 def test_transient_status_then_success_is_retried_once(
     server: ProviderServer, llm: OpenAIBackend, status: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server.script(Reply.error(status), "recovered")
+    server.add(ServerReply.error(status), "recovered")
     with caplog.at_level(logging.WARNING, logger="promptkit"):
         assert llm.complete("hi").text == "recovered"
     assert len(server.requests) == 2
@@ -238,7 +234,7 @@ def test_transient_status_then_success_is_retried_once(
 def test_client_errors_are_never_retried(
     server: ProviderServer, llm: OpenAIBackend, status: int, error: type[Exception]
 ) -> None:
-    server.script(Reply.error(status), "not reached")
+    server.add(ServerReply.error(status), "not reached")
     with pytest.raises(error) as info:
         llm.complete("hi")
     assert info.value.status_code == status  # type: ignore[attr-defined]
@@ -246,14 +242,14 @@ def test_client_errors_are_never_retried(
 
 
 def test_retry_after_seconds_is_honoured(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(Reply.error(429, retry_after=0.3), "ok")
+    server.add(ServerReply.error(429, retry_after=0.3), "ok")
     start = time.monotonic()
     assert llm.complete("hi").text == "ok"
     assert time.monotonic() - start >= 0.3
 
 
 def test_retry_after_above_cap_fails_fast_with_the_value(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(Reply.error(429, retry_after=3600), "not reached")
+    server.add(ServerReply.error(429, retry_after=3600), "not reached")
     start = time.monotonic()
     with pytest.raises(RateLimitError) as info:
         llm.complete("hi")
@@ -263,7 +259,7 @@ def test_retry_after_above_cap_fails_fast_with_the_value(server: ProviderServer,
 
 
 def test_retry_after_http_date_above_cap_fails_fast(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(Reply.error(503, retry_after=http_date(600)), "not reached")
+    server.add(ServerReply.error(503, retry_after=http_date(600)), "not reached")
     with pytest.raises(ServerError) as info:
         llm.complete("hi")
     assert info.value.retry_after is not None
@@ -272,27 +268,27 @@ def test_retry_after_http_date_above_cap_fails_fast(server: ProviderServer, llm:
 
 
 def test_attempts_are_bounded(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(*[Reply.error(500)] * 5)
+    server.add(*[ServerReply.error(500)] * 5)
     with pytest.raises(ServerError):
         llm.complete("hi")
     assert len(server.requests) == 3
 
 
 def test_reset_before_reply_then_success_is_retried(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(Reply.reset(), "after reset")
+    server.add(ServerReply.reset(), "after reset")
     assert llm.complete("hi").text == "after reset"
     assert len(server.requests) == 2
 
 
 def test_reset_every_time_raises_connection_error(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(*[Reply.reset()] * 3)
+    server.add(*[ServerReply.reset()] * 3)
     with pytest.raises(BackendConnectionError):
         llm.complete("hi")
     assert len(server.requests) == 3
 
 
 def test_stream_error_before_first_chunk_is_retried(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(Reply.error(500), Reply(text="whole reply", chunk_size=3))
+    server.add(ServerReply.error(500), ServerReply(text="whole reply", chunk_size=3))
     stream = llm.stream("hi")
     assert "".join(stream) == "whole reply"
     assert len(server.requests) == 2
@@ -302,16 +298,16 @@ def test_stream_error_before_first_chunk_is_retried(server: ProviderServer, llm:
 @pytest.mark.parametrize(
     ("fault", "cause"),
     [
-        (Reply.reset_mid_stream(after=3, text="abcdefghijkl"), BackendConnectionError),
-        (Reply.malformed_sse(after=3, text="abcdefghijkl"), ResponseError),
-        (Reply.invalid_utf8(after=3, text="abcdefghijkl"), ResponseError),
-        (Reply.cut(after=3, text="abcdefghijkl"), None),
+        (ServerReply.reset_mid_stream(after=3, text="abcdefghijkl"), BackendConnectionError),
+        (ServerReply.malformed_sse(after=3, text="abcdefghijkl"), ResponseError),
+        (ServerReply.invalid_utf8(after=3, text="abcdefghijkl"), ResponseError),
+        (ServerReply.cut(after=3, text="abcdefghijkl"), None),
     ],
 )
 def test_stream_failing_after_first_chunk_keeps_partial_text(
-    server: ProviderServer, llm: OpenAIBackend, fault: Reply, cause: type[Exception] | None
+    server: ProviderServer, llm: OpenAIBackend, fault: ServerReply, cause: type[Exception] | None
 ) -> None:
-    server.script(fault, "must not be used")
+    server.add(fault, "must not be used")
     received: list[str] = []
     with pytest.raises(IncompleteStreamError) as info:
         received.extend(_drain(llm.stream("hi"), received))
@@ -324,7 +320,7 @@ def test_stream_failing_after_first_chunk_keeps_partial_text(
 
 
 def test_async_stream_cut_keeps_partial_text(server: ProviderServer) -> None:
-    server.script(Reply.cut(after=2, text="abcdefgh"))
+    server.add(ServerReply.cut(after=2, text="abcdefgh"))
 
     async def main() -> tuple[list[str], IncompleteStreamError]:
         async with OpenAIBackend(model="m", base_url=server.openai_base_url, api_key=KEY, retry=FAST) as b:
@@ -340,17 +336,15 @@ def test_async_stream_cut_keeps_partial_text(server: ProviderServer) -> None:
 
 def test_stream_without_usage_needs_stream_usage_off(server: ProviderServer) -> None:
     b = OpenAIBackend(model="m", base_url=server.openai_base_url, api_key=KEY, stream_usage=False)
-    server.script("no usage asked")
+    server.add("no usage asked")
     with b:
         stream = b.stream("hi")
         assert "".join(stream) == "no usage asked"
     assert "stream_options" not in server.requests[0].body
 
 
-def test_malformed_sse_before_any_text_is_a_response_error(
-    server: ProviderServer, llm: OpenAIBackend
-) -> None:
-    server.script(Reply.malformed_sse(after=1), "not reached")
+def test_malformed_sse_before_any_text_is_a_response_error(server: ProviderServer, llm: OpenAIBackend) -> None:
+    server.add(ServerReply.malformed_sse(after=1), "not reached")
     with pytest.raises(ResponseError) as info:
         list(llm.stream("hi"))
     assert not isinstance(info.value, IncompleteStreamError)
@@ -358,27 +352,27 @@ def test_malformed_sse_before_any_text_is_a_response_error(
 
 
 def test_html_200_is_a_response_error_not_text(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(Reply.html())
+    server.add(ServerReply.html())
     with pytest.raises(ResponseError, match="not JSON"):
         llm.complete("hi")
 
 
 def test_html_200_to_a_stream_is_a_response_error(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(Reply.html())
+    server.add(ServerReply.html())
     with pytest.raises(ResponseError, match="text/html"):
         list(llm.stream("hi"))
     assert len(server.requests) == 1
 
 
 def test_json_where_sse_expected_is_a_response_error(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(Reply.json_for_stream())
+    server.add(ServerReply.json_for_stream())
     with pytest.raises(ResponseError, match="application/json"):
         list(llm.stream("hi"))
 
 
 # -- deadlines --------------------------------------------------------------------------------------
 def test_slow_first_byte_hits_the_total_deadline(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(Reply(text="late", delay=20))
+    server.add(ServerReply(text="late", delay=20))
     start = time.monotonic()
     with pytest.raises(BackendTimeoutError, match="total deadline"):
         llm.complete("hi", timeout=0.4)
@@ -386,10 +380,8 @@ def test_slow_first_byte_hits_the_total_deadline(server: ProviderServer, llm: Op
 
 
 @pytest.mark.parametrize("mode", ["complete", "stream"])
-def test_slow_trickle_cannot_outlive_the_deadline(
-    server: ProviderServer, llm: OpenAIBackend, mode: str
-) -> None:
-    server.script(Reply(text="x" * 400, trickle=0.05))
+def test_slow_trickle_cannot_outlive_the_deadline(server: ProviderServer, llm: OpenAIBackend, mode: str) -> None:
+    server.add(ServerReply(text="x" * 400, trickle=0.05))
     start = time.monotonic()
     call = (
         (lambda: llm.complete("hi", timeout=0.6))
@@ -405,7 +397,7 @@ def test_slow_trickle_cannot_outlive_the_deadline(
 
 @pytest.mark.parametrize("mode", ["complete", "stream"])
 def test_async_slow_trickle_cannot_outlive_the_deadline(server: ProviderServer, mode: str) -> None:
-    server.script(Reply(text="x" * 400, trickle=0.05))
+    server.add(ServerReply(text="x" * 400, trickle=0.05))
 
     async def main() -> None:
         async with OpenAIBackend(
@@ -427,7 +419,7 @@ def test_async_slow_trickle_cannot_outlive_the_deadline(server: ProviderServer, 
 def test_retry_logs_never_show_the_key(
     server: ProviderServer, llm: OpenAIBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server.script(Reply.error(429, message=f"quota for key {KEY} exceeded"), "ok")
+    server.add(ServerReply.error(429, message=f"quota for key {KEY} exceeded"), "ok")
     with caplog.at_level(logging.DEBUG):
         assert llm.complete("hi").text == "ok"
     assert "quota for key" in caplog.text
@@ -435,7 +427,7 @@ def test_retry_logs_never_show_the_key(
 
 
 def test_errors_and_reprs_never_show_the_key(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(Reply.error(401, message=f"Incorrect API key provided: {KEY}"))
+    server.add(ServerReply.error(401, message=f"Incorrect API key provided: {KEY}"))
     with pytest.raises(AuthenticationError) as info:
         llm.complete("hi")
     err = info.value
@@ -454,7 +446,7 @@ def test_errors_and_reprs_never_show_the_key(server: ProviderServer, llm: OpenAI
 def test_real_provider_is_blocked_but_loopback_is_not(server: ProviderServer) -> None:
     real = OpenAIBackend(model="m", api_key=KEY, base_url="https://api.openai.com/v1")
     local = OpenAIBackend(model="m", api_key=KEY, base_url=server.openai_base_url)
-    server.script("local ok")
+    server.add("local ok")
     with allow_real_requests(False):
         with pytest.raises(RealBackendBlockedError):
             real.complete("hi")
@@ -491,7 +483,7 @@ def test_import_promptkit_backends_does_not_import_the_sdk() -> None:
 
 
 def test_closing_a_stream_early_releases_it(server: ProviderServer, llm: OpenAIBackend) -> None:
-    server.script(Reply(text="a" * 200, chunk_size=1), "next")
+    server.add(ServerReply(text="a" * 200, chunk_size=1), "next")
     with llm.stream("hi") as stream:
         first = next(iter(stream))
     assert first == "a"
@@ -499,7 +491,7 @@ def test_closing_a_stream_early_releases_it(server: ProviderServer, llm: OpenAIB
 
 
 def test_closing_an_async_stream_early_releases_it(server: ProviderServer) -> None:
-    server.script(Reply(text="b" * 200, chunk_size=1), "next")
+    server.add(ServerReply(text="b" * 200, chunk_size=1), "next")
 
     async def main() -> tuple[str, str]:
         async with OpenAIBackend(model="m", base_url=server.openai_base_url, api_key=KEY, retry=FAST) as b:

@@ -278,9 +278,7 @@ def test_async_stream_rule_and_deadline() -> None:
 
     async def main() -> list[str]:
         got: list[str] = []
-        async for chunk in astream_with_retries(
-            open_chunks, policy=FAST, deadline=Deadline(0.3), provider="p"
-        ):
+        async for chunk in astream_with_retries(open_chunks, policy=FAST, deadline=Deadline(0.3), provider="p"):
             got.append(chunk.text)
         return got
 

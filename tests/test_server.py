@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from promptkit.testing._server import ProviderServer, RecordedRequest, Reply, embedding_for, http_date
+from promptkit.testing._server import ProviderServer, RecordedRequest, ServerReply, embedding_for, http_date
 
 openai = pytest.importorskip("openai")
 anthropic = pytest.importorskip("anthropic")
@@ -47,12 +47,10 @@ def test_binds_loopback_ephemeral_port_and_stops() -> None:
 
 
 def test_openai_sdk_parses_completion_and_usage(server: ProviderServer) -> None:
-    server.script(Reply(text="Paris is the capital", finish_reason="length", input_tokens=7, output_tokens=4))
+    server.add(ServerReply(text="Paris is the capital", finish_reason="length", input_tokens=7, output_tokens=4))
     client = openai.OpenAI(base_url=server.openai_base_url, api_key=KEY, max_retries=0)
     with client:
-        reply = client.chat.completions.create(
-            model="gpt-x", messages=[{"role": "user", "content": "Capital?"}]
-        )
+        reply = client.chat.completions.create(model="gpt-x", messages=[{"role": "user", "content": "Capital?"}])
     assert reply.choices[0].message.content == "Paris is the capital"
     assert reply.choices[0].finish_reason == "length"
     assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (7, 4)
@@ -60,7 +58,7 @@ def test_openai_sdk_parses_completion_and_usage(server: ProviderServer) -> None:
 
 
 def test_openai_sdk_parses_stream_with_usage(server: ProviderServer) -> None:
-    server.script(Reply(text="one two three", chunk_size=3))
+    server.add(ServerReply(text="one two three", chunk_size=3))
     with openai.OpenAI(base_url=server.openai_base_url, api_key=KEY, max_retries=0) as client:
         events = list(
             client.chat.completions.create(
@@ -78,11 +76,9 @@ def test_openai_sdk_parses_stream_with_usage(server: ProviderServer) -> None:
 
 
 def test_anthropic_sdk_parses_message_and_stream(server: ProviderServer) -> None:
-    server.script(Reply(text="Bonjour", finish_reason="length"), Reply(text="Hello world", chunk_size=5))
+    server.add(ServerReply(text="Bonjour", finish_reason="length"), ServerReply(text="Hello world", chunk_size=5))
     with anthropic.Anthropic(base_url=server.anthropic_base_url, api_key=KEY, max_retries=0) as client:
-        msg = client.messages.create(
-            model="claude-x", max_tokens=5, messages=[{"role": "user", "content": "Hi"}]
-        )
+        msg = client.messages.create(model="claude-x", max_tokens=5, messages=[{"role": "user", "content": "Hi"}])
         assert msg.content[0].text == "Bonjour"
         assert msg.stop_reason == "max_tokens"
         assert msg.usage.output_tokens == 1
@@ -99,11 +95,9 @@ def test_anthropic_sdk_parses_message_and_stream(server: ProviderServer) -> None
 
 
 def test_records_requests_without_secrets(server: ProviderServer) -> None:
-    server.script("ok")
+    server.add("ok")
     with openai.OpenAI(base_url=server.openai_base_url, api_key=KEY, max_retries=0) as client:
-        client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "Hi"}], temperature=0.5
-        )
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}], temperature=0.5)
     [req] = server.requests
     assert isinstance(req, RecordedRequest)
     assert req.path == "/v1/chat/completions"
@@ -127,7 +121,7 @@ def test_embeddings_are_deterministic_float_and_base64(server: ProviderServer) -
 
 
 def test_error_status_with_retry_after_seconds_and_http_date(server: ProviderServer) -> None:
-    server.script(Reply.error(429, retry_after=3), Reply.error(503, retry_after=http_date(30)))
+    server.add(ServerReply.error(429, retry_after=3), ServerReply.error(503, retry_after=http_date(30)))
     status, headers, body = _post(server, "/v1/chat/completions", {"model": "m", "messages": []})
     assert status == 429
     assert headers["retry-after"] == "3"
@@ -154,14 +148,14 @@ def test_rule_answers_when_queue_is_empty(server: ProviderServer) -> None:
 
 
 def test_reset_before_reply_closes_the_connection(server: ProviderServer) -> None:
-    server.script(Reply.reset(), "after")
+    server.add(ServerReply.reset(), "after")
     with pytest.raises((ConnectionError, http.client.HTTPException)):
         _post(server, "/v1/chat/completions", {"model": "m", "messages": []})
     assert _post(server, "/v1/chat/completions", {"model": "m", "messages": []})[0] == 200
 
 
 def test_slow_first_byte_and_trickle(server: ProviderServer) -> None:
-    server.script(Reply(text="x", delay=0.2), Reply(text="ab", trickle=0.001))
+    server.add(ServerReply(text="x", delay=0.2), ServerReply(text="ab", trickle=0.001))
     start = time.monotonic()
     assert _post(server, "/v1/chat/completions", {"model": "m", "messages": []})[0] == 200
     assert time.monotonic() - start >= 0.2
@@ -171,12 +165,12 @@ def test_slow_first_byte_and_trickle(server: ProviderServer) -> None:
 
 
 def test_stream_faults_on_the_wire(server: ProviderServer) -> None:
-    server.script(
-        Reply.cut(after=2),
-        Reply.malformed_sse(after=1),
-        Reply.stream_error(after=1, message="Overloaded"),
-        Reply.json_for_stream(),
-        Reply.html(),
+    server.add(
+        ServerReply.cut(after=2),
+        ServerReply.malformed_sse(after=1),
+        ServerReply.stream_error(after=1, message="Overloaded"),
+        ServerReply.json_for_stream(),
+        ServerReply.html(),
     )
     stream_req = {"model": "m", "messages": [], "stream": True}
     _, _, cut = _post(server, "/v1/chat/completions", stream_req)

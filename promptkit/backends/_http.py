@@ -29,9 +29,7 @@ class Deadline(Protocol):
     def remaining(self) -> float | None: ...
 
 
-_DEADLINE_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "promptkit_deadline_at", default=None
-)
+_DEADLINE_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar("promptkit_deadline_at", default=None)
 
 
 class _DeadlineBody(httpx2.SyncByteStream):
@@ -107,9 +105,7 @@ def map_transport_error(exc: BaseException, provider: str) -> BackendError | Non
     if isinstance(exc, httpx2.TimeoutException):
         return BackendTimeoutError(f"{provider}: the request timed out ({name})", provider=provider)
     if isinstance(exc, httpx2.DecodingError):
-        return ResponseError(
-            f"{provider}: the response body could not be decoded ({name})", provider=provider
-        )
+        return ResponseError(f"{provider}: the response body could not be decoded ({name})", provider=provider)
     if isinstance(exc, (httpx2.TransportError, httpx2.StreamError)):
         return BackendConnectionError(f"{provider}: the connection failed ({name}: {exc})", provider=provider)
     if isinstance(exc, json.JSONDecodeError):

@@ -77,24 +77,16 @@ class RetryPolicy:
     retry_after_cap: float = 60.0
 
     def __post_init__(self) -> None:
-        if (
-            isinstance(self.max_attempts, bool)
-            or not isinstance(self.max_attempts, int)
-            or self.max_attempts < 1
-        ):
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be an int >= 1, not {self.max_attempts!r}")
         for name in ("backoff", "max_backoff", "retry_after_cap"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ConfigurationError(f"{name} must be a finite number >= 0, not {value!r}")
         if self.deadline is not None and (
-            not isinstance(self.deadline, (int, float))
-            or not math.isfinite(self.deadline)
-            or self.deadline <= 0
+            not isinstance(self.deadline, (int, float)) or not math.isfinite(self.deadline) or self.deadline <= 0
         ):
-            raise ConfigurationError(
-                f"deadline must be a positive number of seconds or None, not {self.deadline!r}"
-            )
+            raise ConfigurationError(f"deadline must be a positive number of seconds or None, not {self.deadline!r}")
 
 
 class Deadline:
@@ -121,9 +113,7 @@ class Deadline:
 
     def error(self, provider: str) -> BackendTimeoutError:
         """The error for an exceeded deadline (marked so that it is never retried)."""
-        err = BackendTimeoutError(
-            f"the call exceeded its total deadline of {self.seconds:g} s", provider=provider
-        )
+        err = BackendTimeoutError(f"the call exceeded its total deadline of {self.seconds:g} s", provider=provider)
         err._deadline = True  # type: ignore[attr-defined]
         return err
 
@@ -253,9 +243,7 @@ def retry_call(fn: Callable[[], T], *, policy: RetryPolicy, deadline: Deadline, 
     return tenacity.Retrying(**_kwargs(policy, deadline, provider))(again)
 
 
-async def aretry_call(
-    fn: Callable[[], Awaitable[T]], *, policy: RetryPolicy, deadline: Deadline, provider: str
-) -> T:
+async def aretry_call(fn: Callable[[], Awaitable[T]], *, policy: RetryPolicy, deadline: Deadline, provider: str) -> T:
     """Async :func:`retry_call`; each attempt is also bounded by the remaining deadline."""
     try:
         return await _bounded(fn, deadline, provider)

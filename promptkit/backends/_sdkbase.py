@@ -90,15 +90,11 @@ class SDKBackend(BaseBackend):
                 else:
                     self._user_sync = given
         self._sync_client: Any = None
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._user_async_ready: Any = None
         if self._base_url is None:
             given_client = self._user_sync or self._user_async
-            self._base_url = (
-                str(given_client.base_url) if given_client is not None else self._default_base_url()
-            )
+            self._base_url = str(given_client.base_url) if given_client is not None else self._default_base_url()
 
     # -- subclass hooks ---------------------------------------------------------------------------
     def _default_base_url(self) -> str | None:

@@ -99,11 +99,7 @@ class AnthropicBackend(SDKBackend):
             retry=retry,
             async_http=async_http,
         )
-        if (
-            isinstance(default_max_tokens, bool)
-            or not isinstance(default_max_tokens, int)
-            or default_max_tokens < 1
-        ):
+        if isinstance(default_max_tokens, bool) or not isinstance(default_max_tokens, int) or default_max_tokens < 1:
             raise ConfigurationError(f"default_max_tokens must be an int >= 1, not {default_max_tokens!r}")
         self.default_max_tokens = default_max_tokens
 
@@ -158,9 +154,7 @@ class AnthropicBackend(SDKBackend):
                 args["stop_sequences"] = list(params["stop"])
             schema = params.get("output_schema")
             if schema is not None:
-                args["output_config"] = {
-                    "format": {"type": "json_schema", "schema": _plain(schema["schema"])}
-                }
+                args["output_config"] = {"format": {"type": "json_schema", "schema": _plain(schema["schema"])}}
             if "extra" in params:
                 body.update(_plain(params["extra"]))
         if body:
@@ -181,9 +175,7 @@ class AnthropicBackend(SDKBackend):
         if not isinstance(content, list):
             if isinstance(reply, str):
                 snippet = reply.strip()[:80]
-                raise ResponseError(
-                    f"{self.name}: the reply is not JSON (it starts {snippet!r})", provider=self.name
-                )
+                raise ResponseError(f"{self.name}: the reply is not JSON (it starts {snippet!r})", provider=self.name)
             raise ResponseError(f"{self.name}: the reply has no content blocks", provider=self.name)
         text = "".join(block.text for block in content if getattr(block, "type", None) == "text")
         return Completion(
@@ -307,9 +299,7 @@ def _content(message: Message) -> str | list[dict[str, Any]]:
             if part.url.startswith("data:"):
                 header, _, data = part.url.partition(",")
                 media = part.media_type or header[5:].split(";", 1)[0] or "image/png"
-                blocks.append(
-                    {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
-                )
+                blocks.append({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}})
             else:
                 blocks.append({"type": "image", "source": {"type": "url", "url": part.url}})
     return blocks
@@ -366,9 +356,7 @@ def map_anthropic_error(exc: BaseException, provider: str, deadline: Deadline | 
                 if kind in ("overloaded_error", "rate_limit_error"):
                     return RateLimitError(text, provider=provider)
                 return ServerError(text, provider=provider)
-            return _from_status(
-                status, f"{kind}: {message}" if kind else message, exc.response.headers, provider
-            )
+            return _from_status(status, f"{kind}: {message}" if kind else message, exc.response.headers, provider)
         if isinstance(exc, sdk.APITimeoutError):
             return BackendTimeoutError(f"{provider}: the request timed out", provider=provider)
         if isinstance(exc, sdk.APIConnectionError):
@@ -391,9 +379,7 @@ def _is_timeout(exc: BaseException, sdk: Any) -> bool:
     if sdk is not None and isinstance(exc, sdk.APITimeoutError):
         return True
     httpx2 = sys.modules.get("httpx2")
-    return httpx2 is not None and isinstance(
-        exc, (httpx2.TimeoutException, httpx2.StreamError, httpx2.ReadError)
-    )
+    return httpx2 is not None and isinstance(exc, (httpx2.TimeoutException, httpx2.StreamError, httpx2.ReadError))
 
 
 def _from_status(status: int, message: str, headers: Any, provider: str) -> BackendError:

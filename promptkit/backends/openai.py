@@ -211,9 +211,7 @@ class OpenAIBackend(SDKBackend):
     def _finish(self, state: _StreamState) -> Chunk:
         done = state.finish is not None and (state.usage is not None or not self._stream_usage)
         if not done:
-            detail = (
-                "no finish reason arrived" if state.finish is None else "no usage arrived after the finish"
-            )
+            detail = "no finish reason arrived" if state.finish is None else "no usage arrived after the finish"
             if state.finish is not None:
                 detail += " (if this server never sends usage on streams, pass stream_usage=False)"
             raise stream_incomplete(self.name, "".join(state.parts), detail)
@@ -341,9 +339,7 @@ class _StreamState:
             self.model = event.model
         usage = event.usage
         if usage is not None:
-            self.usage = Usage(
-                input_tokens=usage.prompt_tokens or 0, output_tokens=usage.completion_tokens or 0
-            )
+            self.usage = Usage(input_tokens=usage.prompt_tokens or 0, output_tokens=usage.completion_tokens or 0)
         if not event.choices:
             return ""
         choice = event.choices[0]
@@ -436,9 +432,7 @@ def map_openai_error(exc: BaseException, provider: str, deadline: Deadline | Non
             return BackendConnectionError(f"{provider}: connection error{detail}", provider=provider)
         if isinstance(exc, sdk.APIError):
             # An error object inside a 200 event stream.
-            return ServerError(
-                f"{provider}: error event in the stream: {_status_message(exc)}", provider=provider
-            )
+            return ServerError(f"{provider}: error event in the stream: {_status_message(exc)}", provider=provider)
     mapped = map_transport_error(exc, provider)
     if mapped is not None:
         return mapped
@@ -455,9 +449,7 @@ def _is_timeout(exc: BaseException, sdk: Any) -> bool:
     if sdk is not None and isinstance(exc, sdk.APITimeoutError):
         return True
     httpx2 = sys.modules.get("httpx2")
-    return httpx2 is not None and isinstance(
-        exc, (httpx2.TimeoutException, httpx2.StreamError, httpx2.ReadError)
-    )
+    return httpx2 is not None and isinstance(exc, (httpx2.TimeoutException, httpx2.StreamError, httpx2.ReadError))
 
 
 def _from_status(status: int, message: str, headers: Any, provider: str) -> BackendError:

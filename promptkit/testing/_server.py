@@ -2,13 +2,13 @@
 
 :class:`ProviderServer` runs in a thread on ``127.0.0.1`` (an ephemeral port), answers chat
 completions (``POST /v1/chat/completions``), messages (``POST /v1/messages``) and embeddings
-(``POST /v1/embeddings``) from a script of :class:`Reply` objects, records every request, and can
+(``POST /v1/embeddings``) from a script of :class:`ServerReply` objects, records every request, and can
 inject the faults real providers and proxies produce: error statuses with ``Retry-After``,
 connection resets, streams cut before their final event, malformed SSE, slow first bytes and slow
 trickles. Point the official SDKs (or anything else) at it: the SDKs parse its replies, so its
 formats are checked by them.
 
->>> from promptkit.testing import ProviderServer, Reply  # doctest: +SKIP
+>>> from promptkit.testing import ProviderServer, ServerReply  # doctest: +SKIP
 >>> with ProviderServer(["Hello!"]) as server:  # doctest: +SKIP
 ...     import openai
 ...     client = openai.OpenAI(base_url=server.openai_base_url, api_key="test")
@@ -36,7 +36,7 @@ from typing import Any, Literal, Union
 
 from typing_extensions import Self
 
-__all__ = ["ProviderServer", "RecordedRequest", "Reply", "ReplyLike"]
+__all__ = ["ProviderServer", "RecordedRequest", "ServerReply", "ReplyLike"]
 
 Fault = Literal[
     "reset",  # close the connection with a TCP reset before any byte of the reply
@@ -78,7 +78,7 @@ _ANTHROPIC_ERROR_TYPES = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class Reply:
+class ServerReply:
     """One scripted answer: a text completion, an error status, or a fault.
 
     ``text`` is the completion; ``finish_reason`` uses promptkit's vocabulary (``stop``,
@@ -87,9 +87,9 @@ class Reply:
     ``chunk_size`` is the number of characters per streamed delta. Token counts default to the
     number of whitespace-separated words.
 
-    >>> Reply(text="Paris").text
+    >>> ServerReply(text="Paris").text
     'Paris'
-    >>> Reply.error(429, retry_after=2).status
+    >>> ServerReply.error(429, retry_after=2).status
     429
     """
 
@@ -116,61 +116,61 @@ class Reply:
         retry_after: float | str | None = None,
         message: str | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> Reply:
+    ) -> ServerReply:
         """An error status with the provider's error body; ``retry_after`` sets ``Retry-After``
         (seconds, or an HTTP date string)."""
         return cls(status=status, retry_after=retry_after, message=message, headers=dict(headers or {}))
 
     @classmethod
-    def inject(cls, fault: Fault, *, after: int = 1, text: str = "partial reply text") -> Reply:
+    def inject(cls, fault: Fault, *, after: int = 1, text: str = "partial reply text") -> ServerReply:
         """A fault; ``after`` counts the stream events sent before it strikes."""
         return cls(fault=fault, after=after, text=text)
 
     @classmethod
-    def reset(cls) -> Reply:
+    def reset(cls) -> ServerReply:
         """Reset the connection before any byte of the reply."""
         return cls(fault="reset")
 
     @classmethod
-    def reset_mid_stream(cls, *, after: int = 2, text: str = "partial reply text") -> Reply:
+    def reset_mid_stream(cls, *, after: int = 2, text: str = "partial reply text") -> ServerReply:
         """Send ``after`` stream events, then reset the connection."""
         return cls.inject("reset_mid_stream", after=after, text=text)
 
     @classmethod
-    def cut(cls, *, after: int = 2, text: str = "partial reply text") -> Reply:
+    def cut(cls, *, after: int = 2, text: str = "partial reply text") -> ServerReply:
         """Send ``after`` stream events, then end the body without the final event."""
         return cls.inject("cut", after=after, text=text)
 
     @classmethod
-    def malformed_sse(cls, *, after: int = 1, text: str = "partial reply text") -> Reply:
+    def malformed_sse(cls, *, after: int = 1, text: str = "partial reply text") -> ServerReply:
         """Send ``after`` stream events, then a ``data:`` line that is not JSON."""
         return cls.inject("malformed_sse", after=after, text=text)
 
     @classmethod
-    def invalid_utf8(cls, *, after: int = 1, text: str = "partial reply text") -> Reply:
+    def invalid_utf8(cls, *, after: int = 1, text: str = "partial reply text") -> ServerReply:
         """Send ``after`` stream events, then bytes that are not UTF-8."""
         return cls.inject("invalid_utf8", after=after, text=text)
 
     @classmethod
-    def html(cls) -> Reply:
+    def html(cls) -> ServerReply:
         """A 200 answer with an HTML body, as a captive portal or broken proxy sends."""
         return cls(fault="html")
 
     @classmethod
-    def json_for_stream(cls, text: str = "not a stream") -> Reply:
+    def json_for_stream(cls, text: str = "not a stream") -> ServerReply:
         """Answer a stream request with a JSON completion (``application/json``)."""
         return cls(fault="json_for_stream", text=text)
 
     @classmethod
     def stream_error(
         cls, *, after: int = 2, message: str = "Overloaded", text: str = "partial reply text"
-    ) -> Reply:
+    ) -> ServerReply:
         """Anthropic's mid-stream ``error`` event after ``after`` events; the status stays 200."""
         return cls(fault="stream_error", after=after, message=message, text=text)
 
 
-ReplyLike = Union[Reply, str]  # noqa: UP007 - a runtime alias must work on Python 3.10
-"""A :class:`Reply` or a plain string (a successful completion with that text)."""
+ReplyLike = Union[ServerReply, str]  # noqa: UP007 - a runtime alias must work on Python 3.10
+"""A :class:`ServerReply` or a plain string (a successful completion with that text)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -253,9 +253,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         headers = {k.lower(): ("***" if k.lower() in _SECRET_HEADERS else v) for k, v in self.headers.items()}
-        request = RecordedRequest(
-            method="POST", path=self.path, headers=headers, body=body, time=time.monotonic()
-        )
+        request = RecordedRequest(method="POST", path=self.path, headers=headers, body=body, time=time.monotonic())
         owner = self.server.owner
         reply = owner._next_reply(request)
         try:
@@ -275,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         self.connection.close()
 
-    def _write(self, data: bytes, reply: Reply) -> None:
+    def _write(self, data: bytes, reply: ServerReply) -> None:
         if reply.trickle > 0:
             for i in range(len(data)):
                 if self.server.owner._stopping.is_set():
@@ -299,19 +297,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _send_json(
-        self, status: int, payload: Any, reply: Reply | None = None, extra: Mapping[str, str] = {}
+        self, status: int, payload: Any, reply: ServerReply | None = None, extra: Mapping[str, str] = {}
     ) -> None:
         data = json.dumps(payload).encode()
-        self._send_bytes(status, "application/json", data, reply or Reply(), extra)
+        self._send_bytes(status, "application/json", data, reply or ServerReply(), extra)
 
     def _send_bytes(
-        self, status: int, content_type: str, data: bytes, reply: Reply, extra: Mapping[str, str]
+        self, status: int, content_type: str, data: bytes, reply: ServerReply, extra: Mapping[str, str]
     ) -> None:
         self._head(status, content_type, extra, len(data))
         self._write(data, reply)
 
     # -- answering ----------------------------------------------------------------------------
-    def _answer(self, request: RecordedRequest, reply: Reply) -> None:
+    def _answer(self, request: RecordedRequest, reply: ServerReply) -> None:
         if reply.delay > 0 and self.server.owner._stopping.wait(reply.delay):
             raise _Reset
         if reply.fault == "reset":
@@ -337,9 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         model = reply.model or str(body.get("model") or "test-model")
         usage = (
-            reply.input_tokens
-            if reply.input_tokens is not None
-            else _words(body.get("messages")) + _words(body),
+            reply.input_tokens if reply.input_tokens is not None else _words(body.get("messages")) + _words(body),
             reply.output_tokens if reply.output_tokens is not None else len(reply.text.split()),
         )
         if body.get("stream") and reply.fault != "json_for_stream":
@@ -357,12 +353,10 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._send_json(reply.status, payload, reply, extra)
 
-    def _stream(self, events: Iterator[bytes], reply: Reply, extra: Mapping[str, str], provider: str) -> None:
+    def _stream(self, events: Iterator[bytes], reply: ServerReply, extra: Mapping[str, str], provider: str) -> None:
         # Anthropic's SDK skips events without a name, so its bad data comes in a named event.
         prefix = b"event: content_block_delta\n" if provider == "anthropic" else b""
-        self._head(
-            reply.status, "text/event-stream; charset=utf-8", {"cache-control": "no-cache", **extra}, None
-        )
+        self._head(reply.status, "text/event-stream; charset=utf-8", {"cache-control": "no-cache", **extra}, None)
         fault = reply.fault
         for sent, event in enumerate(events):
             if fault is not None and sent >= reply.after:
@@ -383,10 +377,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk(event, reply)
         self._write(b"0\r\n\r\n", reply)
 
-    def _chunk(self, data: bytes, reply: Reply) -> None:
+    def _chunk(self, data: bytes, reply: ServerReply) -> None:
         self._write(f"{len(data):x}\r\n".encode() + data + b"\r\n", reply)
 
-    def _error_body(self, provider: str, reply: Reply) -> Any:
+    def _error_body(self, provider: str, reply: ServerReply) -> Any:
         message = reply.message or f"scripted error {reply.status}"
         if provider == "anthropic":
             kind = _ANTHROPIC_ERROR_TYPES.get(reply.status, "api_error")
@@ -399,7 +393,7 @@ class _Handler(BaseHTTPRequestHandler):
         size = max(1, size)
         return [text[i : i + size] for i in range(0, len(text), size)]
 
-    def _openai_completion(self, reply: Reply, model: str, usage: tuple[int, int]) -> Any:
+    def _openai_completion(self, reply: ServerReply, model: str, usage: tuple[int, int]) -> Any:
         return {
             "id": "chatcmpl-test",
             "object": "chat.completion",
@@ -417,7 +411,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
 
     def _openai_events(
-        self, body: Mapping[str, Any], reply: Reply, model: str, usage: tuple[int, int]
+        self, body: Mapping[str, Any], reply: ServerReply, model: str, usage: tuple[int, int]
     ) -> Iterator[bytes]:
         base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": model}
 
@@ -436,7 +430,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
         yield b"data: [DONE]\n\n"
 
-    def _anthropic_message(self, reply: Reply, model: str, usage: tuple[int, int]) -> Any:
+    def _anthropic_message(self, reply: ServerReply, model: str, usage: tuple[int, int]) -> Any:
         return {
             "id": "msg_test",
             "type": "message",
@@ -448,7 +442,7 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": {"input_tokens": usage[0], "output_tokens": usage[1]},
         }
 
-    def _anthropic_events(self, reply: Reply, model: str, usage: tuple[int, int]) -> Iterator[bytes]:
+    def _anthropic_events(self, reply: ServerReply, model: str, usage: tuple[int, int]) -> Iterator[bytes]:
         def event(name: str, data: Any) -> bytes:
             return f"event: {name}\ndata: ".encode() + json.dumps(data).encode() + b"\n\n"
 
@@ -516,7 +510,7 @@ class _Server(ThreadingHTTPServer):
 class ProviderServer:
     """A local OpenAI/Anthropic-compatible HTTP server in a thread, answering from a script.
 
-    ``replies`` is a queue of :class:`Reply` (or plain strings) consumed one per request;
+    ``replies`` is a queue of :class:`ServerReply` (or plain strings) consumed one per request;
     ``rule`` (called with the :class:`RecordedRequest`) answers when the queue is empty, else
     ``default`` does; with neither, an empty queue answers 400 "script exhausted".
     ``embedding_dim`` sets the dimension of embedding vectors (a request's ``dimensions`` wins).
@@ -549,13 +543,13 @@ class ProviderServer:
         self._thread: threading.Thread | None = None
 
     # -- script ----------------------------------------------------------------------------------
-    def script(self, *replies: ReplyLike) -> Self:
+    def add(self, *replies: ReplyLike) -> Self:
         """Append replies to the queue."""
         with self._lock:
             self._queue.extend(replies)
         return self
 
-    def _next_reply(self, request: RecordedRequest) -> Reply:
+    def _next_reply(self, request: RecordedRequest) -> ServerReply:
         with self._lock:
             self.requests.append(request)
             item: ReplyLike | None = self._queue.popleft() if self._queue else None
@@ -564,8 +558,8 @@ class ProviderServer:
         if item is None:
             item = self.default
         if item is None:
-            return Reply.error(400, message="ProviderServer: the script of replies is exhausted")
-        return Reply(text=item) if isinstance(item, str) else item
+            return ServerReply.error(400, message="ProviderServer: the script of replies is exhausted")
+        return ServerReply(text=item) if isinstance(item, str) else item
 
     @property
     def pending(self) -> int:
@@ -600,9 +594,7 @@ class ProviderServer:
         httpd = _Server((self._host, self._port), _Handler)
         httpd.owner = self
         self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.name = f"ProviderServer:{httpd.server_address[1]}"
         self._thread.start()
         return self
