@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
 from ._errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -57,9 +60,38 @@ from ._tokens import (
 from ._utils import UNSET
 from .backends import AsyncStream, Backend, BaseBackend, Stream, backend
 
+if _TYPE_CHECKING:
+    from .backends._retry import RetryPolicy
+    from .backends.anthropic import AnthropicBackend
+    from .backends.openai import OpenAIBackend
+
 __version__ = "0.1.0"
 
+# Names whose modules cost more to import (or pull an optional SDK when used): loaded on first access.
+_LAZY = {
+    "AnthropicBackend": "promptkit.backends.anthropic",
+    "OpenAIBackend": "promptkit.backends.openai",
+    "RetryPolicy": "promptkit.backends._retry",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'promptkit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
+    "AnthropicBackend",
     "AsyncStream",
     "AuthenticationError",
     "Backend",
@@ -80,6 +112,7 @@ __all__ = [
     "IncompleteStreamError",
     "Message",
     "MissingDependencyError",
+    "OpenAIBackend",
     "ParseError",
     "Parser",
     "Prompt",
@@ -89,6 +122,7 @@ __all__ = [
     "RealBackendBlockedError",
     "ResponseError",
     "Result",
+    "RetryPolicy",
     "ScriptExhaustedError",
     "Selector",
     "ServerError",
