@@ -278,3 +278,49 @@ def test_cache_max_size_evicts_the_oldest() -> None:
         EmbeddingCache(max_size=0)
     assert HashingEmbedder().cache is not None
     assert HashingEmbedder().cache.max_size == 100_000  # type: ignore[union-attr]
+
+
+# -- OpenAI embeddings end to end, against the local provider server -------------------------------
+
+
+def test_openai_embedder_through_the_backend_and_the_local_server() -> None:
+    from promptkit._fewshot import SemanticSelector
+    from promptkit.backends.openai import OpenAIBackend
+    from promptkit.testing._server import ProviderServer, embedding_for
+
+    with (
+        ProviderServer() as server,
+        OpenAIBackend(model="gpt-test", base_url=server.openai_base_url, api_key="sk-test-0123456789abcdef") as llm,
+    ):
+        server.default = "unused"  # any reply: the embeddings endpoint answers from the text itself
+        embedder = OpenAIEmbedder(llm, batch_size=2)
+        vectors = embedder.embed(["alpha", "beta", "gamma"])
+        dim = len(embedding_for("alpha", server.embedding_dim))
+        np.testing.assert_allclose(vectors[1], np.asarray(embedding_for("beta", dim), dtype=np.float32), rtol=1e-6)
+        assert len(server.requests) == 2  # batches of two
+        assert server.requests[0].body["model"] == "text-embedding-3-small"
+        embedder.embed(["gamma", "alpha"])
+        assert len(server.requests) == 2  # cached
+        pool = [{"q": "alpha"}, {"q": "beta"}, {"q": "delta"}]
+        chosen = SemanticSelector(pool, k=1, embedder=embedder).select({"q": "delta"})
+        assert chosen[0]["q"] == "delta"
+        assert chosen.scores[0] == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.anyio
+async def test_openai_embedder_async_through_the_backend() -> None:
+    from promptkit.backends.openai import OpenAIBackend
+    from promptkit.testing._server import ProviderServer, embedding_for
+
+    with (
+        ProviderServer() as server,
+        OpenAIBackend(model="gpt-test", base_url=server.openai_base_url, api_key="sk-test-0123456789abcdef") as llm,
+    ):
+        server.default = "unused"
+        try:
+            vectors = await OpenAIEmbedder(llm).aembed(["one", "two"])
+        finally:
+            await llm.aclose()
+        dim = vectors.shape[1]
+        np.testing.assert_allclose(vectors[0], np.asarray(embedding_for("one", dim), dtype=np.float32), rtol=1e-6)
+        assert len(server.requests) == 1
