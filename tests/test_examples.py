@@ -41,3 +41,10 @@ def test_readme_python_examples_run() -> None:
     assert tests, "the README's testing example defines a test function"
     for fn in tests:
         fn(MockBackend())
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    test_command = re.findall(r"```bash\n(.*?)\n```", section, re.S)[1].strip()
+    assert test_command in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
