@@ -28,7 +28,16 @@ from .._utils import UNSET, Unset
 from ._compile import Locator, compile_source, find_variables, plain_locator, render_jinja
 from ._display import document, highlight_source, role_block
 from ._inputs import InputsSpec, input_model, validate_inputs
-from ._sandbox import CLOSE, DEFAULT_ENV, DEFAULT_LIMITS, END, MARK, OPEN, SPLICE, PromptEnvironment, TemplateLimits
+from ._sandbox import (
+    CLOSE,
+    DEFAULT_ENV,
+    DEFAULT_LIMITS,
+    END,
+    MARK,
+    OPEN,
+    PromptEnvironment,
+    TemplateLimits,
+)
 from ._template import Preview, Template, fit_values, freeze
 
 if TYPE_CHECKING:
@@ -76,7 +85,17 @@ class MessagesPlaceholder:
 
 ChatPart = tuple[str, "str | Template"] | MessagesPlaceholder
 
-_Segment = tuple[str, "str | Message", bool]  # (role, content or spliced message, spliced?)
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _message(role: str, content: str) -> Message:
+    """A ``Message`` without re-validating: roles were checked when the template compiled."""
+    message: Message = _new(Message)
+    _set(message, "role", role)
+    _set(message, "content", content)
+    return message
 
 
 class ChatTemplate:
@@ -363,21 +382,15 @@ class ChatTemplate:
     def render(self, **values: Any) -> list[Message]:
         """Render to messages; raises a :class:`~promptkit.TemplateError` on any failure."""
         context = self._context(values)
-        text = render_jinja(self._jinja, context, self.limits, self._locate)
-        return self._messages(self._split(text, context))
+        return self._build(render_jinja(self._jinja, context, self.limits, self._locate), context)
 
     def preview(self, **values: Any) -> Preview:
         """Render for display: roles in colour, substituted values highlighted."""
         context = self._context(values)
         jt = compile_source(self._env.preview_environment(), self.source, self.limits, self._locate)
-        segments = self._split(render_jinja(jt, context, self.limits, self._locate), context)
-        marked: list[tuple[str | None, str, str]] = []
-        for role, content, _spliced in segments:
-            if isinstance(content, Message):
-                marked.append((content.role, content.text, "spliced"))
-            else:
-                marked.append((role, content, ""))
-        return Preview(marked)
+        notes: list[str] = []
+        messages = self._build(render_jinja(jt, context, self.limits, self._locate), context, notes)
+        return Preview([(m.role, m.text, note) for m, note in zip(messages, notes, strict=True)])
 
     def fit(
         self,
@@ -405,48 +418,62 @@ class ChatTemplate:
             marker=marker,
         )
 
-    def _split(self, text: str, context: Mapping[str, Any]) -> list[_Segment]:
-        """Cut the rendered text at the role markers into (role, text) and spliced messages."""
+    def _build(self, text: str, context: Mapping[str, Any], notes: list[str] | None = None) -> list[Message]:
+        """Cut the rendered text at the role markers into messages. No value can contain the
+        marker's nonce, so every marker in the text came from the template itself."""
         parts = text.split(MARK)
-        if parts[0].strip():
-            raise TemplateError(
-                f"text outside a role block: {parts[0].strip()[:60]!r}; put it inside {{% role %}}...{{% endrole %}}",
-                template=self.name,
-            )
-        segments: list[_Segment] = []
+        first = parts[0]
+        if first and not first.isspace():
+            self._outside(first)
+        out: list[Message] = []
+        strip, drop_empty, merge = self.strip, self.drop_empty, self.merge
+        mergeable = False
         role: str | None = None
         content = ""
-        for part in parts[1:]:
-            tag, sep, rest = part.partition(END)
-            kind = tag[:1]
-            if not sep:
-                raise TemplateSecurityError("malformed message marker", template=self.name)
-            if kind == OPEN:
-                if role is not None:
-                    raise TemplateError("a role block was opened inside another role block", template=self.name)
-                role, content = tag[1:], rest
-                continue
+        for i in range(1, len(parts)):
+            part = parts[i]
+            kind = part[0]
             if kind == CLOSE:
                 if role is None:
                     raise TemplateSecurityError("unbalanced message marker", template=self.name)
-                segments.append((role, content, False))
+                if strip:
+                    content = content.strip()
+                if content or not drop_empty:
+                    if merge and mergeable and out[-1].role == role:
+                        out[-1] = _message(role, f"{out[-1].content}\n\n{content}")
+                    else:
+                        out.append(_message(role, content))
+                        if notes is not None:
+                            notes.append("")
+                    mergeable = True
                 role = None
-            elif kind == SPLICE:
-                if role is not None:
-                    raise TemplateError(
-                        f"{{% messages {tag[1:].rstrip('?')} %}} cannot be inside a role block", template=self.name
-                    )
-                segments.extend(("", m, True) for m in self._spliced(tag[1:], context))
-            else:
-                raise TemplateSecurityError("malformed message marker", template=self.name)
-            if rest.strip():
-                raise TemplateError(
-                    f"text outside a role block: {rest.strip()[:60]!r}; put it inside {{% role %}}...{{% endrole %}}",
-                    template=self.name,
-                )
+                rest = part[2:]
+                if rest and not rest.isspace():
+                    self._outside(rest)
+                continue
+            if role is not None:
+                what = "a role block" if kind == OPEN else "{% messages %}"
+                raise TemplateError(f"{what} cannot be inside a role block", template=self.name)
+            tag, _, rest = part.partition(END)
+            if kind == OPEN:
+                role, content = tag[1:], rest
+                continue
+            spliced = self._spliced(tag[1:], context)
+            out.extend(spliced)
+            if notes is not None:
+                notes.extend("spliced" for _ in spliced)
+            mergeable = mergeable and not spliced
+            if rest and not rest.isspace():
+                self._outside(rest)
         if role is not None:
             raise TemplateSecurityError("unbalanced message marker", template=self.name)
-        return segments
+        return out
+
+    def _outside(self, text: str) -> None:
+        raise TemplateError(
+            f"text outside a role block: {text.strip()[:60]!r}; put it inside {{% role %}}...{{% endrole %}}",
+            template=self.name,
+        )
 
     def _spliced(self, spec: str, context: Mapping[str, Any]) -> tuple[Message, ...]:
         optional = spec.endswith("?")
@@ -468,25 +495,6 @@ class ChatTemplate:
             return coerce_messages(value)
         except ConfigurationError as exc:
             raise TemplateInputError(f"{name!r} is not a list of messages: {exc}", template=self.name) from exc
-
-    def _messages(self, segments: list[_Segment]) -> list[Message]:
-        out: list[Message] = []
-        mergeable = False
-        for role, content, _spliced in segments:
-            if isinstance(content, Message):
-                out.append(content)
-                mergeable = False
-                continue
-            if self.strip:
-                content = content.strip()
-            if not content and self.drop_empty:
-                continue
-            if self.merge and mergeable and out[-1].role == role:
-                out[-1] = Message(out[-1].role, f"{out[-1].content}\n\n{content}")
-            else:
-                out.append(Message(role, content))  # type: ignore[arg-type]
-            mergeable = True
-        return out
 
     # -- identity and display --------------------------------------------------------------------
     def _key(self) -> tuple[Any, ...]:

@@ -6,10 +6,10 @@ import functools
 import os
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
-from jinja2 import meta
+from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
 
 from .._errors import (
@@ -21,7 +21,7 @@ from .._errors import (
 )
 from ._sandbox import BUDGET, Budget, LimitExceededError, PromptEnvironment, TemplateLimits, bounded_concat
 
-__all__ = ["Locator", "compile_source", "find_variables", "render_jinja", "wrap_render_error"]
+__all__ = ["Compiled", "Locator", "compile_source", "find_variables", "render_jinja", "wrap_render_error"]
 
 Locator = Callable[[int | None], tuple[str | None, int | None]]
 """Maps a line of the compiled source to the (template label, line) a user should see."""
@@ -34,7 +34,35 @@ def _plain_locator(name: str | None) -> Locator:
     return lambda lineno: (name, lineno)
 
 
-def compile_source(env: PromptEnvironment, source: str, limits: TemplateLimits, locate: Locator) -> jinja2.Template:
+class Compiled(NamedTuple):
+    """A compiled template and whether it is *simple*: no loops, calls, filters, includes or
+    checked operators, so nothing in it can amplify its input and it renders without a budget."""
+
+    template: jinja2.Template
+    simple: bool
+
+
+_COUNTED_NODES = (
+    nodes.For,
+    nodes.Call,
+    nodes.Filter,
+    nodes.Test,
+    nodes.Concat,
+    nodes.Include,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Extends,
+    nodes.Macro,
+    nodes.CallBlock,
+    nodes.FilterBlock,
+    nodes.Mul,
+    nodes.Pow,
+    nodes.Add,
+    nodes.Mod,
+)
+
+
+def compile_source(env: PromptEnvironment, source: str, limits: TemplateLimits, locate: Locator) -> Compiled:
     """Compile once (cached per environment and source); errors carry the template and line."""
     if len(source) > limits.max_template_chars:
         label, _ = locate(None)
@@ -42,10 +70,6 @@ def compile_source(env: PromptEnvironment, source: str, limits: TemplateLimits, 
             f"template source is {len(source)} characters, over max_template_chars={limits.max_template_chars}",
             template=label,
         )
-    return _compile(env, source, locate)
-
-
-def _compile(env: PromptEnvironment, source: str, locate: Locator) -> jinja2.Template:
     try:
         return _compile_cached(env, source)
     except jinja2.TemplateSyntaxError as exc:
@@ -60,8 +84,10 @@ def _compile(env: PromptEnvironment, source: str, locate: Locator) -> jinja2.Tem
 
 
 @functools.lru_cache(maxsize=1024)
-def _compile_cached(env: PromptEnvironment, source: str) -> jinja2.Template:
-    return env.from_string(source)
+def _compile_cached(env: PromptEnvironment, source: str) -> Compiled:
+    tree = env.parse(source)
+    simple = next(tree.find_all(_COUNTED_NODES), None) is None
+    return Compiled(env.from_string(tree), simple)
 
 
 def find_variables(env: PromptEnvironment, source: str) -> frozenset[str]:
@@ -139,8 +165,25 @@ def wrap_render_error(exc: BaseException, locate: Locator) -> TemplateError:
     return TemplateError(f"rendering failed: {type(exc).__name__}: {exc}", template=label, lineno=lineno)
 
 
-def render_jinja(jt: jinja2.Template, context: Mapping[str, Any], limits: TemplateLimits, locate: Locator) -> str:
-    """Render under a fresh :class:`Budget`; the output is size-checked while it is joined."""
+def render_jinja(compiled: Compiled, context: Mapping[str, Any], limits: TemplateLimits, locate: Locator) -> str:
+    """Render under a fresh :class:`Budget`; the output is size-checked while it is joined.
+
+    A simple template (see :class:`Compiled`) skips the budget: its output is its text plus its
+    values, checked once against ``max_output_chars``.
+    """
+    jt = compiled.template
+    if compiled.simple:
+        try:
+            try:
+                text = "".join(jt.root_render_func(jt.new_context(context)))  # type: ignore[arg-type]
+            except Exception:
+                jt.environment.handle_exception()
+        except Exception as exc:
+            raise wrap_render_error(exc, locate) from exc
+        if len(text) > limits.max_output_chars:
+            label, _ = locate(None)
+            raise TemplateLimitError(f"rendered text passed max_output_chars={limits.max_output_chars}", template=label)
+        return text
     token = BUDGET.set(Budget(limits))
     try:
         try:

@@ -33,6 +33,7 @@ import time
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
+from itertools import islice
 from typing import Any
 
 import jinja2
@@ -125,22 +126,33 @@ BUDGET: ContextVar[Budget | None] = ContextVar("promptkit_template_budget", defa
 
 def current_budget() -> Budget:
     budget = BUDGET.get()
-    if budget is None:  # rendering outside Template.render (never in promptkit itself)
-        budget = Budget(DEFAULT_LIMITS)
-        BUDGET.set(budget)
-    return budget
+    # Outside a budgeted render (a simple template's {% set %} block): a fresh default budget.
+    return budget if budget is not None else Budget(DEFAULT_LIMITS)
 
 
 def bounded_concat(parts: Iterable[str]) -> str:
-    """``"".join`` that stops as soon as the text passes ``max_output_chars``."""
+    """``"".join`` that stops once the text passes ``max_output_chars``.
+
+    Chunks are joined 64 at a time in C and checked after each batch: one check for a typical
+    prompt, and at most 64 chunks of overshoot for a runaway loop.
+    """
     limit = current_budget().limits.max_output_chars
-    out: list[str] = []
-    total = 0
-    for part in parts:
-        total += len(part)
+    it = iter(parts)
+    text = "".join(islice(it, 64))
+    if len(text) > limit:
+        raise LimitExceededError(f"rendered text passed max_output_chars={limit}")
+    batch = list(islice(it, 64))
+    if not batch:
+        return text
+    out = [text]
+    total = len(text)
+    while batch:
+        chunk = "".join(batch)
+        total += len(chunk)
         if total > limit:
             raise LimitExceededError(f"rendered text passed max_output_chars={limit}")
-        out.append(part)
+        out.append(chunk)
+        batch = list(islice(it, 64))
     return "".join(out)
 
 
