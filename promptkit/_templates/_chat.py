@@ -267,6 +267,7 @@ class ChatTemplate:
         strip: bool = True,
         drop_empty: bool = True,
         merge: bool = True,
+        _line_offset: int = 0,
     ) -> ChatTemplate:
         """A chat template from one source with ``{% role "..." %}`` blocks and ``{% messages x %}``.
 
@@ -294,7 +295,7 @@ class ChatTemplate:
             strip=strip,
             drop_empty=drop_empty,
             merge=merge,
-            locate=plain_locator(name),
+            locate=plain_locator(name, _line_offset),
         )
         self.messages = ()
         return self

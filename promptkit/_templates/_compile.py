@@ -30,8 +30,11 @@ _SOURCE_FILENAME = "<template>"
 _TEMPLATE_FRAMES = ("template", "top-level template code")
 
 
-def _plain_locator(name: str | None) -> Locator:
-    return lambda lineno: (name, lineno)
+def _plain_locator(name: str | None, offset: int = 0) -> Locator:
+    """Report ``name`` and the line, shifted by ``offset`` (e.g. a file's front matter)."""
+    if not offset:
+        return lambda lineno: (name, lineno)
+    return lambda lineno: (name, None if lineno is None else lineno + offset)
 
 
 class Compiled(NamedTuple):

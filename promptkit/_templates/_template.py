@@ -107,6 +107,7 @@ class Template:
         limits: TemplateLimits | None = None,
         library: PromptLibrary | None = None,
         _locate: Locator | None = None,
+        _line_offset: int = 0,
     ) -> None:
         if not isinstance(source, str):
             raise ConfigurationError(f"template source must be a str, not {type(source).__name__}")
@@ -121,7 +122,7 @@ class Template:
         self._env: PromptEnvironment = library.environment if library is not None else DEFAULT_ENV
         self._defaults: Mapping[str, Any] = MappingProxyType(dict(defaults or {}))
         self._input_model = input_model(inputs, name=name)
-        self._locate = _locate or plain_locator(name)
+        self._locate = _locate or plain_locator(name, _line_offset)
         self._jinja = compile_source(self._env, source, self.limits, self._locate)
 
     # -- introspection ---------------------------------------------------------------------------
