@@ -296,6 +296,12 @@ def test_include_without_a_loader_is_a_template_error() -> None:
             Template(source).render()
 
 
+def test_recursive_includes_hit_a_limit() -> None:
+    lib = PromptLibrary.from_mapping({"loop.jinja": "x{% include 'loop.jinja' %}"})
+    with pytest.raises(TemplateLimitError):
+        lib.template("loop.jinja").render()
+
+
 def test_includes_stay_inside_the_library(tmp_path: object) -> None:
     import pathlib
 

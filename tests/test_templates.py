@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pydantic
@@ -405,3 +406,42 @@ def test_render_is_safe_across_threads() -> None:
         th.join()
     assert sum(isinstance(r, str) for r in results) == 2
     assert sum(isinstance(r, TemplateLimitError) for r in results) == 2
+
+
+# -- token budgets -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiktoken_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A tiktoken cache filled from quicktok-v1 (no network), with downloads switched off."""
+    from promptkit._tiktoken_files import provision_tiktoken_cache
+
+    directory = provision_tiktoken_cache(tmp_path_factory.mktemp("tiktoken"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TIKTOKEN_CACHE_DIR", str(directory))
+        mp.setenv("PROMPTKIT_OFFLINE", "1")
+        yield directory
+
+
+@pytest.mark.usefixtures("tiktoken_cache")
+def test_fit_cuts_one_variable_to_the_budget() -> None:
+    from promptkit._tokens import count_tokens
+
+    t = Template("Summarise:\n{{ doc }}\nAnswer in {{ lang }}.")
+    fit = t.fit(budget=100, variable="doc", doc="word " * 2000, lang="French", model="gpt-4o", marker="...")
+    assert fit.truncated
+    assert fit.tokens <= 100
+    assert count_tokens(fit.rendered, model="gpt-4o") == fit.tokens
+    assert isinstance(fit.rendered, str)
+    assert fit.rendered.endswith("...\nAnswer in French.")
+    short = t.fit(budget=100, variable="doc", doc="tiny", lang="French", model="gpt-4o")
+    assert not short.truncated
+
+    chat = ChatTemplate([("system", "Be brief."), ("user", "{{ doc }}")])
+    fit = chat.fit(budget=60, variable="doc", doc="word " * 2000, model="gpt-4o", cut="middle", marker=" [...] ")
+    assert fit.tokens == count_tokens(fit.rendered, model="gpt-4o") <= 60
+    assert "[...]" in fit.rendered[1].content  # type: ignore[index,union-attr]
+    with pytest.raises(ConfigurationError, match="needs the value"):
+        t.fit(budget=10, variable="doc", lang="x")
+    with pytest.raises(ConfigurationError, match="only cut a str"):
+        t.fit(budget=10, variable="doc", doc=3, lang="x")
