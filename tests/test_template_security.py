@@ -212,6 +212,17 @@ BOMBS = [
     "{% for i in range(900000) %}{{ big }}{% endfor %}",
     "{% for x in tree recursive %}{{ loop([x]) }}{% endfor %}",
     "{{ lipsum(n=100000) }}",
+    # shared references: str() of these would print 2**60 items
+    "{% set a = [big, big] %}"
+    + "".join(f"{{% set a{i} = [a{i - 1 if i else ''}, a{i - 1 if i else ''}] %}}" for i in range(60)),
+    "{% set ns = namespace(x=[0]) %}{% for i in range(64) %}{% set ns.x = [ns.x, ns.x] %}{% endfor %}{{ ns.x }}",
+    "{% set ns = namespace(x=0) %}{% for i in range(64) %}{% set ns.x = dict(a=ns.x, b=ns.x) %}{% endfor %}{{ ns.x }}",
+    "{% set ns = namespace(x=0) %}{% for i in range(64) %}{% set ns.x = (ns.x, ns.x) %}{% endfor %}{{ ns.x }}",
+    "{% set ns = namespace(x=0) %}{% for i in range(64) %}{% set ns.x = {'a': ns.x, 'b': ns.x} %}{% endfor %}",
+    "{% set ns = namespace(x=0) %}{% for i in range(64) %}{% set ns.x = namespace(a=ns.x, b=ns.x) %}{% endfor %}",
+    "{% set ns = namespace() %}{% set ns.a = 'x' * 3000000 %}{% set ns.b = 'x' * 3000000 %}{{ ns }}",
+    "{{ [[[0] * 1000] * 1000] * 1000 }}",
+    "{{ [1]|batch(3000000, 'x' * 10)|list }}",
 ]
 
 
@@ -222,6 +233,15 @@ def test_resource_bombs_fail_fast(source: str) -> None:
         Template(source, allow_extra=True).render(big="x" * 1000, tree=[1])
     assert time.monotonic() - started < 3.0
     assert isinstance(info.value, (TemplateLimitError, TemplateSecurityError, UndefinedVariableError)), info.value
+
+
+def test_legitimate_containers_still_work() -> None:
+    t = Template(
+        "{% set pair = [a, b] %}{% set ns = namespace(items=[]) %}"
+        "{% for x in pair %}{% set ns.items = ns.items + [x ~ '!'] %}{% endfor %}"
+        "{{ ns.items|join(' ') }} {{ dict(k=a)['k'] }} {{ ([a] * 3)|join }} {{ {'x': b}.x }}"
+    )
+    assert t.render(a="hi", b="yo") == "hi! yo! hi hihihi yo"
 
 
 def test_limit_errors_name_the_limit_and_line() -> None:

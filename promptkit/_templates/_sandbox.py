@@ -99,12 +99,14 @@ class LimitExceededError(Exception):
 class Budget:
     """Work done by one render: operations, call depth and the deadline."""
 
-    __slots__ = ("deadline", "depth", "limits", "ops")
+    __slots__ = ("active", "deadline", "depth", "limits", "ops", "weights")
 
     def __init__(self, limits: TemplateLimits) -> None:
         self.limits = limits
         self.ops = 0
         self.depth = 0
+        self.weights: dict[int, tuple[Any, int]] = {}
+        self.active: set[int] = set()
         self.deadline = None if limits.max_seconds is None else time.monotonic() + limits.max_seconds
 
     def tick(self, n: int = 1) -> None:
@@ -154,6 +156,78 @@ def bounded_concat(parts: Iterable[str]) -> str:
         out.append(chunk)
         batch = list(islice(it, 64))
     return "".join(out)
+
+
+# -- container weights ---------------------------------------------------------------------------
+#
+# A template can build containers that share one value many times ({% set b = [a, a] %} repeated
+# doubles the text str(b) would print, with no loop). Every container a render builds (literals,
+# `*`, `+`, call results, namespace attributes) is weighed when it is built: its weight is about
+# the number of characters str() of it would print, memoised per render, and must stay within
+# max_output_chars. Namespaces cannot be stored inside containers or other namespaces, so a
+# weight, once computed, never goes stale (lists, dicts and sets cannot be mutated).
+
+_CONTAINERS = (list, tuple, dict, set, frozenset, Namespace)
+
+
+def weigh(value: Any, budget: Budget) -> int:
+    """About how many characters ``str(value)`` prints; raises past ``max_output_chars``."""
+    if isinstance(value, str):
+        return len(value)
+    if not isinstance(value, _CONTAINERS):
+        if isinstance(value, int):
+            return value.bit_length() // 3 + 1
+        return 8
+    key = id(value)
+    memo = budget.weights.get(key)
+    if memo is not None and memo[0] is value:
+        return memo[1]
+    if key in budget.active:
+        return 8  # a cycle prints as [...]
+    items: Iterable[Any]
+    if isinstance(value, Namespace):
+        items = _namespace_attrs(value).values()
+    elif isinstance(value, dict):
+        items = (x for pair in value.items() for x in pair)
+    else:
+        items = value
+    limit = budget.limits.max_output_chars
+    total = 2
+    budget.active.add(key)
+    try:
+        for item in items:
+            if isinstance(item, Namespace):
+                raise SecurityError("a namespace cannot be stored inside a list, dict or another namespace")
+            total += (len(item) if isinstance(item, str) else weigh(item, budget)) + 2
+            if total > limit:
+                kind = "namespace" if isinstance(value, Namespace) else type(value).__name__
+                raise LimitExceededError(f"a {kind} would print over max_output_chars={limit}")
+    finally:
+        budget.active.discard(key)
+    if total > 64 and not isinstance(value, Namespace):
+        budget.weights[key] = (value, total)
+    return total
+
+
+def _namespace_attrs(ns: Namespace) -> dict[str, Any]:
+    attrs: dict[str, Any] = object.__getattribute__(ns, "_Namespace__attrs")
+    return attrs
+
+
+class BoundedNamespace(Namespace):
+    """``namespace()`` whose attributes are weighed on every assignment."""
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        budget = current_budget()
+        budget.tick()
+        weigh(BoundedNamespace(_namespace_attrs(self), **{name: value}), budget)
+        super().__setitem__(name, value)
+
+
+def _weighed(value: Any) -> Any:
+    """Replaces container literals that hold variables: weighs the new container."""
+    weigh(value, current_budget())
+    return value
 
 
 # -- attribute policy ---------------------------------------------------------------------------
@@ -344,9 +418,9 @@ def _checked_binop(operator: str, left: Any, right: Any) -> None:
     limits = budget.limits
     if operator == "*":
         if isinstance(left, (str, list, tuple)) and isinstance(right, int):
-            budget.check_size(len(left) * max(right, 0), "a repeated sequence")
+            budget.check_size(weigh(left, budget) * max(right, 0), "a repeated sequence")
         elif isinstance(right, (str, list, tuple)) and isinstance(left, int):
-            budget.check_size(len(right) * max(left, 0), "a repeated sequence")
+            budget.check_size(weigh(right, budget) * max(left, 0), "a repeated sequence")
         elif (
             isinstance(left, int)
             and isinstance(right, int)
@@ -360,7 +434,7 @@ def _checked_binop(operator: str, left: Any, right: Any) -> None:
                 raise LimitExceededError(f"integer power over max_int_bits={limits.max_int_bits}")
     elif operator == "+":
         if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
-            budget.check_size(len(left) + len(right), "a concatenation")
+            budget.check_size(weigh(left, budget) + weigh(right, budget), "a concatenation")
     elif operator == "%" and isinstance(left, str):
         check_percent_format(left, right)
 
@@ -419,9 +493,12 @@ def _bounded_filters(original: Mapping[str, Callable[..., Any]]) -> dict[str, Ca
         extra = len(wrapstring) if isinstance(wrapstring, str) else 2
         current_budget().check_size(len(text) * (1 + extra), "a wrapped string")
 
-    def count_check(value: Any, count: Any = 1, *_: Any, **__: Any) -> None:
+    def count_check(value: Any, count: Any = 1, fill_with: Any = None) -> None:
         if isinstance(count, int) and count > 0:
-            current_budget().tick(count)
+            budget = current_budget()
+            budget.tick(count)
+            if fill_with is not None:
+                budget.check_size(weigh(fill_with, budget) * count, "a filled batch")
 
     def tojson_check(value: Any, indent: Any = None) -> None:
         if isinstance(indent, int) and indent > 64:
@@ -550,16 +627,35 @@ def _transform(node: nodes.Node, buffered: bool) -> None:
         )
     for field in node.fields:
         value = getattr(node, field)
-        if isinstance(value, nodes.Concat):
-            setattr(node, field, _concat_node(value))
+        if isinstance(value, nodes.Node):
+            setattr(node, field, _replacement(value))
         elif isinstance(value, list):
             for i, item in enumerate(value):
-                if isinstance(item, nodes.Concat):
-                    value[i] = _concat_node(item)
+                if isinstance(item, nodes.Node):
+                    value[i] = _replacement(item)
 
 
-def _concat_node(node: nodes.Concat) -> nodes.Filter:
-    return nodes.Filter(nodes.List(node.nodes), "_promptkit_concat", [], [], None, None, lineno=node.lineno)
+def _replacement(node: nodes.Node) -> nodes.Node:
+    if isinstance(node, nodes.Concat):
+        return nodes.Filter(nodes.List(node.nodes), "_promptkit_concat", [], [], None, None, lineno=node.lineno)
+    if _is_dynamic_literal(node):
+        return nodes.Filter(node, "_promptkit_weigh", [], [], None, None, lineno=node.lineno)
+    return node
+
+
+def _is_dynamic_literal(node: nodes.Node) -> bool:
+    """A list, tuple or dict display (not an assignment target) holding anything but constants."""
+    if isinstance(node, nodes.Tuple):
+        if node.ctx != "load":
+            return False
+        items: list[nodes.Node] = list(node.items)
+    elif isinstance(node, nodes.List):
+        items = list(node.items)
+    elif isinstance(node, nodes.Dict):
+        items = [x for pair in node.items for x in (pair.key, pair.value)]
+    else:
+        return False
+    return not all(isinstance(item, nodes.Const) for item in items)
 
 
 class PromptEnvironment(ImmutableSandboxedEnvironment):
@@ -584,9 +680,11 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
         self.concat = bounded_concat  # type: ignore[method-assign]  # the generated code joins buffers with this
         self.globals.pop("lipsum", None)
         self.globals["range"] = _bounded_range
+        self.globals["namespace"] = BoundedNamespace
         self.filters.update(_bounded_filters(self.filters))
         self.filters["_promptkit_loop"] = _loop_counter
         self.filters["_promptkit_concat"] = _concat_filter
+        self.filters["_promptkit_weigh"] = _weighed
 
     def preview_environment(self) -> PromptEnvironment:
         """The same sandbox and loader, marking every ``{{ value }}`` for display."""
@@ -689,9 +787,12 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
             raise LimitExceededError(f"calls nested deeper than max_call_depth={budget.limits.max_call_depth}")
         budget.depth += 1
         try:
-            return __context.call(__obj, *args, **kwargs)
+            result = __context.call(__obj, *args, **kwargs)
         finally:
             budget.depth -= 1
+        if isinstance(result, _CONTAINERS):
+            weigh(result, budget)
+        return result
 
 
 DEFAULT_ENV = PromptEnvironment()
