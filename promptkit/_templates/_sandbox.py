@@ -501,9 +501,14 @@ def _bounded_filters(original: Mapping[str, Callable[..., Any]]) -> dict[str, Ca
                 budget.check_size(weigh(fill_with, budget) * count, "a filled batch")
 
     def tojson_check(value: Any, indent: Any = None) -> None:
-        if isinstance(indent, int) and indent > 64:
+        if (isinstance(indent, int) and indent > 64) or (isinstance(indent, str) and len(indent) > 64):
             raise LimitExceededError("tojson indent is limited to 64")
 
+    def round_check(value: Any, precision: Any = 0, *_: Any, **__: Any) -> None:
+        if isinstance(precision, int):
+            _check_width(str(abs(precision)), current_budget().limits)
+
+    wrap("round", round_check)
     wrap("center", width_check)
     wrap("indent", indent_check)
     wrap("format", format_check)
