@@ -474,3 +474,21 @@ def run_doc_blocks(path: Path, monkeypatch: pytest.MonkeyPatch, extra: dict[str,
 
 def test_templates_doc_examples_run(monkeypatch: pytest.MonkeyPatch) -> None:
     assert run_doc_blocks(DOCS / "templates.md", monkeypatch, {}) >= 6
+
+
+def test_templates_are_immutable_and_work_in_prompts() -> None:
+    from promptkit import Prompt
+    from promptkit.testing import MockBackend
+
+    t = Template("{{ a }}")
+    chat = ChatTemplate([("system", "S"), MessagesPlaceholder("history"), ("user", "{{ q }}")])
+    for obj in (t, chat):
+        with pytest.raises(AttributeError, match="immutable"):
+            obj.name = "x"  # type: ignore[misc]
+        with pytest.raises(AttributeError, match="immutable"):
+            del obj.name  # type: ignore[misc]
+    prompt = Prompt(chat, MockBackend(["ok"]))
+    assert prompt.input_variables == {"history", "q"}
+    sent = prompt.render(history=[("user", "earlier"), ("assistant", "reply")], q="now")
+    assert [m.role for m in sent] == ["system", "user", "assistant", "user"]
+    assert prompt.complete(history=[], q="now") == "ok"

@@ -497,6 +497,15 @@ class ChatTemplate:
         except ConfigurationError as exc:
             raise TemplateInputError(f"{name!r} is not a list of messages: {exc}", template=self.name) from exc
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Attributes are set once, while the object is built; after that it is immutable.
+        if hasattr(self, name):
+            raise AttributeError(f"{type(self).__name__} is immutable; use partial() or with_limits() for variants")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
     # -- identity and display --------------------------------------------------------------------
     def _key(self) -> tuple[Any, ...]:
         return (
