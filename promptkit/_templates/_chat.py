@@ -87,14 +87,16 @@ ChatPart = tuple[str, "str | Template"] | MessagesPlaceholder
 
 
 _new = object.__new__
-_set = object.__setattr__
+_SLOTS: Mapping[str, Any] = vars(Message)  # a frozen dataclass with slots: its member descriptors
+_set_role = _SLOTS["role"].__set__
+_set_content = _SLOTS["content"].__set__
 
 
 def _message(role: str, content: str) -> Message:
     """A ``Message`` without re-validating: roles were checked when the template compiled."""
     message: Message = _new(Message)
-    _set(message, "role", role)
-    _set(message, "content", content)
+    _set_role(message, role)
+    _set_content(message, content)
     return message
 
 
@@ -368,10 +370,8 @@ class ChatTemplate:
 
     # -- rendering -------------------------------------------------------------------------------
     def _check_extra(self, values: Mapping[str, Any]) -> None:
-        if not self.allow_extra:
-            extra = values.keys() - self._known
-            if extra:
-                raise UnexpectedVariableError(sorted(extra), template=self.name)
+        if not self.allow_extra and not self._known.issuperset(values):
+            raise UnexpectedVariableError(sorted(values.keys() - self._known), template=self.name)
 
     def _context(self, values: Mapping[str, Any]) -> Mapping[str, Any]:
         self._check_extra(values)

@@ -209,10 +209,8 @@ class Template:
 
     # -- rendering -------------------------------------------------------------------------------
     def _check_extra(self, values: Mapping[str, Any]) -> None:
-        if not self.allow_extra:
-            extra = values.keys() - self._known
-            if extra:
-                raise UnexpectedVariableError(sorted(extra), template=self.name)
+        if not self.allow_extra and not self._known.issuperset(values):
+            raise UnexpectedVariableError(sorted(values.keys() - self._known), template=self.name)
 
     def _context(self, values: Mapping[str, Any]) -> Mapping[str, Any]:
         self._check_extra(values)
