@@ -28,16 +28,8 @@ from .._utils import UNSET, Unset
 from ._compile import Locator, compile_source, find_variables, plain_locator, render_jinja
 from ._display import document, highlight_source, role_block
 from ._inputs import InputsSpec, input_model, validate_inputs
-from ._sandbox import (
-    CLOSE,
-    DEFAULT_ENV,
-    DEFAULT_LIMITS,
-    END,
-    MARK,
-    OPEN,
-    PromptEnvironment,
-    TemplateLimits,
-)
+from ._limits import DEFAULT_LIMITS, TemplateLimits
+from ._sandbox import CLOSE, DEFAULT_ENV, END, MARK, OPEN, PromptEnvironment
 from ._template import Preview, Template, fit_values, freeze
 
 if TYPE_CHECKING:

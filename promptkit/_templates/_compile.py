@@ -19,7 +19,8 @@ from .._errors import (
     TemplateSyntaxError,
     UndefinedVariableError,
 )
-from ._sandbox import BUDGET, Budget, LimitExceededError, PromptEnvironment, TemplateLimits, bounded_concat
+from ._limits import BUDGET, Budget, LimitExceededError, TemplateLimits, bounded_concat
+from ._sandbox import PromptEnvironment
 
 __all__ = ["Compiled", "Locator", "compile_source", "find_variables", "render_jinja", "wrap_render_error"]
 

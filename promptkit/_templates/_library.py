@@ -10,7 +10,8 @@ import jinja2
 
 from .._errors import ConfigurationError, TemplateError
 from ._chat import ChatTemplate
-from ._sandbox import DEFAULT_LIMITS, PromptEnvironment, TemplateLimits
+from ._limits import DEFAULT_LIMITS, TemplateLimits
+from ._sandbox import PromptEnvironment
 from ._template import Template
 
 __all__ = ["PromptLibrary"]

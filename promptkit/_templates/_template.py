@@ -13,7 +13,8 @@ from .._utils import UNSET, Unset
 from ._compile import Locator, compile_source, find_variables, plain_locator, render_jinja
 from ._display import document, highlight_source, highlight_values, role_block
 from ._inputs import InputsSpec, input_model, validate_inputs
-from ._sandbox import DEFAULT_ENV, DEFAULT_LIMITS, HL_END, HL_START, PromptEnvironment, TemplateLimits
+from ._limits import DEFAULT_LIMITS, TemplateLimits
+from ._sandbox import DEFAULT_ENV, HL_END, HL_START, PromptEnvironment
 
 if TYPE_CHECKING:
     from .._tokens import FitResult
