@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import sys
 import threading
 import time
 
@@ -311,6 +312,19 @@ def test_render_time_is_bounded_without_signals_in_a_thread() -> None:
 def test_pathological_sources_raise_template_errors(source: str) -> None:
     with pytest.raises((TemplateLimitError, TemplateSyntaxError)):
         Template(source)
+
+
+def test_hostile_values_fail_cleanly() -> None:
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(TemplateError):
+        Template("{{ x }}").render(x=deep)
+    if hasattr(sys, "get_int_max_str_digits"):  # Python 3.11+ refuses to print huge integers
+        with pytest.raises(TemplateError, match="ValueError"):
+            Template("{{ n }}").render(n=10**5000)
+        with pytest.raises(TemplateError, match="ValueError"):
+            Template("{% if n %}{{ n }}{% endif %}").render(n=10**5000)
 
 
 def test_include_without_a_loader_is_a_template_error() -> None:

@@ -492,3 +492,18 @@ def test_templates_are_immutable_and_work_in_prompts() -> None:
     sent = prompt.render(history=[("user", "earlier"), ("assistant", "reply")], q="now")
     assert [m.role for m in sent] == ["system", "user", "assistant", "user"]
     assert prompt.complete(history=[], q="now") == "ok"
+
+
+def test_library_from_a_real_package_and_library_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "acme_prompts_pkg"
+    (package / "prompts").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "prompts" / "hello.jinja").write_text("Hello {{ who }}{% for i in range(n) %}!{% endfor %}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    lib = PromptLibrary.from_package("acme_prompts_pkg", limits=TemplateLimits(max_operations=10))
+    assert lib.names() == ["hello.jinja"]
+    hello = lib.template("hello.jinja")
+    assert hello.render(who="Ann", n=3) == "Hello Ann!!!"
+    with pytest.raises(TemplateLimitError, match="max_operations=10"):
+        hello.render(who="Ann", n=50)
+    assert hello.with_limits(TemplateLimits()).render(who="Ann", n=50).endswith("!" * 50)
