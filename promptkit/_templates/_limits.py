@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 import string
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -307,31 +308,48 @@ def _int_bits(value: Any) -> int:
     return value.bit_length() if isinstance(value, int) else 0
 
 
-def checked_binop(operator: str, left: Any, right: Any) -> None:
+def checked_binop(op: str, left: Any, right: Any) -> Any:
+    """Check ``left <operator> right`` before it runs, then run it (memoising a container's weight)."""
     budget = current_budget()
     budget.tick()
     limits = budget.limits
-    if operator == "*":
+    weight = None
+    if op == "*":
         if isinstance(left, (str, list, tuple)) and isinstance(right, int):
-            budget.check_size(weigh(left, budget) * max(right, 0), "a repeated sequence")
+            weight = weigh(left, budget) * max(right, 0)
         elif isinstance(right, (str, list, tuple)) and isinstance(left, int):
-            budget.check_size(weigh(right, budget) * max(left, 0), "a repeated sequence")
+            weight = weigh(right, budget) * max(left, 0)
         elif (
             isinstance(left, int)
             and isinstance(right, int)
             and _int_bits(left) + _int_bits(right) > limits.max_int_bits
         ):
             raise LimitExceededError(f"integer product over max_int_bits={limits.max_int_bits}")
-    elif operator == "**":
+        if weight is not None:
+            budget.check_size(weight, "a repeated sequence")
+    elif op == "**":
         if isinstance(left, int) and isinstance(right, int) and right > 0:
             bits = abs(left).bit_length() - 1  # left >= 2**bits, so the result has at least bits*right bits
             if bits > 0 and bits * right > limits.max_int_bits:
                 raise LimitExceededError(f"integer power over max_int_bits={limits.max_int_bits}")
-    elif operator == "+":
+    elif op == "+":
         if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
-            budget.check_size(weigh(left, budget) + weigh(right, budget), "a concatenation")
-    elif operator == "%" and isinstance(left, str):
+            weight = weigh(left, budget) + weigh(right, budget)
+            budget.check_size(weight, "a concatenation")
+    elif op == "%" and isinstance(left, str):
         check_percent_format(left, right)
+    result = _BINOPS[op](left, right)
+    if weight is not None and weight > 64 and isinstance(result, (list, tuple)):
+        budget.weights[id(result)] = (result, weight)
+    return result
+
+
+_BINOPS: dict[str, Callable[[Any, Any], Any]] = {
+    "*": operator.mul,
+    "**": operator.pow,
+    "+": operator.add,
+    "%": operator.mod,
+}
 
 
 def checked_join(sep: str, items: Iterable[Any]) -> str:

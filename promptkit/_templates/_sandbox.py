@@ -340,8 +340,7 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
         return self.unsafe_undefined(obj, name)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        checked_binop(operator, left, right)
-        return super().call_binop(context, operator, left, right)
+        return checked_binop(operator, left, right)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         wrapped = super().wrap_str_format(value)
