@@ -222,8 +222,9 @@ def test_shaping_strip_drop_and_merge() -> None:
 @pytest.mark.parametrize(
     ("source", "error", "match"),
     [
-        ("loose text", TemplateError, "outside a role block"),
-        ('{% role "user" %}a{% endrole %} trailing', TemplateError, "outside a role block"),
+        ("loose text", TemplateSyntaxError, "outside a role block"),
+        ('{% role "user" %}a{% endrole %} trailing', TemplateSyntaxError, "outside a role block"),
+        ('{% if true %}loose{% endif %}{% role "user" %}a{% endrole %}', TemplateError, "outside a role block"),
         ('{% role "robot" %}a{% endrole %}', TemplateSyntaxError, "invalid role"),
         ('{% role "user" %}{% role "user" %}a{% endrole %}{% endrole %}', TemplateSyntaxError, "nested"),
         ('{% role "user" %}a', TemplateSyntaxError, "endrole"),
@@ -232,6 +233,14 @@ def test_shaping_strip_drop_and_merge() -> None:
 def test_role_block_errors(source: str, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         ChatTemplate.from_source(source).render()
+
+
+def test_text_outside_role_blocks_is_reported_at_compile_time_with_its_line() -> None:
+    with pytest.raises(TemplateSyntaxError, match="'oops'") as info:
+        ChatTemplate.from_source(
+            '{% role "system" %}ok{% endrole %}\n\noops\n{% role "user" %}x{% endrole %}', name="f"
+        )
+    assert (info.value.template, info.value.lineno) == ("f", 3)
 
 
 def test_role_block_error_lines() -> None:

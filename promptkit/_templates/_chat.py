@@ -15,11 +15,14 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from jinja2 import nodes
+
 from .._errors import (
     ConfigurationError,
     TemplateError,
     TemplateInputError,
     TemplateSecurityError,
+    TemplateSyntaxError,
     UndefinedVariableError,
     UnexpectedVariableError,
 )
@@ -90,6 +93,28 @@ def _message(role: str, content: str) -> Message:
     _set_role(message, role)
     _set_content(message, content)
     return message
+
+
+def _check_top_level(env: PromptEnvironment, source: str, locate: Locator) -> None:
+    """Refuse literal text outside role blocks at compile time, with its line."""
+    role_open = False
+    for node in env.parse(source).body:
+        if not isinstance(node, nodes.Output):
+            continue
+        for child in node.nodes:
+            if not isinstance(child, nodes.TemplateData):
+                continue
+            data = child.data
+            if data.startswith(MARK):
+                role_open = data[len(MARK)] == OPEN
+            elif not role_open and data.strip():
+                leading = data[: len(data) - len(data.lstrip())]
+                label, line = locate(child.lineno + leading.count("\n"))
+                raise TemplateSyntaxError(
+                    f"text outside a role block: {data.strip()[:60]!r}; put it inside {{% role %}}...{{% endrole %}}",
+                    template=label,
+                    lineno=line,
+                )
 
 
 class ChatTemplate:
@@ -246,6 +271,7 @@ class ChatTemplate:
         self._input_model = input_model(inputs, name=name)
         self._locate = locate
         self._jinja = compile_source(self._env, source, self.limits, locate)
+        _check_top_level(self._env, source, locate)
 
     @classmethod
     def from_source(
