@@ -516,3 +516,9 @@ def test_library_from_a_real_package_and_library_limits(tmp_path: Path, monkeypa
     with pytest.raises(TemplateLimitError, match="max_operations=10"):
         hello.render(who="Ann", n=50)
     assert hello.with_limits(TemplateLimits()).render(who="Ann", n=50).endswith("!" * 50)
+
+
+def test_pairs_built_from_library_templates_keep_their_includes() -> None:
+    lib = PromptLibrary.from_mapping({"rules.jinja": "Rule {{ n }}."})
+    chat = ChatTemplate([("system", lib.from_string("{% include 'rules.jinja' %}")), ("user", "{{ q }}")])
+    assert chat.render(n=1, q="x") == [Message("system", "Rule 1."), Message("user", "x")]

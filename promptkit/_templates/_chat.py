@@ -178,6 +178,11 @@ class ChatTemplate:
                 "ChatTemplate takes a list of (role, template) pairs; use ChatTemplate.from_source for role blocks "
                 "or Template for one string"
             )
+        if library is None:  # templates given as objects bring their library (for includes)
+            for item in messages:
+                if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Template) and item[1].library:
+                    library = item[1].library
+                    break
         parts: list[tuple[str, Template] | MessagesPlaceholder] = []
         merged_defaults: dict[str, Any] = {}
         chunks: list[str] = []
