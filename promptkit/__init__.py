@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
 from ._errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -31,6 +34,7 @@ from ._errors import (
     TemplateLimitError,
     TemplateSecurityError,
     TemplateSyntaxError,
+    TokenBudgetError,
     TokenizerError,
     UndefinedVariableError,
     UnexpectedVariableError,
@@ -42,12 +46,52 @@ from ._messages import Chunk, Completion, ImagePart, Message, TextPart, Usage
 from ._parsers import Parser, PydanticParser, TextParser
 from ._prompt import Prompt, Result
 from ._templates import ChatTemplate, Template
+from ._tiktoken_files import provision_tiktoken_cache
+from ._tokens import (
+    FitResult,
+    TokenCount,
+    Tokenizer,
+    count_tokens,
+    encoding_for_model,
+    fit_to_budget,
+    get_tokenizer,
+    is_exact,
+)
 from ._utils import UNSET
 from .backends import AsyncStream, Backend, BaseBackend, Stream, backend
 
+if _TYPE_CHECKING:
+    from .backends._retry import RetryPolicy
+    from .backends.anthropic import AnthropicBackend
+    from .backends.openai import OpenAIBackend
+
 __version__ = "0.1.0"
 
+# Names whose modules cost more to import (or pull an optional SDK when used): loaded on first access.
+_LAZY = {
+    "AnthropicBackend": "promptkit.backends.anthropic",
+    "OpenAIBackend": "promptkit.backends.openai",
+    "RetryPolicy": "promptkit.backends._retry",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'promptkit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
+    "AnthropicBackend",
     "AsyncStream",
     "AuthenticationError",
     "Backend",
@@ -62,11 +106,13 @@ __all__ = [
     "ConfigurationError",
     "Example",
     "ExampleError",
+    "FitResult",
     "FixedSelector",
     "ImagePart",
     "IncompleteStreamError",
     "Message",
     "MissingDependencyError",
+    "OpenAIBackend",
     "ParseError",
     "Parser",
     "Prompt",
@@ -76,6 +122,7 @@ __all__ = [
     "RealBackendBlockedError",
     "ResponseError",
     "Result",
+    "RetryPolicy",
     "ScriptExhaustedError",
     "Selector",
     "ServerError",
@@ -88,6 +135,9 @@ __all__ = [
     "TemplateSyntaxError",
     "TextParser",
     "TextPart",
+    "TokenBudgetError",
+    "TokenCount",
+    "Tokenizer",
     "TokenizerError",
     "UNSET",
     "UndefinedVariableError",
@@ -97,4 +147,10 @@ __all__ = [
     "Usage",
     "__version__",
     "backend",
+    "count_tokens",
+    "encoding_for_model",
+    "fit_to_budget",
+    "get_tokenizer",
+    "is_exact",
+    "provision_tiktoken_cache",
 ]

@@ -43,6 +43,8 @@ LAYERS: dict[str, int] = {
     "_templates": 3,
     "_parsers": 3,
     "backends._retry": 3,
+    "backends._http": 3,
+    "backends._sdkbase": 3,
     "backends._cache": 3,
     "backends._cost": 3,
     "_fewshot": 4,

@@ -25,6 +25,7 @@ from promptkit.testing import (
     FunctionBackend,
     MockBackend,
     MockReply,
+    ProviderServer,
     rate_limit_error,
     server_error,
     timeout_error,
@@ -251,3 +252,15 @@ def test_plugin_ini_option(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_provider_server_fixture_serves_real_sdk_backends(provider_server: ProviderServer) -> None:
+    import promptkit
+
+    provider_server.add("Bonjour")
+    with promptkit.backend(f"openai-compatible:local-model@{provider_server.openai_base_url}", api_key="k") as llm:
+        completion = llm.complete("Say hello in French", max_tokens=5)
+    assert completion.text == "Bonjour"
+    (request,) = provider_server.requests
+    assert request.body["model"] == "local-model"
+    assert request.body["max_tokens"] == 5

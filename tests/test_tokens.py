@@ -38,16 +38,6 @@ from promptkit._tokens import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def tiktoken_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A tiktoken cache filled from quicktok-v1 (no network), with downloads switched off."""
-    directory = provision_tiktoken_cache(tmp_path_factory.mktemp("tiktoken"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TIKTOKEN_CACHE_DIR", str(directory))
-        mp.setenv("PROMPTKIT_OFFLINE", "1")
-        yield directory
-
-
 @pytest.fixture
 def fresh_tokenizers() -> Iterator[None]:
     """Forget loaded tokenizers before and after, so a test sees promptkit's loading path."""

@@ -5,8 +5,12 @@
 >>> llm.complete("What is 6 x 7?").text
 '42'
 
-Under pytest, the ``mock_backend`` fixture gives a fresh ``MockBackend``, and real provider
-backends are blocked unless a test is marked ``@pytest.mark.allow_real_backends``.
+``ProviderServer`` is a local HTTP server on 127.0.0.1 that speaks the OpenAI and Anthropic
+wire formats and injects faults, so the real SDK clients can be tested offline.
+
+Under pytest, the ``mock_backend`` and ``provider_server`` fixtures give a fresh
+``MockBackend`` and a running ``ProviderServer``, and real provider backends are blocked unless
+a test is marked ``@pytest.mark.allow_real_backends``.
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ from ._mock import (
     server_error,
     timeout_error,
 )
+from ._server import ProviderServer, RecordedRequest, ServerReply
 
 __all__ = [
     "FunctionBackend",
     "MockBackend",
     "MockReply",
+    "ProviderServer",
+    "RecordedRequest",
+    "ServerReply",
     "rate_limit_error",
     "server_error",
     "timeout_error",

@@ -1,5 +1,7 @@
 """pytest plugin (registered through the ``pytest11`` entry point).
 
+- ``provider_server``: a running :class:`~promptkit.testing.ProviderServer` on 127.0.0.1;
+  point a real backend at ``provider_server.openai_base_url`` (or the Anthropic one).
 - ``mock_backend``: a fresh :class:`~promptkit.testing.MockBackend` per test; script it with
   ``mock_backend.add("reply", ...)``.
 - Real provider backends are blocked in every test by default (requests to a loopback server
@@ -16,6 +18,7 @@ import pytest
 
 from ..backends import allow_real_requests
 from ._mock import MockBackend
+from ._server import ProviderServer
 
 _MARKER = "allow_real_backends"
 _INI = "promptkit_allow_real_backends"
@@ -48,3 +51,10 @@ def mock_backend() -> Iterator[MockBackend]:
     """A fresh, empty MockBackend; add replies with ``mock_backend.add(...)``."""
     with MockBackend() as backend:
         yield backend
+
+
+@pytest.fixture
+def provider_server() -> Iterator[ProviderServer]:
+    """A local provider server (OpenAI and Anthropic wire formats) running for this test."""
+    with ProviderServer() as server:
+        yield server

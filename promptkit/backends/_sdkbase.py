@@ -1,0 +1,281 @@
+"""What the OpenAI and Anthropic backends share: lazy SDK clients, retries, deadlines, lifecycle.
+
+A provider module subclasses :class:`SDKBackend` and supplies the wire details: building its SDK
+clients, turning a :class:`~promptkit.backends.Request` into SDK arguments, sending them, turning
+replies and stream events into :class:`~promptkit.Completion` and :class:`~promptkit.Chunk`, and
+mapping the SDK's errors (one function per adapter). Everything here runs the same way for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+
+from promptkit._errors import AuthenticationError, BackendError, ConfigurationError, MissingDependencyError
+from promptkit._messages import Chunk, Completion
+from promptkit._utils import mask_key, require
+
+from . import BaseBackend, Request, check_real_request
+from ._retry import (
+    Deadline,
+    RetryPolicy,
+    aretry_call,
+    astream_with_retries,
+    retry_call,
+    stream_with_retries,
+)
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = ["SDKBackend", "raise_typed"]
+
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 600.0
+
+
+class SDKBackend(BaseBackend):
+    """A backend over an official provider SDK. Subclasses set the class variables and hooks."""
+
+    provider: ClassVar[str] = ""
+    sdk_module: ClassVar[str] = ""
+    extra_name: ClassVar[str] = ""
+    env_key: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        client: Any = None,
+        async_client: Any = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        async_http: str = "auto",
+    ) -> None:
+        if not isinstance(model, str) or not model:
+            raise ConfigurationError(f"model must be a non-empty string, not {model!r}")
+        for label, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigurationError(f"{label} must be a positive number of seconds, not {value!r}")
+        if async_http not in ("auto", "httpx", "aiohttp"):
+            raise ConfigurationError(f"async_http must be 'auto', 'httpx' or 'aiohttp', not {async_http!r}")
+        if client is None and async_client is None and importlib.util.find_spec(self.sdk_module) is None:
+            raise MissingDependencyError(
+                f"{type(self).__name__} needs the {self.sdk_module!r} package; "
+                f'install it with: pip install "promptkit[{self.extra_name}]"'
+            )
+        self.model = model
+        self._api_key = api_key if api_key is not None else os.environ.get(self.env_key)
+        self._base_url = base_url
+        self._connect_timeout = float(connect_timeout)
+        self._read_timeout = float(read_timeout)
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._async_http = async_http
+        self._lock = threading.Lock()
+        self._sdk: ModuleType | None = None
+        self._user_sync: Any = None
+        self._user_async: Any = None
+        for given in (client, async_client):
+            if given is not None:
+                if _is_async_client(given):
+                    self._user_async = given
+                else:
+                    self._user_sync = given
+        self._sync_client: Any = None
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._user_async_ready: Any = None
+        if self._base_url is None:
+            given_client = self._user_sync or self._user_async
+            self._base_url = str(given_client.base_url) if given_client is not None else self._default_base_url()
+
+    # -- subclass hooks ---------------------------------------------------------------------------
+    def _default_base_url(self) -> str | None:
+        return None
+
+    def _make_sync_client(self, sdk: ModuleType) -> Any:
+        raise NotImplementedError
+
+    def _make_async_client(self, sdk: ModuleType) -> Any:
+        raise NotImplementedError
+
+    def _send(self, client: Any, request: Request, deadline: Deadline, *, stream: bool) -> Any:
+        raise NotImplementedError
+
+    async def _asend(self, client: Any, request: Request, deadline: Deadline, *, stream: bool) -> Any:
+        raise NotImplementedError
+
+    def _to_completion(self, reply: Any) -> Completion:
+        raise NotImplementedError
+
+    def _events(self, stream: Any, deadline: Deadline) -> Iterator[Chunk]:
+        raise NotImplementedError
+
+    def _aevents(self, stream: Any, deadline: Deadline) -> AsyncIterator[Chunk]:
+        raise NotImplementedError
+
+    def _map_error(self, exc: BaseException, deadline: Deadline | None = None) -> BackendError:
+        raise NotImplementedError
+
+    # -- identity ---------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+    @property
+    def base_url(self) -> str | None:
+        """The endpoint requests go to (``None``: the SDK's default, the provider's API)."""
+        return self._base_url
+
+    def __repr__(self) -> str:
+        where = f" base_url={self._base_url!r}" if self._base_url else ""
+        return f"<{type(self).__name__} {self.name}{where} api_key={mask_key(self._api_key)}>"
+
+    # -- clients ----------------------------------------------------------------------------------
+    def _module(self) -> ModuleType:
+        sdk = self._sdk
+        if sdk is None:
+            sdk = self._sdk = require(self.sdk_module, extra=self.extra_name)
+        return sdk
+
+    def _require_key(self) -> str:
+        if self._api_key:
+            return self._api_key
+        if self._base_url is not None and not _is_official(self._base_url):
+            return "unused"  # OpenAI-compatible local servers take any key
+        raise AuthenticationError(
+            f"{self.name}: no API key; pass api_key=... or set {self.env_key}", provider=self.name
+        )
+
+    def sync_client(self) -> Any:
+        """The SDK client used for sync calls: built once (``max_retries=0``) and reused."""
+        client = self._sync_client
+        if client is not None:
+            return client
+        with self._lock:
+            if self._sync_client is None:
+                if self._user_sync is not None:
+                    self._sync_client = self._user_sync.with_options(max_retries=0)
+                else:
+                    self._sync_client = self._make_sync_client(self._module())
+            return self._sync_client
+
+    def async_client(self) -> Any:
+        """The SDK client for async calls on the running event loop: built once per loop and reused."""
+        if self._user_async is not None:
+            if self._user_async_ready is None:
+                self._user_async_ready = self._user_async.with_options(max_retries=0)
+            return self._user_async_ready
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = self._async_clients[loop] = self._make_async_client(self._module())
+        return client
+
+    def _use_aiohttp(self) -> bool:
+        if self._async_http == "aiohttp":
+            return True
+        return self._async_http == "auto" and importlib.util.find_spec("aiohttp") is not None
+
+    def close(self) -> None:
+        """Close the SDK clients this backend built (never a client that was handed in)."""
+        client, self._sync_client = self._sync_client, None
+        if client is not None and self._user_sync is None:
+            client.close()
+        self._async_clients = weakref.WeakKeyDictionary()
+
+    async def aclose(self) -> None:
+        """Close the clients this backend built, the async one of the running loop included."""
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.pop(loop, None)
+        if client is not None:
+            await client.close()
+        self.close()
+
+    # -- calls ------------------------------------------------------------------------------------
+    def _deadline(self, request: Request) -> Deadline:
+        timeout = request.params.get("timeout")
+        return Deadline(timeout if timeout is not None else self.retry.deadline)
+
+    def _complete(self, request: Request) -> Completion:
+        deadline = self._deadline(request)
+        client = self.sync_client()
+        from ._http import deadline_scope
+
+        def attempt() -> Completion:
+            check_real_request(self.name, self._base_url)
+            try:
+                with deadline_scope(deadline):
+                    reply = self._send(client, request, deadline, stream=False)
+                return self._to_completion(reply)
+            except Exception as exc:
+                raise_typed(self._map_error(exc, deadline), exc)
+
+        return retry_call(attempt, policy=self.retry, deadline=deadline, provider=self.name)
+
+    async def _acomplete(self, request: Request) -> Completion:
+        deadline = self._deadline(request)
+        client = self.async_client()
+
+        async def attempt() -> Completion:
+            check_real_request(self.name, self._base_url)
+            try:
+                reply = await self._asend(client, request, deadline, stream=False)
+                return self._to_completion(reply)
+            except Exception as exc:
+                raise_typed(self._map_error(exc, deadline), exc)
+
+        return await aretry_call(attempt, policy=self.retry, deadline=deadline, provider=self.name)
+
+    def _stream(self, request: Request) -> Iterator[Chunk]:
+        deadline = self._deadline(request)
+
+        def open_chunks() -> Iterator[Chunk]:
+            check_real_request(self.name, self._base_url)
+            try:
+                stream = self._send(self.sync_client(), request, deadline, stream=True)
+            except Exception as exc:
+                raise_typed(self._map_error(exc, deadline), exc)
+            return self._events(stream, deadline)
+
+        return stream_with_retries(open_chunks, policy=self.retry, deadline=deadline, provider=self.name)
+
+    def _astream(self, request: Request) -> AsyncIterator[Chunk]:
+        deadline = self._deadline(request)
+
+        async def opened() -> AsyncIterator[Chunk]:
+            check_real_request(self.name, self._base_url)
+            try:
+                stream = await self._asend(self.async_client(), request, deadline, stream=True)
+            except Exception as exc:
+                raise_typed(self._map_error(exc, deadline), exc)
+            events = self._aevents(stream, deadline)
+            try:
+                async for chunk in events:
+                    yield chunk
+            finally:
+                await events.aclose()  # type: ignore[attr-defined]
+
+        return astream_with_retries(opened, policy=self.retry, deadline=deadline, provider=self.name)
+
+
+def raise_typed(mapped: BackendError, exc: BaseException) -> NoReturn:
+    """Raise ``mapped`` chained to ``exc``; an ``exc`` that is already typed keeps its own cause."""
+    if mapped is exc:
+        raise mapped
+    raise mapped from exc
+
+
+def _is_async_client(client: Any) -> bool:
+    return asyncio.iscoroutinefunction(getattr(client, "close", None))
+
+
+def _is_official(base_url: str) -> bool:
+    return any(host in base_url for host in ("api.openai.com", "api.anthropic.com"))

@@ -1,0 +1,398 @@
+"""``AnthropicBackend``: Claude through the official ``anthropic`` SDK's messages API.
+
+System messages are split out into ``system``; ``max_tokens`` is required by the API, so the
+backend sends :attr:`AnthropicBackend.default_max_tokens` (4096 unless configured) when a call
+does not set it. The SDK is imported on first use; its clients are built once, with the SDK's
+own retries off, so that promptkit retries in exactly one place.
+
+>>> from promptkit.backends.anthropic import AnthropicBackend
+>>> AnthropicBackend(model="claude-haiku-4-5", api_key="sk-ant-test-0123456789")
+<AnthropicBackend anthropic:claude-haiku-4-5 api_key='sk-...89'>
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+from promptkit._errors import (
+    AuthenticationError,
+    BackendConnectionError,
+    BackendError,
+    BackendTimeoutError,
+    BadRequestError,
+    ConfigurationError,
+    RateLimitError,
+    ResponseError,
+    ServerError,
+)
+from promptkit._messages import Chunk, Completion, FinishReason, ImagePart, Message, TextPart, Usage
+
+from . import COMMON_PARAMS, Request, stream_incomplete
+from ._retry import Deadline, RetryPolicy, parse_retry_after
+from ._sdkbase import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, SDKBackend, raise_typed
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = ["DEFAULT_MAX_TOKENS", "AnthropicBackend", "map_anthropic_error"]
+
+DEFAULT_MAX_TOKENS = 4096
+"""Sent as ``max_tokens`` when a call does not set it (the messages API requires a value)."""
+
+_FINISH: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+class AnthropicBackend(SDKBackend):
+    """Claude over the official ``anthropic`` SDK, sync, async and streaming.
+
+    ``api_key`` defaults to ``ANTHROPIC_API_KEY``. ``client`` / ``async_client`` take your own
+    configured ``anthropic.Anthropic`` / ``anthropic.AsyncAnthropic`` (never closed by the
+    backend). ``default_max_tokens`` is sent when a call does not set ``max_tokens``.
+    ``temperature`` and ``top_p`` are sent as body fields (the installed SDK no longer lists
+    them; models that reject them answer with a ``BadRequestError``); ``seed`` is not supported.
+    ``output_schema`` becomes ``output_config.format`` (a JSON schema), the API's native
+    structured output. Timeouts, ``retry`` and ``async_http`` work as for
+    :class:`~promptkit.backends.openai.OpenAIBackend`.
+
+    >>> AnthropicBackend(model="claude-sonnet-4-5", api_key="k" * 20).default_max_tokens
+    4096
+    """
+
+    supported_params = (COMMON_PARAMS - {"seed"}) | {"output_schema"}
+    provider = "anthropic"
+    sdk_module = "anthropic"
+    extra_name = "anthropic"
+    env_key = "ANTHROPIC_API_KEY"
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        client: Any = None,
+        async_client: Any = None,
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        async_http: Literal["auto", "httpx", "aiohttp"] = "auto",
+    ) -> None:
+        super().__init__(
+            model=model,
+            api_key=api_key,
+            base_url=base_url,
+            client=client,
+            async_client=async_client,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retry=retry,
+            async_http=async_http,
+        )
+        if isinstance(default_max_tokens, bool) or not isinstance(default_max_tokens, int) or default_max_tokens < 1:
+            raise ConfigurationError(f"default_max_tokens must be an int >= 1, not {default_max_tokens!r}")
+        self.default_max_tokens = default_max_tokens
+
+    def _default_base_url(self) -> str | None:
+        import os
+
+        return os.environ.get("ANTHROPIC_BASE_URL") or None
+
+    # -- clients ----------------------------------------------------------------------------------
+    def _client_options(self) -> dict[str, Any]:
+        import httpx2
+
+        options: dict[str, Any] = {
+            "api_key": self._require_key(),
+            "max_retries": 0,
+            "timeout": httpx2.Timeout(self._read_timeout, connect=self._connect_timeout),
+        }
+        if self._base_url is not None:
+            options["base_url"] = self._base_url
+        return options
+
+    def _make_sync_client(self, sdk: ModuleType) -> Any:
+        from ._http import deadline_hook
+
+        http = sdk.DefaultHttpxClient(event_hooks={"response": [deadline_hook]})
+        return sdk.Anthropic(http_client=http, **self._client_options())
+
+    def _make_async_client(self, sdk: ModuleType) -> Any:
+        http = sdk.DefaultAioHttpClient() if self._use_aiohttp() else sdk.DefaultAsyncHttpxClient()
+        return sdk.AsyncAnthropic(http_client=http, **self._client_options())
+
+    # -- requests ---------------------------------------------------------------------------------
+    def _arguments(self, request: Request, deadline: Deadline, *, stream: bool) -> dict[str, Any]:
+        from ._http import attempt_timeout
+
+        system, messages = _split(request.messages)
+        params = request.params
+        args: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": params.get("max_tokens", self.default_max_tokens),
+            "timeout": attempt_timeout(self._connect_timeout, self._read_timeout, deadline),
+        }
+        if system:
+            args["system"] = system
+        body: dict[str, Any] = {}
+        if params:
+            for key in ("temperature", "top_p"):
+                if key in params:
+                    body[key] = params[key]
+            if "stop" in params:
+                args["stop_sequences"] = list(params["stop"])
+            schema = params.get("output_schema")
+            if schema is not None:
+                args["output_config"] = {"format": {"type": "json_schema", "schema": _plain(schema["schema"])}}
+            if "extra" in params:
+                body.update(_plain(params["extra"]))
+        if body:
+            args["extra_body"] = body
+        if stream:
+            args["stream"] = True
+        return args
+
+    def _send(self, client: Any, request: Request, deadline: Deadline, *, stream: bool) -> Any:
+        return client.messages.create(**self._arguments(request, deadline, stream=stream))
+
+    async def _asend(self, client: Any, request: Request, deadline: Deadline, *, stream: bool) -> Any:
+        return await client.messages.create(**self._arguments(request, deadline, stream=stream))
+
+    # -- replies ----------------------------------------------------------------------------------
+    def _to_completion(self, reply: Any) -> Completion:
+        content = getattr(reply, "content", None)
+        if not isinstance(content, list):
+            if isinstance(reply, str):
+                snippet = reply.strip()[:80]
+                raise ResponseError(f"{self.name}: the reply is not JSON (it starts {snippet!r})", provider=self.name)
+            raise ResponseError(f"{self.name}: the reply has no content blocks", provider=self.name)
+        text = "".join(block.text for block in content if getattr(block, "type", None) == "text")
+        return Completion(
+            text=text,
+            model=reply.model,
+            usage=_usage(reply.usage),
+            finish_reason=_FINISH.get(reply.stop_reason or ""),
+            raw=reply,
+        )
+
+    def _check_stream(self, stream: Any) -> None:
+        response = getattr(stream, "response", None)
+        ctype = response.headers.get("content-type", "") if response is not None else "text/event-stream"
+        if not ctype.startswith("text/event-stream"):
+            raise ResponseError(
+                f"{self.name}: expected an event stream but the server answered {ctype or 'no content type'}",
+                provider=self.name,
+                status_code=getattr(response, "status_code", None),
+            )
+
+    def _finish(self, state: _StreamState) -> Chunk:
+        if not state.stopped:
+            raise stream_incomplete(self.name, "".join(state.parts), "no message_stop event arrived")
+        return Chunk(
+            model=state.model,
+            usage=Usage(input_tokens=state.input_tokens, output_tokens=state.output_tokens),
+            finish_reason=state.finish,
+        )
+
+    def _events(self, stream: Any, deadline: Deadline) -> Iterator[Chunk]:
+        from ._http import wrap_body
+
+        state = _StreamState()
+        try:
+            self._check_stream(stream)
+            wrap_body(stream.response, deadline)
+            for event in stream:
+                text = state.absorb(event)
+                if text:
+                    yield Chunk(text=text)
+        except Exception as exc:
+            raise_typed(self._map_error(exc, deadline), exc)
+        finally:
+            stream.close()
+        yield self._finish(state)
+
+    async def _aevents(self, stream: Any, deadline: Deadline) -> AsyncIterator[Chunk]:
+        state = _StreamState()
+        try:
+            self._check_stream(stream)
+            async for event in stream:
+                text = state.absorb(event)
+                if text:
+                    yield Chunk(text=text)
+        except Exception as exc:
+            raise_typed(self._map_error(exc, deadline), exc)
+        finally:
+            await stream.close()
+        yield self._finish(state)
+
+    def _map_error(self, exc: BaseException, deadline: Deadline | None = None) -> BackendError:
+        return map_anthropic_error(exc, self.name, deadline)
+
+
+class _StreamState:
+    __slots__ = ("finish", "input_tokens", "model", "output_tokens", "parts", "stopped")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.model: str | None = None
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.finish: FinishReason | None = None
+        self.stopped = False
+
+    def absorb(self, event: Any) -> str:
+        kind = getattr(event, "type", None)
+        if kind == "content_block_delta":
+            delta = event.delta
+            if getattr(delta, "type", None) == "text_delta":
+                text: str = delta.text
+                self.parts.append(text)
+                return text
+        elif kind == "message_start":
+            message = event.message
+            self.model = message.model
+            usage = _usage(message.usage)
+            self.input_tokens = usage.input_tokens
+            self.output_tokens = usage.output_tokens
+        elif kind == "message_delta":
+            if event.delta.stop_reason:
+                self.finish = _FINISH.get(event.delta.stop_reason)
+            usage = event.usage
+            if usage is not None:
+                self.output_tokens = usage.output_tokens or self.output_tokens
+                if getattr(usage, "input_tokens", None):
+                    self.input_tokens = _usage(usage).input_tokens
+        elif kind == "message_stop":
+            self.stopped = True
+        return ""
+
+
+def _usage(usage: Any) -> Usage:
+    if usage is None:
+        return Usage()
+    extra = (getattr(usage, "cache_creation_input_tokens", None) or 0) + (
+        getattr(usage, "cache_read_input_tokens", None) or 0
+    )
+    return Usage(input_tokens=(usage.input_tokens or 0) + extra, output_tokens=usage.output_tokens or 0)
+
+
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    blocks: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, TextPart):
+            blocks.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            if part.url.startswith("data:"):
+                header, _, data = part.url.partition(",")
+                media = part.media_type or header[5:].split(";", 1)[0] or "image/png"
+                blocks.append({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}})
+            else:
+                blocks.append({"type": "image", "source": {"type": "url", "url": part.url}})
+    return blocks
+
+
+def _split(messages: tuple[Message, ...]) -> tuple[str, list[dict[str, Any]]]:
+    """System messages joined into one ``system`` string; the rest as user/assistant turns."""
+    system = [m.text for m in messages if m.role == "system"]
+    turns = [
+        {"role": "assistant" if m.role == "assistant" else "user", "content": _content(m)}
+        for m in messages
+        if m.role != "system"
+    ]
+    return "\n\n".join(system), turns
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "items"):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _error_info(exc: Any) -> tuple[str, str]:
+    """The error's ``type`` and message from an Anthropic error body."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            return str(inner.get("type") or ""), str(inner.get("message") or getattr(exc, "message", exc))
+    return "", str(getattr(exc, "message", exc))
+
+
+def map_anthropic_error(exc: BaseException, provider: str, deadline: Deadline | None = None) -> BackendError:
+    """Map any exception from the ``anthropic`` SDK (or the ``httpx2`` below it) to a promptkit error.
+
+    The installed SDK lets raw ``httpx2`` errors out of a stream cut mid-chunk or stalled, and
+    reports a mid-stream ``error`` event as a status error with status 200: both land here.
+    """
+    if isinstance(exc, BackendError):
+        return exc
+    from ._http import map_transport_error
+
+    sdk = sys.modules.get("anthropic")
+    if deadline is not None and deadline.expired() and _is_timeout(exc, sdk):
+        return deadline.error(provider)
+    if sdk is not None:
+        if isinstance(exc, sdk.APIStatusError):
+            kind, message = _error_info(exc)
+            status = exc.status_code
+            if status < 400:  # an ``error`` event inside a 200 stream
+                text = f"{provider}: error event in the stream ({kind or 'error'}): {message}"
+                if kind in ("overloaded_error", "rate_limit_error"):
+                    return RateLimitError(text, provider=provider)
+                return ServerError(text, provider=provider)
+            return _from_status(status, f"{kind}: {message}" if kind else message, exc.response.headers, provider)
+        if isinstance(exc, sdk.APITimeoutError):
+            return BackendTimeoutError(f"{provider}: the request timed out", provider=provider)
+        if isinstance(exc, sdk.APIConnectionError):
+            cause = exc.__cause__
+            detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+            return BackendConnectionError(f"{provider}: connection error{detail}", provider=provider)
+    mapped = map_transport_error(exc, provider)
+    if mapped is not None:
+        return mapped
+    if isinstance(exc, ValueError):
+        return ResponseError(f"{provider}: malformed reply ({type(exc).__name__}: {exc})", provider=provider)
+    if sdk is not None and isinstance(exc, sdk.AnthropicError):
+        return BackendError(f"{provider}: {type(exc).__name__}: {exc}", provider=provider)
+    return BackendError(f"{provider}: unexpected {type(exc).__name__}: {exc}", provider=provider)
+
+
+def _is_timeout(exc: BaseException, sdk: Any) -> bool:
+    if isinstance(exc, TimeoutError):
+        return True
+    if sdk is not None and isinstance(exc, sdk.APITimeoutError):
+        return True
+    httpx2 = sys.modules.get("httpx2")
+    return httpx2 is not None and isinstance(exc, (httpx2.TimeoutException, httpx2.StreamError, httpx2.ReadError))
+
+
+def _from_status(status: int, message: str, headers: Any, provider: str) -> BackendError:
+    text = f"{provider}: HTTP {status}: {message}"
+    retry_after = parse_retry_after(headers)
+    if status in (401, 403):
+        return AuthenticationError(text, provider=provider, status_code=status)
+    if status in (429, 529):  # 529: Anthropic is overloaded
+        return RateLimitError(text, provider=provider, status_code=status, retry_after=retry_after)
+    if status == 408:
+        return BackendTimeoutError(text, provider=provider, status_code=status, retry_after=retry_after)
+    if status == 409:
+        return BackendError(text, provider=provider, status_code=status, retry_after=retry_after)
+    if 400 <= status < 500:
+        return BadRequestError(text, provider=provider, status_code=status)
+    return ServerError(text, provider=provider, status_code=status, retry_after=retry_after)

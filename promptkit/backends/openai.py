@@ -1,0 +1,470 @@
+"""``OpenAIBackend``: OpenAI chat completions through the official ``openai`` SDK.
+
+It also serves OpenAI-compatible servers (vLLM, Ollama, llama.cpp, ...) through ``base_url``.
+The SDK is imported on first use, not at ``import promptkit``; its clients are built once and
+reused, with the SDK's own retries off (``max_retries=0``) so that promptkit retries in exactly one
+place (see ``promptkit.backends._retry``).
+
+>>> from promptkit.backends.openai import OpenAIBackend
+>>> llm = OpenAIBackend(model="gpt-4o-mini", api_key="sk-test-0123456789")
+>>> llm
+<OpenAIBackend openai:gpt-4o-mini api_key='sk-...89'>
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from promptkit._errors import (
+    AuthenticationError,
+    BackendConnectionError,
+    BackendError,
+    BackendTimeoutError,
+    BadRequestError,
+    ConfigurationError,
+    RateLimitError,
+    ResponseError,
+    ServerError,
+)
+from promptkit._messages import Chunk, Completion, FinishReason, ImagePart, Message, TextPart, Usage
+
+from . import COMMON_PARAMS, Request, check_real_request, stream_incomplete
+from ._retry import Deadline, RetryPolicy, aretry_call, parse_retry_after, retry_call
+from ._sdkbase import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, SDKBackend, raise_typed
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = ["OpenAIBackend", "map_openai_error"]
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+class OpenAIBackend(SDKBackend):
+    """Chat completions over the official ``openai`` SDK, sync, async and streaming.
+
+    ``api_key`` defaults to ``OPENAI_API_KEY``; ``base_url`` points at an OpenAI-compatible
+    server (a key is then optional). ``client`` / ``async_client`` take your own configured
+    ``openai.OpenAI`` / ``openai.AsyncOpenAI`` (used as given, except that promptkit does the
+    retrying; they are never closed by the backend). ``connect_timeout`` and ``read_timeout``
+    bound each connection and each wait for bytes; ``retry`` sets attempts, the default total
+    deadline and the ``Retry-After`` cap. ``max_tokens_field`` is ``"max_completion_tokens"``
+    for OpenAI itself and ``"max_tokens"`` for compatible servers unless given. ``stream_usage``
+    asks for usage on streams (``stream_options.include_usage``) and then requires it: turn it
+    off for a server that never sends it. ``async_http="auto"`` uses the SDK's aiohttp client for
+    async calls when ``aiohttp`` is installed (faster under concurrency), else httpx.
+
+    >>> OpenAIBackend(model="llama3", base_url="http://127.0.0.1:8000/v1").name
+    'openai:llama3'
+    """
+
+    supported_params = COMMON_PARAMS | {"output_schema"}
+    provider = "openai"
+    sdk_module = "openai"
+    extra_name = "openai"
+    env_key = "OPENAI_API_KEY"
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        client: Any = None,
+        async_client: Any = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        max_tokens_field: Literal["max_tokens", "max_completion_tokens"] | None = None,
+        stream_usage: bool = True,
+        embedding_model: str = "text-embedding-3-small",
+        async_http: Literal["auto", "httpx", "aiohttp"] = "auto",
+    ) -> None:
+        super().__init__(
+            model=model,
+            api_key=api_key,
+            base_url=base_url,
+            client=client,
+            async_client=async_client,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retry=retry,
+            async_http=async_http,
+        )
+        if max_tokens_field not in (None, "max_tokens", "max_completion_tokens"):
+            raise ConfigurationError("max_tokens_field must be 'max_tokens' or 'max_completion_tokens'")
+        self._organization = organization
+        official = self._base_url is None or "api.openai.com" in self._base_url
+        self._max_tokens_field = max_tokens_field or ("max_completion_tokens" if official else "max_tokens")
+        self._stream_usage = stream_usage
+        self.embedding_model = embedding_model
+
+    def _default_base_url(self) -> str | None:
+        import os
+
+        return os.environ.get("OPENAI_BASE_URL") or None
+
+    # -- clients ----------------------------------------------------------------------------------
+    def _client_options(self, sdk: ModuleType) -> dict[str, Any]:
+        import httpx2
+
+        return {
+            "api_key": self._require_key(),
+            "base_url": self._base_url,
+            "organization": self._organization,
+            "max_retries": 0,
+            "timeout": httpx2.Timeout(self._read_timeout, connect=self._connect_timeout),
+        }
+
+    def _make_sync_client(self, sdk: ModuleType) -> Any:
+        from ._http import deadline_hook
+
+        http = sdk.DefaultHttpxClient(event_hooks={"response": [deadline_hook]})
+        return sdk.OpenAI(http_client=http, **self._client_options(sdk))
+
+    def _make_async_client(self, sdk: ModuleType) -> Any:
+        http = sdk.DefaultAioHttpClient() if self._use_aiohttp() else sdk.DefaultAsyncHttpxClient()
+        return sdk.AsyncOpenAI(http_client=http, **self._client_options(sdk))
+
+    # -- requests ---------------------------------------------------------------------------------
+    def _arguments(self, request: Request, deadline: Deadline, *, stream: bool) -> dict[str, Any]:
+        from ._http import attempt_timeout
+
+        params = request.params
+        args: dict[str, Any] = {
+            "model": self.model,
+            "messages": [_message(m) for m in request.messages],
+            "timeout": attempt_timeout(self._connect_timeout, self._read_timeout, deadline),
+        }
+        if params:
+            for key in ("temperature", "top_p", "seed"):
+                if key in params:
+                    args[key] = params[key]
+            if "max_tokens" in params:
+                args[self._max_tokens_field] = params["max_tokens"]
+            if "stop" in params:
+                args["stop"] = list(params["stop"])
+            schema = params.get("output_schema")
+            if schema is not None:
+                args["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": schema["name"],
+                        "schema": _plain(schema["schema"]),
+                        "strict": bool(schema.get("strict", True)),
+                    },
+                }
+            if "extra" in params:
+                args["extra_body"] = _plain(params["extra"])
+        if stream:
+            args["stream"] = True
+            if self._stream_usage:
+                args["stream_options"] = {"include_usage": True}
+        return args
+
+    def _send(self, client: Any, request: Request, deadline: Deadline, *, stream: bool) -> Any:
+        return client.chat.completions.create(**self._arguments(request, deadline, stream=stream))
+
+    async def _asend(self, client: Any, request: Request, deadline: Deadline, *, stream: bool) -> Any:
+        return await client.chat.completions.create(**self._arguments(request, deadline, stream=stream))
+
+    # -- replies ----------------------------------------------------------------------------------
+    def _to_completion(self, reply: Any) -> Completion:
+        choices = getattr(reply, "choices", None)
+        if not choices:
+            raise _not_a_completion(reply, self.name)
+        choice = choices[0]
+        message = choice.message
+        text = message.content
+        if text is None:
+            text = getattr(message, "refusal", None) or ""
+        usage = reply.usage
+        return Completion(
+            text=text,
+            model=reply.model,
+            usage=Usage(input_tokens=usage.prompt_tokens or 0, output_tokens=usage.completion_tokens or 0)
+            if usage is not None
+            else Usage(),
+            finish_reason=_FINISH.get(choice.finish_reason or ""),
+            raw=reply,
+        )
+
+    def _check_stream(self, stream: Any) -> None:
+        response = getattr(stream, "response", None)
+        ctype = response.headers.get("content-type", "") if response is not None else "text/event-stream"
+        if not ctype.startswith("text/event-stream"):
+            raise ResponseError(
+                f"{self.name}: expected an event stream but the server answered {ctype or 'no content type'}",
+                provider=self.name,
+                status_code=getattr(response, "status_code", None),
+            )
+
+    def _finish(self, state: _StreamState) -> Chunk:
+        done = state.finish is not None and (state.usage is not None or not self._stream_usage)
+        if not done:
+            detail = "no finish reason arrived" if state.finish is None else "no usage arrived after the finish"
+            if state.finish is not None:
+                detail += " (if this server never sends usage on streams, pass stream_usage=False)"
+            raise stream_incomplete(self.name, "".join(state.parts), detail)
+        return Chunk(model=state.model, usage=state.usage or Usage(), finish_reason=state.finish)
+
+    def _events(self, stream: Any, deadline: Deadline) -> Iterator[Chunk]:
+        from ._http import wrap_body
+
+        state = _StreamState()
+        try:
+            self._check_stream(stream)
+            wrap_body(stream.response, deadline)
+            for event in stream:
+                text = state.absorb(event)
+                if text:
+                    yield Chunk(text=text)
+        except Exception as exc:
+            raise_typed(self._map_error(exc, deadline), exc)
+        finally:
+            stream.close()
+        yield self._finish(state)
+
+    async def _aevents(self, stream: Any, deadline: Deadline) -> AsyncIterator[Chunk]:
+        state = _StreamState()
+        try:
+            self._check_stream(stream)
+            async for event in stream:
+                text = state.absorb(event)
+                if text:
+                    yield Chunk(text=text)
+        except Exception as exc:
+            raise_typed(self._map_error(exc, deadline), exc)
+        finally:
+            await stream.close()
+        yield self._finish(state)
+
+    def _map_error(self, exc: BaseException, deadline: Deadline | None = None) -> BackendError:
+        return map_openai_error(exc, self.name, deadline)
+
+    # -- embeddings -------------------------------------------------------------------------------
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        timeout: float | None = None,
+    ) -> list[list[float]]:
+        """Embed ``texts`` with the embeddings endpoint, in order, with the same retries and errors.
+
+        ``model`` defaults to the backend's ``embedding_model``; ``dimensions`` asks for shorter
+        vectors where the model supports it.
+        """
+        texts = _check_texts(texts)
+        if not texts:
+            return []
+        deadline = Deadline(timeout if timeout is not None else self.retry.deadline)
+        client = self.sync_client()
+        from ._http import deadline_scope
+
+        def attempt() -> list[list[float]]:
+            check_real_request(self.name, self._base_url)
+            try:
+                with deadline_scope(deadline):
+                    reply = client.embeddings.create(**self._embed_args(texts, model, dimensions, deadline))
+                return _vectors(reply, len(texts), self.name)
+            except Exception as exc:
+                raise_typed(self._map_error(exc, deadline), exc)
+
+        return retry_call(attempt, policy=self.retry, deadline=deadline, provider=self.name)
+
+    async def aembed(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        timeout: float | None = None,
+    ) -> list[list[float]]:
+        """Async :meth:`embed`."""
+        texts = _check_texts(texts)
+        if not texts:
+            return []
+        deadline = Deadline(timeout if timeout is not None else self.retry.deadline)
+        client = self.async_client()
+
+        async def attempt() -> list[list[float]]:
+            check_real_request(self.name, self._base_url)
+            try:
+                reply = await client.embeddings.create(**self._embed_args(texts, model, dimensions, deadline))
+                return _vectors(reply, len(texts), self.name)
+            except Exception as exc:
+                raise_typed(self._map_error(exc, deadline), exc)
+
+        return await aretry_call(attempt, policy=self.retry, deadline=deadline, provider=self.name)
+
+    def _embed_args(
+        self, texts: list[str], model: str | None, dimensions: int | None, deadline: Deadline
+    ) -> dict[str, Any]:
+        from ._http import attempt_timeout
+
+        args: dict[str, Any] = {
+            "model": model or self.embedding_model,
+            "input": texts,
+            "timeout": attempt_timeout(self._connect_timeout, self._read_timeout, deadline),
+        }
+        if dimensions is not None:
+            args["dimensions"] = dimensions
+        return args
+
+
+class _StreamState:
+    __slots__ = ("finish", "model", "parts", "usage")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.model: str | None = None
+        self.usage: Usage | None = None
+        self.finish: FinishReason | None = None
+
+    def absorb(self, event: Any) -> str:
+        if not hasattr(event, "choices"):
+            raise ResponseError(f"unexpected stream event {type(event).__name__}")
+        if event.model:
+            self.model = event.model
+        usage = event.usage
+        if usage is not None:
+            self.usage = Usage(input_tokens=usage.prompt_tokens or 0, output_tokens=usage.completion_tokens or 0)
+        if not event.choices:
+            return ""
+        choice = event.choices[0]
+        if choice.finish_reason:
+            self.finish = _FINISH.get(choice.finish_reason, "stop")
+        text: str = (choice.delta.content or "") if choice.delta is not None else ""
+        if text:
+            self.parts.append(text)
+        return text
+
+
+def _message(message: Message) -> dict[str, Any]:
+    content = message.content
+    if isinstance(content, str):
+        return {"role": message.role, "content": content}
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, TextPart):
+            parts.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            parts.append({"type": "image_url", "image_url": {"url": part.url}})
+    return {"role": message.role, "content": parts}
+
+
+def _plain(value: Any) -> Any:
+    """Read-only mappings and tuples to plain dicts and lists, for the SDK's JSON encoder."""
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise ConfigurationError("embed() takes a sequence of strings; wrap a single text in a list")
+    out = list(texts)
+    if not all(isinstance(t, str) for t in out):
+        raise ConfigurationError("embed() takes a sequence of strings")
+    return out
+
+
+def _vectors(reply: Any, expected: int, provider: str) -> list[list[float]]:
+    data = getattr(reply, "data", None)
+    if not isinstance(data, list) or len(data) != expected:
+        got = len(data) if isinstance(data, list) else type(reply).__name__
+        raise ResponseError(f"{provider}: expected {expected} embeddings, got {got}", provider=provider)
+    ordered = sorted(data, key=lambda item: item.index)
+    return [list(map(float, item.embedding)) for item in ordered]
+
+
+def _not_a_completion(reply: Any, provider: str) -> ResponseError:
+    if isinstance(reply, str):
+        snippet = reply.strip()[:80]
+        return ResponseError(f"{provider}: the reply is not JSON (it starts {snippet!r})", provider=provider)
+    return ResponseError(f"{provider}: the reply has no choices", provider=provider)
+
+
+def _status_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+    return str(getattr(exc, "message", exc))
+
+
+def map_openai_error(exc: BaseException, provider: str, deadline: Deadline | None = None) -> BackendError:
+    """Map any exception from the ``openai`` SDK (or below it) to a promptkit error.
+
+    The one place where OpenAI's errors meet promptkit's tree: statuses by class, timeouts and
+    connection failures, malformed bodies and streams. The SDK exception stays as ``__cause__``
+    (in process only: pickling a promptkit error drops it, with its request headers).
+    """
+    if isinstance(exc, BackendError):
+        return exc
+    from ._http import map_transport_error
+
+    sdk = sys.modules.get("openai")
+    if deadline is not None and deadline.expired() and _is_timeout(exc, sdk):
+        return deadline.error(provider)
+    if sdk is not None:
+        if isinstance(exc, sdk.APIStatusError):
+            return _from_status(exc.status_code, _status_message(exc), exc.response.headers, provider)
+        if isinstance(exc, sdk.APITimeoutError):
+            return BackendTimeoutError(f"{provider}: the request timed out", provider=provider)
+        if isinstance(exc, sdk.APIConnectionError):
+            cause = exc.__cause__
+            detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+            return BackendConnectionError(f"{provider}: connection error{detail}", provider=provider)
+        if isinstance(exc, sdk.APIError):
+            # An error object inside a 200 event stream.
+            return ServerError(f"{provider}: error event in the stream: {_status_message(exc)}", provider=provider)
+    mapped = map_transport_error(exc, provider)
+    if mapped is not None:
+        return mapped
+    if isinstance(exc, ValueError):
+        return ResponseError(f"{provider}: malformed reply ({type(exc).__name__}: {exc})", provider=provider)
+    if sdk is not None and isinstance(exc, sdk.OpenAIError):
+        return BackendError(f"{provider}: {type(exc).__name__}: {exc}", provider=provider)
+    return BackendError(f"{provider}: unexpected {type(exc).__name__}: {exc}", provider=provider)
+
+
+def _is_timeout(exc: BaseException, sdk: Any) -> bool:
+    if isinstance(exc, TimeoutError):
+        return True
+    if sdk is not None and isinstance(exc, sdk.APITimeoutError):
+        return True
+    httpx2 = sys.modules.get("httpx2")
+    return httpx2 is not None and isinstance(exc, (httpx2.TimeoutException, httpx2.StreamError, httpx2.ReadError))
+
+
+def _from_status(status: int, message: str, headers: Any, provider: str) -> BackendError:
+    text = f"{provider}: HTTP {status}: {message}"
+    retry_after = parse_retry_after(headers)
+    if status in (401, 403):
+        return AuthenticationError(text, provider=provider, status_code=status)
+    if status == 429:
+        return RateLimitError(text, provider=provider, status_code=status, retry_after=retry_after)
+    if status == 408:
+        return BackendTimeoutError(text, provider=provider, status_code=status, retry_after=retry_after)
+    if status == 409:
+        return BackendError(text, provider=provider, status_code=status, retry_after=retry_after)
+    if 400 <= status < 500:
+        return BadRequestError(text, provider=provider, status_code=status)
+    if status >= 500:
+        return ServerError(text, provider=provider, status_code=status, retry_after=retry_after)
+    return ResponseError(text, provider=provider, status_code=status)
