@@ -176,11 +176,19 @@ class RoleExtension(Extension):
             body = parser.parse_statements(("name:endrole",), drop_needle=True)
         finally:
             parser._promptkit_in_role = False  # type: ignore[attr-defined]
-        return [
-            nodes.Output([nodes.TemplateData(f"{MARK}{OPEN}{role}{END}")], lineno=lineno),
-            *body,
-            nodes.Output([nodes.TemplateData(f"{MARK}{CLOSE}{END}")], lineno=lineno),
-        ]
+        opening = nodes.TemplateData(f"{MARK}{OPEN}{role}{END}", lineno=lineno)
+        closing = nodes.TemplateData(f"{MARK}{CLOSE}{END}", lineno=lineno)
+        # Markers join the body's first and last output nodes when there are some, so the
+        # compiler folds them into the neighbouring text (fewer chunks to yield and join).
+        if body and isinstance(body[0], nodes.Output):
+            body[0].nodes.insert(0, opening)
+        else:
+            body.insert(0, nodes.Output([opening], lineno=lineno))
+        if isinstance(body[-1], nodes.Output):
+            body[-1].nodes.append(closing)
+        else:
+            body.append(nodes.Output([closing], lineno=lineno))
+        return body
 
 
 HL_START, HL_END = "\x02", "\x03"
@@ -194,11 +202,8 @@ _BUFFERED = (nodes.Macro, nodes.CallBlock, nodes.AssignBlock, nodes.FilterBlock)
 
 
 def _is_marker(node: nodes.Node) -> bool:
-    return (
-        isinstance(node, nodes.Output)
-        and len(node.nodes) == 1
-        and isinstance(node.nodes[0], nodes.TemplateData)
-        and node.nodes[0].data.startswith(MARK)
+    return isinstance(node, nodes.Output) and any(
+        isinstance(child, nodes.TemplateData) and child.data.startswith(MARK) for child in node.nodes
     )
 
 
