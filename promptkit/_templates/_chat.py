@@ -9,7 +9,6 @@ stays inside its message.
 from __future__ import annotations
 
 import bisect
-import html
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from types import MappingProxyType
@@ -570,4 +569,4 @@ class ChatTemplate:
             ]
         else:
             blocks = [role_block(None, highlight_source(self.source))]
-        return document(blocks, title=html.unescape(title))
+        return document(blocks, title=title)

@@ -6,11 +6,11 @@ import html
 import re
 from collections.abc import Iterable
 
+from .._messages import _ROLE_COLOURS
 from ._sandbox import HL_END, HL_START
 
-__all__ = ["ROLE_COLOURS", "highlight_source", "highlight_values", "role_block"]
+__all__ = ["document", "highlight_source", "highlight_values", "role_block"]
 
-ROLE_COLOURS = {"system": "#6b7280", "user": "#2563eb", "assistant": "#059669", "tool": "#d97706"}
 _SPAN = re.compile(r"(\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\})", re.DOTALL)
 _STYLES = {
     "{{": "background:#fef3c7;color:#92400e;border-radius:3px",
@@ -39,13 +39,15 @@ def highlight_values(text: str) -> str:
 
 
 def role_block(role: str | None, body_html: str, *, note: str = "") -> str:
+    """One message: the role in its colour (none for a plain template), a note, the body."""
     if role is None:
         return f"<div style='margin:4px 0'>{body_html}</div>"
-    colour = ROLE_COLOURS.get(role, "#000")
+    colour = _ROLE_COLOURS.get(role, "#000")
     extra = f" <small style='color:#9ca3af'>{html.escape(note)}</small>" if note else ""
     return f"<div style='margin:4px 0'><b style='color:{colour}'>{html.escape(role)}</b>{extra}{body_html}</div>"
 
 
 def document(blocks: Iterable[str], *, title: str = "") -> str:
+    """The blocks in one ``<div>``, under an optional small title."""
     head = f"<div style='color:#6b7280;font-size:smaller'>{html.escape(title)}</div>" if title else ""
     return "<div>" + head + "".join(blocks) + "</div>"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from types import MappingProxyType
@@ -298,7 +297,7 @@ class Template:
 
     def _repr_html_(self) -> str:
         title = f"Template {self.name or ''} · variables: {', '.join(sorted(self.variables)) or 'none'}"
-        return document([role_block(None, highlight_source(self.source))], title=html.unescape(title))
+        return document([role_block(None, highlight_source(self.source))], title=title)
 
 
 def fit_values(
