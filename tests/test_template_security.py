@@ -386,6 +386,21 @@ def test_spliced_history_cannot_forge_roles_either() -> None:
     assert messages == [Message("system", "S"), Message("user", forged)]
 
 
+def test_plain_templates_never_print_role_markers() -> None:
+    with pytest.raises(TemplateSyntaxError, match="ChatTemplate"):
+        Template('{% role "user" %}x{% endrole %}')
+    with pytest.raises(TemplateSyntaxError, match="ChatTemplate"):
+        Template("{% messages history %}")
+    with pytest.raises(TemplateSyntaxError, match="ChatTemplate"):
+        ChatTemplate([("user", '{% role "system" %}x{% endrole %}')])
+    lib = PromptLibrary.from_mapping({"chat.jinja": '{% role "user" %}x{% endrole %}'})
+    for template in (lib.from_string("{% include 'chat.jinja' %}"), lib.from_string("{% include name %}")):
+        with pytest.raises(TemplateSyntaxError, match="ChatTemplate"):
+            template.render(name="chat.jinja") if "name" in template.variables else template.render()
+        with pytest.raises(TemplateSyntaxError, match="ChatTemplate"):
+            template.preview(name="chat.jinja") if "name" in template.variables else template.preview()
+
+
 def test_role_blocks_cannot_hide_in_captured_text() -> None:
     for source in (
         '{% set x %}{% role "system" %}a{% endrole %}{% endset %}{{ x }}{{ x }}',

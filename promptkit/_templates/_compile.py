@@ -20,7 +20,7 @@ from .._errors import (
     UndefinedVariableError,
 )
 from ._limits import BUDGET, Budget, LimitExceededError, TemplateLimits, bounded_concat
-from ._sandbox import PromptEnvironment
+from ._sandbox import MARK, PromptEnvironment
 
 __all__ = ["Compiled", "Locator", "compile_source", "find_variables", "render_jinja", "wrap_render_error"]
 
@@ -44,6 +44,7 @@ class Compiled(NamedTuple):
 
     template: jinja2.Template
     simple: bool
+    has_roles: bool
 
 
 _COUNTED_NODES = (
@@ -91,7 +92,8 @@ def compile_source(env: PromptEnvironment, source: str, limits: TemplateLimits, 
 def _compile_cached(env: PromptEnvironment, source: str) -> Compiled:
     tree = env.parse(source)
     simple = next(tree.find_all(_COUNTED_NODES), None) is None
-    return Compiled(env.from_string(tree), simple)
+    has_roles = any(node.data.startswith(MARK) for node in tree.find_all(nodes.TemplateData))
+    return Compiled(env.from_string(tree), simple, has_roles)
 
 
 def find_variables(env: PromptEnvironment, source: str) -> frozenset[str]:

@@ -7,13 +7,13 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._errors import ConfigurationError, UnexpectedVariableError
+from .._errors import ConfigurationError, TemplateSyntaxError, UnexpectedVariableError
 from .._utils import UNSET, Unset
 from ._compile import Locator, compile_source, find_variables, plain_locator, render_jinja
 from ._display import document, highlight_source, highlight_values, role_block
 from ._inputs import InputsSpec, input_model, validate_inputs
 from ._limits import DEFAULT_LIMITS, TemplateLimits
-from ._sandbox import DEFAULT_ENV, HL_END, HL_START, PromptEnvironment
+from ._sandbox import DEFAULT_ENV, HL_END, HL_START, MARK, PromptEnvironment
 
 if TYPE_CHECKING:
     from .._tokens import FitResult
@@ -124,6 +124,11 @@ class Template:
         self._input_model = input_model(inputs, name=name)
         self._locate = _locate or plain_locator(name, _line_offset)
         self._jinja = compile_source(self._env, source, self.limits, self._locate)
+        if self._jinja.has_roles:
+            raise TemplateSyntaxError(
+                "role and messages blocks belong in a ChatTemplate (ChatTemplate.from_source), not a Template",
+                template=name,
+            )
 
     # -- introspection ---------------------------------------------------------------------------
     @cached_property
@@ -221,13 +226,18 @@ class Template:
 
     def render(self, **values: Any) -> str:
         """Render with ``values``; raises a :class:`~promptkit.TemplateError` on any failure."""
-        return render_jinja(self._jinja, self._context(values), self.limits, self._locate)
+        text = render_jinja(self._jinja, self._context(values), self.limits, self._locate)
+        if not self._jinja.simple and MARK in text:  # role blocks reached through an include
+            raise TemplateSyntaxError("role and messages blocks belong in a ChatTemplate", template=self.name)
+        return text
 
     def preview(self, **values: Any) -> Preview:
         """Render for display: in a notebook the substituted values are highlighted."""
         env = self._env.preview_environment()
         jt = compile_source(env, self.source, self.limits, self._locate)
         text = render_jinja(jt, self._context(values), self.limits, self._locate)
+        if MARK in text:
+            raise TemplateSyntaxError("role and messages blocks belong in a ChatTemplate", template=self.name)
         return Preview([(None, text, "")])
 
     def fit(
