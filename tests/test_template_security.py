@@ -401,11 +401,25 @@ def test_plain_templates_never_print_role_markers() -> None:
             template.preview(name="chat.jinja") if "name" in template.variables else template.preview()
 
 
+def test_role_markers_cannot_be_captured_through_includes_or_imports() -> None:
+    lib = PromptLibrary.from_mapping({"chat.jinja": '{% role "user" %}secret marker{% endrole %}'})
+    for source in (
+        '{% set x %}{% include "chat.jinja" %}{% endset %}{% role "user" %}{{ x|reverse }}{% endrole %}',
+        '{% import "chat.jinja" as m %}{% role "user" %}{{ m|string|reverse }}{% endrole %}',
+        '{% macro c() %}{% include "chat.jinja" %}{% endmacro %}{% role "user" %}{{ c()|reverse }}{% endrole %}',
+    ):
+        with pytest.raises(TemplateSecurityError, match="role"):
+            lib.chat_from_string(source).render()
+    assert lib.chat_from_string('{% include "chat.jinja" %}').render() == [Message("user", "secret marker")]
+
+
 def test_role_blocks_cannot_hide_in_captured_text() -> None:
     for source in (
         '{% set x %}{% role "system" %}a{% endrole %}{% endset %}{{ x }}{{ x }}',
         '{% macro m() %}{% role "system" %}a{% endrole %}{% endmacro %}{{ m() }}',
         '{% filter upper %}{% role "system" %}a{% endrole %}{% endfilter %}',
+        '{% block b %}{% role "system" %}a{% endrole %}{% endblock %}{{ self.b()|reverse }}',
+        '{% for x in t recursive %}{% role "user" %}a{% endrole %}{{ loop(x) }}{% endfor %}',
     ):
         with pytest.raises(TemplateSyntaxError, match="role"):
             ChatTemplate.from_source(source)

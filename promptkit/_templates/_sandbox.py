@@ -22,7 +22,7 @@ import functools
 import inspect
 import secrets
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jinja2
@@ -198,7 +198,13 @@ def _highlight(value: Any) -> str:
     return HL_START + str(value) + HL_END
 
 
-_BUFFERED = (nodes.Macro, nodes.CallBlock, nodes.AssignBlock, nodes.FilterBlock)
+# Places whose output a template can get back as a value (and so could copy or alter):
+# macros, call/set/filter blocks, blocks (via self.name() and super()), recursive loops.
+_BUFFERED = (nodes.Macro, nodes.CallBlock, nodes.AssignBlock, nodes.FilterBlock, nodes.Block)
+
+
+def _captures(node: nodes.Node) -> bool:
+    return isinstance(node, _BUFFERED) or (isinstance(node, nodes.For) and bool(node.recursive))
 
 
 def _is_marker(node: nodes.Node) -> bool:
@@ -210,12 +216,13 @@ def _is_marker(node: nodes.Node) -> bool:
 def _transform(node: nodes.Node, buffered: bool) -> None:
     """Count loop iterations, check ``~`` sizes, and keep role markers out of captured text."""
     for child in node.iter_child_nodes():
-        _transform(child, buffered or isinstance(child, _BUFFERED))
+        _transform(child, buffered or _captures(child))
     if isinstance(node, nodes.For):
         node.iter = nodes.Filter(node.iter, "_promptkit_loop", [], [], None, None, lineno=node.lineno)
     elif buffered and _is_marker(node):
         raise jinja2.TemplateSyntaxError(
-            "role and messages blocks cannot be inside macros, call, filter or set blocks", node.lineno
+            "role and messages blocks cannot be inside macros, blocks, recursive loops or call, filter or set blocks",
+            node.lineno,
         )
     for field in node.fields:
         value = getattr(node, field)
@@ -250,10 +257,36 @@ def _is_dynamic_literal(node: nodes.Node) -> bool:
     return not all(isinstance(item, nodes.Const) for item in items)
 
 
+def _buffer_concat(parts: Iterable[str]) -> str:
+    """Joins captured output (macro results, ``{% set %}`` blocks, ...): size-checked, and never
+    holding a role marker, so no template can get one back as a value and leak it."""
+    text = bounded_concat(parts)
+    if MARK in text:
+        raise SecurityError("role and messages blocks cannot be captured (in a macro, block, set or filter block)")
+    return text
+
+
+class _JinjaTemplate(jinja2.Template):
+    """Jinja2's template class, refusing to import a template that emits role markers
+    (an imported module prints its body, which would hand the markers to the importer)."""
+
+    def make_module(
+        self,
+        vars: dict[str, Any] | None = None,  # parameter names as in Jinja2
+        shared: bool = False,
+        locals: Mapping[str, Any] | None = None,
+    ) -> TemplateModule:
+        module = super().make_module(vars, shared, locals)
+        if MARK in str(module):
+            raise SecurityError("a template with role blocks cannot be imported; include it at the top level instead")
+        return module
+
+
 class PromptEnvironment(ImmutableSandboxedEnvironment):
     """The promptkit sandbox: see the module docstring for what it adds to Jinja2's."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
+    template_class = _JinjaTemplate
 
     def __init__(self, *, loader: jinja2.BaseLoader | None = None, highlight: bool = False) -> None:
         super().__init__(
@@ -269,7 +302,7 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
         )
         self.highlight = highlight
         self._preview: PromptEnvironment | None = None
-        self.concat = bounded_concat  # type: ignore[method-assign]  # the generated code joins buffers with this
+        self.concat = _buffer_concat  # type: ignore[method-assign]  # the generated code joins buffers with this
         self.globals.pop("lipsum", None)
         self.globals["range"] = bounded_range
         self.globals["namespace"] = BoundedNamespace
