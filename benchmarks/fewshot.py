@@ -1,0 +1,264 @@
+"""Few-shot selection speed: promptkit against the bare numpy floor and LangChain's selector.
+
+Pools of 1k, 10k and 100k examples with 384-dim random normalised embeddings; embedding time is
+excluded (the vectors are precomputed and served from the embedder's cache, and every pool is
+indexed before timing). Also measures the local model's embedding throughput.
+
+    python benchmarks/fewshot.py            # all sizes, LangChain if installed
+    python benchmarks/fewshot.py --quick    # 1k and 10k, fewer repetitions
+
+Peers: ``pip install -r benchmarks/requirements.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from promptkit._embeddings import BaseEmbedder, EmbeddingCache, SentenceTransformerEmbedder, local_model_available
+from promptkit._fewshot import ExamplePool, MMRSelector, SemanticSelector, TokenBudgetSelector
+from promptkit._tiktoken_files import provision_tiktoken_cache
+from promptkit._tokens import count_tokens
+
+DIM = 384
+K = 5
+FETCH_K = 50
+QUERIES = 32
+
+
+class Precomputed(BaseEmbedder):
+    """Serves known vectors from the cache; embedding anything else is a benchmark bug."""
+
+    model = "precomputed"
+
+    def __init__(self, texts: Sequence[str], vectors: Any) -> None:
+        super().__init__(cache=EmbeddingCache())
+        assert self.cache is not None
+        self.cache.put([EmbeddingCache.key(self.model, t) for t in texts], vectors)
+
+    def _embed_batch(self, texts: list[str]) -> Any:
+        raise AssertionError(f"not precomputed: {texts[:2]}")
+
+
+def unit_rows(rng: np.random.Generator, n: int) -> Any:
+    m = rng.standard_normal((n, DIM)).astype(np.float32)
+    m /= np.linalg.norm(m, axis=1, keepdims=True)
+    return m
+
+
+def timed(fn: Callable[[int], object], reps: int) -> float:
+    """Median seconds of one call (after one warm-up call)."""
+    fn(0)
+    times = []
+    for i in range(reps):
+        t0 = time.perf_counter()
+        fn(i)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def timed_together(fns: Sequence[Callable[[int], object]], reps: int) -> list[float]:
+    """Median seconds of one call of each function, calls interleaved so drift hits all alike."""
+    for fn in fns:
+        fn(0)
+    times: list[list[float]] = [[] for _ in fns]
+    for i in range(reps):
+        for j, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn(i)
+            times[j].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:9.3f} ms"
+
+
+def langchain_selector(texts: list[str], vectors: Any, queries: list[str], qvecs: Any) -> Any:
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.example_selectors import SemanticSimilarityExampleSelector
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    table = {t: v.tolist() for t, v in zip(texts, vectors, strict=True)}
+    table.update({q: v.tolist() for q, v in zip(queries, qvecs, strict=True)})
+
+    class Lookup(Embeddings):
+        def embed_documents(self, docs: list[str]) -> list[list[float]]:
+            return [table[d] for d in docs]
+
+        def embed_query(self, text: str) -> list[float]:
+            return table[text]
+
+    store = InMemoryVectorStore(embedding=Lookup())
+    store.add_texts(texts, metadatas=[{"q": t, "a": "answer"} for t in texts])
+    return SemanticSimilarityExampleSelector(vectorstore=store, k=K, input_keys=["q"])
+
+
+def bench_size(n: int, reps: int, peers: bool, rng: np.random.Generator) -> list[tuple[str, str, str]]:
+    texts = [f"example question number {i}" for i in range(n)]
+    vectors = unit_rows(rng, n)
+    queries = [f"user question {i}" for i in range(QUERIES)]
+    qvecs = unit_rows(rng, QUERIES)
+    embedder = Precomputed(texts + queries, np.concatenate([vectors, qvecs]))
+    pool = ExamplePool({"q": t, "a": "answer"} for t in texts)
+    semantic = SemanticSelector(pool, k=K, fields=["q"], embedder=embedder)
+    mmr = MMRSelector(pool, k=K, fetch_k=FETCH_K, diversity=0.5, fields=["q"], embedder=embedder)
+    semantic.select({"q": queries[0]})  # index the pool (embedding excluded from the timings)
+    mmr.select({"q": queries[0]})
+    matrix = semantic.index.matrix  # type: ignore[attr-defined]
+
+    def floor(i: int) -> object:
+        scores = matrix @ qvecs[i % QUERIES]
+        top = np.argpartition(-scores, K - 1)[:K]
+        return top[np.argsort(-scores[top])]
+
+    t_floor, t_sem, t_mmr = timed_together(
+        [
+            floor,
+            lambda i: semantic.select({"q": queries[i % QUERIES]}),
+            lambda i: mmr.select({"q": queries[i % QUERIES]}),
+        ],
+        reps,
+    )
+    rows = [
+        (f"{n:>7,}", "numpy floor (matvec + argpartition)", ms(t_floor)),
+        (f"{n:>7,}", f"SemanticSelector top-{K}", f"{ms(t_sem)}  {t_sem / t_floor:5.2f}x floor"),
+        (f"{n:>7,}", f"MMRSelector {K} of top-{FETCH_K}", f"{ms(t_mmr)}  {t_mmr / t_sem:5.2f}x semantic"),
+    ]
+    if peers and n <= 10_000:
+        lc = langchain_selector(texts, vectors, queries, qvecs)
+        t_lc = timed(lambda i: lc.select_examples({"q": queries[i % QUERIES]}), max(3, reps // 50))
+        rows.append(
+            (f"{n:>7,}", "langchain_core SemanticSimilarity + InMemory", f"{ms(t_lc)}  {t_lc / t_sem:7.0f}x ours")
+        )
+    return rows
+
+
+def bench_budget(reps: int, rng: np.random.Generator) -> list[tuple[str, str, str]]:
+    n = 10_000
+    lengths = rng.integers(5, 120, n)
+    quality = rng.uniform(0.0, 1.0, n)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon"]
+    records = (
+        {"q": " ".join(words[j % 5] for j in range(int(m))), "a": "x", "quality": float(s)}
+        for m, s in zip(lengths, quality, strict=True)
+    )
+    pool = ExamplePool.from_records(records, metadata=["quality"])
+    counter = token_counter()
+    budget = TokenBudgetSelector(pool, max_tokens=1000, count=counter, score="quality")
+    t0 = time.perf_counter()
+    budget.select({})
+    first = time.perf_counter() - t0
+    same = timed(lambda i: budget.select({"q": str(i)}), reps)
+
+    def varying(i: int) -> object:
+        budget.max_tokens = 500 + (i * 37) % 1500  # a new budget each call: no memoised answer
+        return budget.select({})
+
+    t_vary = timed(varying, reps)
+    semantic_pool = ExamplePool({"q": f"q {i}", "a": "a" * int(m)} for i, m in enumerate(lengths))
+    vectors = unit_rows(rng, n)
+    qv = unit_rows(rng, QUERIES)
+    queries = [f"query {i}" for i in range(QUERIES)]
+    emb = Precomputed([f"q {i}" for i in range(n)] + queries, np.concatenate([vectors, qv]))
+    trim = TokenBudgetSelector(
+        max_tokens=400,
+        count=counter,
+        candidates=SemanticSelector(semantic_pool, k=50, fields=["q"], embedder=emb),
+    )
+    trim.select({"q": queries[0]})
+    t_trim = timed(lambda i: trim.select({"q": queries[i % QUERIES]}), reps)
+    return [
+        ("10,000", "TokenBudgetSelector first call (tiktoken counts 10k examples)", ms(first)),
+        ("10,000", "TokenBudgetSelector, same budget (memoised)", ms(same)),
+        ("10,000", "TokenBudgetSelector, new budget each call (knapsack)", ms(t_vary)),
+        ("10,000", "semantic top-50 then budget trim", ms(t_trim)),
+    ]
+
+
+def token_counter() -> Callable[[str], int]:
+    """gpt-4o-mini's tokenizer, its files provisioned offline from the registry package."""
+    cache = tempfile.mkdtemp(prefix="tiktoken-bench-")
+    provision_tiktoken_cache(cache)
+    os.environ["TIKTOKEN_CACHE_DIR"] = cache
+    os.environ["PROMPTKIT_OFFLINE"] = "1"
+
+    def count(text: str) -> int:
+        return int(count_tokens(text, model="gpt-4o-mini"))
+
+    count("warm up")  # loads the encoding: not part of the selector's first call
+    return count
+
+
+def bench_local_model() -> list[tuple[str, str, str]]:
+    if not local_model_available():
+        return [("-", "local model", "not installed (pip install 'promptkit[embeddings]')")]
+    import torch
+
+    model = SentenceTransformerEmbedder(cache=False)
+    t0 = time.perf_counter()
+    model.embed(["load"])
+    load = time.perf_counter() - t0
+    sentences = [f"Customer message {i}: my order {i % 17} arrived late and the box was damaged." for i in range(256)]
+    rows = [("-", "local model load (first call)", f"{load:9.2f} s")]
+    default_threads = torch.get_num_threads()
+    for threads in sorted({default_threads, 1}, reverse=True):
+        torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        model.embed(sentences)
+        rate = len(sentences) / (time.perf_counter() - t0)
+        label = f"all-MiniLM-L6-v2 on CPU, batch 64, {threads} torch thread(s)"
+        rows.append((str(len(sentences)), label, f"{rate:9.0f} sentences/s"))
+    torch.set_num_threads(default_threads)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1k and 10k only, fewer repetitions")
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=1,
+        help="BLAS threads for the vector search, floor included (default 1: on small matrix-vector "
+        "products thread wake-ups cost more than they save; 0 keeps the library default)",
+    )
+    args = parser.parse_args()
+    if args.blas_threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=args.blas_threads, user_api="blas")
+    rng = np.random.default_rng(0)
+    peers = importlib.util.find_spec("langchain_core") is not None
+    sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    reps = 50 if args.quick else 200
+    rows: list[tuple[str, str, str]] = []
+    for n in sizes:
+        rows += bench_size(n, reps if n < 100_000 else reps // 4, peers, rng)
+    rows += bench_budget(reps, rng)
+    rows += bench_local_model()
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = ", ".join(f"{i.get('internal_api')} {i.get('architecture', '')}".strip() for i in threadpool_info())
+    except ImportError:
+        blas = "unknown"
+    threads = args.blas_threads or "default"
+    print(f"numpy {np.__version__}; BLAS: {blas}; BLAS threads {threads}; dim {DIM}; k {K}; median of repeated calls")
+    print(f"{'pool':>7}  {'what':<62} time")
+    for size, what, figure in rows:
+        print(f"{size:>7}  {what:<62} {figure}")
+    if not peers:
+        print("(langchain_core not installed: pip install -r benchmarks/requirements.txt)")
+
+
+if __name__ == "__main__":
+    main()
