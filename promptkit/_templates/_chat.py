@@ -134,6 +134,9 @@ class ChatTemplate:
       (Anthropic needs alternating roles and one system prompt). Spliced messages are never
       merged or changed.
 
+    Built from pairs, ``parts`` holds the pairs and placeholders in order and ``messages`` the
+    ``(role, Template)`` pairs alone; built from a source, both are empty and ``source`` says it all.
+
     >>> chat = ChatTemplate([("system", "You answer in {{ lang }}."), ("user", "{{ question }}")])
     >>> [m.role for m in chat.render(lang="French", question="Hi?")]
     ['system', 'user']
@@ -154,6 +157,7 @@ class ChatTemplate:
         "merge",
         "messages",
         "name",
+        "parts",
         "source",
         "strip",
     )
@@ -242,7 +246,8 @@ class ChatTemplate:
             merge=merge,
             locate=locate,
         )
-        self.messages: tuple[tuple[str, Template] | MessagesPlaceholder, ...] = tuple(parts)
+        self.parts: tuple[tuple[str, Template] | MessagesPlaceholder, ...] = tuple(parts)
+        self.messages: tuple[tuple[str, Template], ...] = tuple(p for p in parts if isinstance(p, tuple))
 
     def _setup(
         self,
@@ -321,6 +326,7 @@ class ChatTemplate:
             merge=merge,
             locate=plain_locator(name, _line_offset),
         )
+        self.parts = ()
         self.messages = ()
         return self
 
@@ -386,8 +392,8 @@ class ChatTemplate:
             "drop_empty": self.drop_empty,
             "merge": self.merge,
         }
-        if self.messages and other.messages:
-            return ChatTemplate([*self.messages, *other.messages], **options)
+        if self.parts and other.parts:
+            return ChatTemplate([*self.parts, *other.parts], **options)
         return ChatTemplate.from_source(self.source + "\n" + other.source, **options)
 
     # -- rendering -------------------------------------------------------------------------------
@@ -553,19 +559,19 @@ class ChatTemplate:
 
     def __repr__(self) -> str:
         label = f" {self.name!r}" if self.name else ""
-        if self.messages:
-            roles = ", ".join(p.name if isinstance(p, MessagesPlaceholder) else p[0] for p in self.messages)
+        if self.parts:
+            roles = ", ".join(p.name if isinstance(p, MessagesPlaceholder) else p[0] for p in self.parts)
             return f"<ChatTemplate{label} [{roles}] variables={sorted(self.variables)}>"
         return f"<ChatTemplate{label} variables={sorted(self.variables)}>"
 
     def _repr_html_(self) -> str:
         title = f"ChatTemplate {self.name or ''} · variables: {', '.join(sorted(self.variables)) or 'none'}"
-        if self.messages:
+        if self.parts:
             blocks = [
                 role_block(p.name, highlight_source(p.source()), note="placeholder")
                 if isinstance(p, MessagesPlaceholder)
                 else role_block(p[0], highlight_source(p[1].source))
-                for p in self.messages
+                for p in self.parts
             ]
         else:
             blocks = [role_block(None, highlight_source(self.source))]
