@@ -1,0 +1,29 @@
+"""Templates: one Jinja2 string (``Template``) or a chat of role messages (``ChatTemplate``).
+
+Templates compile once, render in promptkit's sandbox (Jinja2's immutable sandbox, strict
+undefined variables, plus the bounds in :mod:`._sandbox`), and turn every failure into a
+:class:`~promptkit.TemplateError` with the template's name and line.
+
+Parts: ``_limits`` (limits and the checks that enforce them), ``_sandbox`` (environment, attribute
+policy, role markers), ``_compile`` (compile, render, error
+wrapping), ``_inputs`` (declared inputs), ``_template`` (``Template``), ``_chat``
+(``ChatTemplate``, ``MessagesPlaceholder``), ``_library`` (``PromptLibrary``), ``_display`` (HTML).
+"""
+
+from __future__ import annotations
+
+from ._chat import ChatTemplate, MessagesPlaceholder
+from ._inputs import InputsSpec
+from ._library import PromptLibrary
+from ._limits import TemplateLimits
+from ._template import Preview, Template
+
+__all__ = [
+    "ChatTemplate",
+    "InputsSpec",
+    "MessagesPlaceholder",
+    "Preview",
+    "PromptLibrary",
+    "Template",
+    "TemplateLimits",
+]
