@@ -70,10 +70,11 @@ from ._fewshot import (
     load_selector,
     save_selector,
 )
+from ._files import PromptFile, load_prompt, load_prompt_file, parse_prompt_file
 from ._messages import Chunk, Completion, ImagePart, Message, TextPart, Usage
 from ._parsers import Parser, PydanticParser, TextParser
 from ._prompt import Prompt, Result
-from ._templates import ChatTemplate, Template
+from ._templates import ChatTemplate, MessagesPlaceholder, Preview, PromptLibrary, Template, TemplateLimits
 from ._tiktoken_files import provision_tiktoken_cache
 from ._tokens import (
     FitResult,
@@ -148,6 +149,7 @@ __all__ = [
     "IncompleteStreamError",
     "MMRSelector",
     "Message",
+    "MessagesPlaceholder",
     "MetadataSelector",
     "MissingDependencyError",
     "NumpyIndex",
@@ -155,7 +157,10 @@ __all__ = [
     "OpenAIEmbedder",
     "ParseError",
     "Parser",
+    "Preview",
     "Prompt",
+    "PromptFile",
+    "PromptLibrary",
     "PromptkitError",
     "PydanticParser",
     "QdrantIndex",
@@ -177,6 +182,7 @@ __all__ = [
     "TemplateError",
     "TemplateInputError",
     "TemplateLimitError",
+    "TemplateLimits",
     "TemplateSecurityError",
     "TemplateSyntaxError",
     "TextParser",
@@ -200,7 +206,10 @@ __all__ = [
     "fit_to_budget",
     "get_tokenizer",
     "is_exact",
+    "load_prompt",
+    "load_prompt_file",
     "load_selector",
+    "parse_prompt_file",
     "provision_tiktoken_cache",
     "save_selector",
 ]
