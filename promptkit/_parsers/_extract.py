@@ -1,0 +1,210 @@
+"""Finding JSON in a reply and loading it under an explicit policy, in linear time.
+
+Candidates come in three classes, tried in order: fenced blocks tagged ``json``, other fenced
+blocks, then the bare text (the whole reply, balanced ``{...}``/``[...]`` spans inside prose, and
+the tail from the first bracket). Every scanner here is linear: fences are found line by line
+with an anchored pattern that cannot backtrack across lines, and spans with a bracket counter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jiter
+
+__all__ = [
+    "Candidate",
+    "candidate_groups",
+    "JsonSyntaxError",
+    "extract_json_candidates",
+    "find_candidates",
+    "load_json",
+    "max_depth",
+    "position_of",
+]
+
+JSON_INFOS = frozenset({"json", "jsonc", "json5", "jsonl"})
+MAX_SPANS = 32
+"""How many balanced spans in prose are considered; more only cost time on adversarial replies."""
+
+# One fence line: indentation, three or more backticks or tildes, then the info string. Anchored
+# at a line start and bounded by the line end, so a match never looks beyond one line.
+_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})([^\n]*)$", re.MULTILINE)
+_STRUCT = re.compile(r'[{}\[\]"]')
+_STRING_TAIL = re.compile(r'(?:[^"\\\n]|\\.)*"')
+_POSITION = re.compile(r"at line (\d+) column (\d+)")
+
+Kind = Literal["json-block", "block", "text"]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A span of the reply that may hold the JSON value: ``text[start:end]``, of one ``kind``."""
+
+    kind: Kind
+    start: int
+    end: int
+    text: str
+
+
+def fenced_blocks(text: str) -> Iterator[tuple[str, int, int]]:
+    """Yield ``(info, start, end)`` of each fenced block's body; an unclosed block runs to the end."""
+    if "```" not in text and "~~~" not in text:
+        return
+    matches = _FENCE.finditer(text)
+    for opening in matches:
+        fence = opening.group(1)
+        info = opening.group(2).strip().lower()
+        if fence[0] == "`" and "`" in info:
+            continue  # not a fence: backticks in the info string (inline code)
+        body_start = min(opening.end() + 1, len(text))
+        body_end = len(text)
+        for closing in matches:
+            marker = closing.group(1)
+            if marker[0] == fence[0] and len(marker) >= len(fence) and not closing.group(2).strip():
+                body_end = max(closing.start() - 1, body_start)
+                break
+        yield info.split(maxsplit=1)[0] if info else "", body_start, body_end
+
+
+def balanced_spans(text: str, start: int = 0, limit: int = MAX_SPANS) -> list[tuple[int, int]]:
+    """Outermost balanced ``{...}``/``[...]`` spans, skipping brackets inside JSON strings."""
+    spans: list[tuple[int, int]] = []
+    stack: list[str] = []
+    opened = 0
+    pos = start
+    n = len(text)
+    while pos < n and len(spans) < limit:
+        m = _STRUCT.search(text, pos)
+        if m is None:
+            break
+        ch = m.group()
+        pos = m.end()
+        if ch == '"':
+            if stack:
+                tail = _STRING_TAIL.match(text, pos)
+                if tail is None:  # an unterminated string: this span cannot close
+                    stack.clear()
+                else:
+                    pos = tail.end()
+        elif ch in "{[":
+            if not stack:
+                opened = m.start()
+            stack.append("}" if ch == "{" else "]")
+        elif stack:
+            if stack[-1] != ch:
+                stack.clear()  # mismatched bracket: abandon this span
+                continue
+            stack.pop()
+            if not stack:
+                spans.append((opened, pos))
+    return spans
+
+
+def candidate_groups(text: str) -> Iterator[list[Candidate]]:
+    """Candidate groups, lazily: ``json`` blocks, other blocks, then the bare text's candidates."""
+    json_blocks: list[Candidate] = []
+    blocks: list[Candidate] = []
+    for info, start, end in fenced_blocks(text):
+        body = text[start:end]
+        if body.strip():
+            if info in JSON_INFOS:
+                json_blocks.append(Candidate("json-block", start, end, body))
+            else:
+                blocks.append(Candidate("block", start, end, body))
+    if json_blocks:
+        yield json_blocks
+    if blocks:
+        yield blocks
+    yield text_candidates(text)
+
+
+def text_candidates(text: str) -> list[Candidate]:
+    """The whole (stripped) reply, balanced spans in it, and the tail from its first bracket."""
+    out: list[Candidate] = []
+    lo, hi = _strip_span(text, 0, len(text))
+    if hi > lo:
+        out.append(Candidate("text", lo, hi, text[lo:hi]))
+        first = min((i for i in (text.find("{", lo, hi), text.find("[", lo, hi)) if i >= 0), default=-1)
+        if first > lo:
+            spans = balanced_spans(text, first)
+            out.extend(Candidate("text", s, e, text[s:e]) for s, e in spans if (s, e) != (lo, hi))
+            if not spans or spans[-1][1] < hi:
+                out.append(Candidate("text", first, hi, text[first:hi]))
+    return out
+
+
+def find_candidates(text: str) -> list[Candidate]:
+    """All candidates, in the order the parsers consider them (see the module docstring)."""
+    return [c for group in candidate_groups(text) for c in group]
+
+
+def _strip_span(text: str, lo: int, hi: int) -> tuple[int, int]:
+    """Narrow ``text[lo:hi]`` past whitespace and byte-order marks (with C-speed ``strip``)."""
+    part = text[lo:hi]
+    left = part.lstrip().lstrip("\ufeff").lstrip()
+    lo += len(part) - len(left)
+    hi = lo + len(left.rstrip())
+    return lo, hi
+
+
+def extract_json_candidates(text: str) -> list[str]:
+    """Where JSON may be in a reply, in the order parsers try it: ``json`` blocks, other blocks, text.
+
+    >>> extract_json_candidates('Here:\\n```json\\n{"a": 1}\\n```')[0]
+    '{"a": 1}'
+    """
+    return [c.text.strip() for c in find_candidates(text)]
+
+
+class JsonSyntaxError(ValueError):
+    """Raised by :func:`load_json`: ``reason`` and the 0-based ``offset`` in the loaded string."""
+
+    def __init__(self, reason: str, offset: int | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.offset = offset
+
+
+def position_of(text: str, line: int, column: int) -> int:
+    """0-based offset of a 1-based ``line``/``column`` in ``text``."""
+    offset = 0
+    for _ in range(line - 1):
+        nl = text.find("\n", offset)
+        if nl < 0:
+            return len(text)
+        offset = nl + 1
+    return min(offset + max(column - 1, 0), len(text))
+
+
+def load_json(text: str, *, allow_nan: bool = False, duplicate_keys: bool = False) -> Any:
+    """Parse strict JSON with jiter (iterative, depth-limited); errors carry the exact offset."""
+    try:
+        return jiter.from_json(text.encode(), allow_inf_nan=allow_nan, catch_duplicate_keys=not duplicate_keys)
+    except ValueError as exc:
+        reason = str(exc)
+        m = _POSITION.search(reason)
+        offset = position_of(text, int(m.group(1)), int(m.group(2))) if m else None
+        raise JsonSyntaxError(reason, offset) from None
+
+
+def max_depth(text: str, limit: int) -> int:
+    """The bracket depth of ``text`` (ignoring strings roughly), stopping once it passes ``limit``."""
+    depth = best = 0
+    for m in re.finditer(r"[{}\[\]]", text):
+        depth = depth + 1 if m.group() in "{[" else max(depth - 1, 0)
+        if depth > best:
+            best = depth
+            if best > limit:
+                break
+    return best
+
+
+def line_column(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of ``offset`` in ``text``."""
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, column
