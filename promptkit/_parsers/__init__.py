@@ -12,7 +12,7 @@ and loading JSON), ``_stream`` (incremental JSON), ``_json`` (``JsonParser``, ``
 
 from __future__ import annotations
 
-from ._base import BaseParser, Parser, StreamingParser, StreamState, TextParser
+from ._base import BaseParser, NativeOutputParser, Parser, StreamingParser, StreamState, TextParser
 from ._extract import extract_json_candidates
 from ._json import JsonParser, PydanticParser
 from ._schema import strict_json_schema
@@ -25,6 +25,7 @@ __all__ = [
     "DateParser",
     "JsonParser",
     "ListParser",
+    "NativeOutputParser",
     "NumberParser",
     "Parser",
     "PydanticParser",

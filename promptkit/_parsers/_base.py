@@ -12,9 +12,11 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Se
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from .._errors import ConfigurationError, ParseError
+from ..backends import OutputSchema
 
 __all__ = [
     "BaseParser",
+    "NativeOutputParser",
     "Parser",
     "StreamState",
     "StreamingParser",
@@ -65,6 +67,23 @@ class StreamingParser(Parser[T_co], Protocol[T_co]):
 
     def stream_state(self) -> StreamState[Any]:
         """A fresh :class:`StreamState` for one stream."""
+        ...
+
+
+@runtime_checkable
+class NativeOutputParser(Protocol):
+    """A parser that can ask the backend for native structured output instead of instructions."""
+
+    def uses_native(self, supported_params: frozenset[str]) -> bool:
+        """Whether to ask a backend with these ``supported_params`` for native output."""
+        ...
+
+    def output_schema(self) -> OutputSchema:
+        """The ``output_schema`` backend parameter."""
+        ...
+
+    def native_instructions(self) -> str:
+        """The format instructions to use when the provider enforces the format."""
         ...
 
 

@@ -330,7 +330,7 @@ class PydanticParser(_JsonBase[T]):
         """The ``output_schema`` parameter for native structured output (strict JSON schema)."""
         return {"name": schema_name(self.model), "schema": strict_json_schema(self.model), "strict": True}
 
-    def uses_native(self, supported_params: frozenset[str] | set[str]) -> bool:
+    def uses_native(self, supported_params: frozenset[str]) -> bool:
         """Whether a backend supporting ``supported_params`` should get native output for this parser."""
         if self.mode == "prompt":
             return False
