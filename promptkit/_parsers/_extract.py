@@ -119,22 +119,32 @@ def candidate_groups(text: str) -> Iterator[list[Candidate]]:
         yield json_blocks
     if blocks:
         yield blocks
-    yield text_candidates(text)
+    lo, hi = _strip_span(text, 0, len(text))
+    if hi > lo:
+        yield [Candidate("text", lo, hi, text[lo:hi])]
+        rest = _inner_candidates(text, lo, hi)
+        if rest:
+            yield rest
+
+
+def _inner_candidates(text: str, lo: int, hi: int) -> list[Candidate]:
+    """Balanced spans inside the text, and the tail from its first bracket (for truncated JSON)."""
+    first = min((i for i in (text.find("{", lo, hi), text.find("[", lo, hi)) if i >= 0), default=-1)
+    if first < 0:
+        return []
+    spans = balanced_spans(text, first)
+    out = [Candidate("text", s, e, text[s:e]) for s, e in spans if (s, e) != (lo, hi)]
+    if first > lo and (not spans or spans[-1][1] < hi):
+        out.append(Candidate("text", first, hi, text[first:hi]))
+    return out
 
 
 def text_candidates(text: str) -> list[Candidate]:
     """The whole (stripped) reply, balanced spans in it, and the tail from its first bracket."""
-    out: list[Candidate] = []
     lo, hi = _strip_span(text, 0, len(text))
-    if hi > lo:
-        out.append(Candidate("text", lo, hi, text[lo:hi]))
-        first = min((i for i in (text.find("{", lo, hi), text.find("[", lo, hi)) if i >= 0), default=-1)
-        if first > lo:
-            spans = balanced_spans(text, first)
-            out.extend(Candidate("text", s, e, text[s:e]) for s, e in spans if (s, e) != (lo, hi))
-            if not spans or spans[-1][1] < hi:
-                out.append(Candidate("text", first, hi, text[first:hi]))
-    return out
+    if hi <= lo:
+        return []
+    return [Candidate("text", lo, hi, text[lo:hi]), *_inner_candidates(text, lo, hi)]
 
 
 def find_candidates(text: str) -> list[Candidate]:

@@ -102,9 +102,9 @@ class ListParser(BaseParser[list[T]]):
         self.min_items = min_items
         self.max_items = max_items
 
-    def _items(self, text: str) -> list[str]:
+    def _items(self, text: str, *, lines_only: bool = False) -> list[str]:
         lines = [line for line in text.splitlines() if line.strip()]
-        if self.separator == "lines" or (self.separator == "auto" and len(lines) > 1):
+        if self.separator == "lines" or (self.separator == "auto" and (len(lines) > 1 or lines_only)):
             marked = [_MARKER.sub("", line, count=1) for line in lines if _MARKER.match(line)]
             items = marked or lines
         else:
@@ -145,7 +145,7 @@ class ListParser(BaseParser[list[T]]):
     def parse_partial(self, text: str) -> list[T] | None:
         cut = text.rfind("\n")
         try:
-            return self._convert(self._items(text[: cut + 1]) if cut >= 0 else [], text)
+            return self._convert(self._items(text[: cut + 1], lines_only=True) if cut >= 0 else [], text)
         except ParseError:
             return None
 
@@ -188,8 +188,8 @@ class _ListStream(Generic[T]):
             marked = _MARKER.match(line) is not None
             if marked and not self._marked:
                 self._marked, self._items = True, []  # from now on only marked lines are items
-            if self._marked and not marked:
-                continue
+            if not marked and (self._marked or line.rstrip().endswith(":")):
+                continue  # a heading such as "Here they are:" is not an item
             item = _MARKER.sub("", line, count=1).strip().strip("*_`").strip()
             try:
                 value: T = self._parser.item_parser.parse(item) if self._parser.item_parser else cast(T, item)
