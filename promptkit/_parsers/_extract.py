@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 JSON_INFOS = frozenset({"json", "jsonc", "json5", "jsonl"})
+MAX_BLOCKS = 64
+"""How many fenced blocks of one kind are tried (the first and last 32); more is pathological."""
 MAX_SPANS = 32
 """How many balanced spans in prose are considered; more only cost time on adversarial replies."""
 
@@ -138,21 +140,29 @@ def candidate_groups(text: str) -> Iterator[list[Candidate]]:
     blocks: list[Candidate] = []
     for info, start, end in fenced_blocks(text):
         body = text[start:end]
-        if body.strip():
+        if body and not body.isspace():
             if info in JSON_INFOS:
                 json_blocks.append(Candidate("json-block", start, end, body))
             else:
                 blocks.append(Candidate("block", start, end, body))
     if json_blocks:
-        yield json_blocks
+        yield _bounded(json_blocks)
     if blocks:
-        yield blocks
+        yield _bounded(blocks)
     lo, hi = _strip_span(text, 0, len(text))
     if hi > lo:
         yield [Candidate("text", lo, hi, text[lo:hi])]
         rest = _inner_candidates(text, lo, hi)
         if rest:
             yield rest
+
+
+def _bounded(group: list[Candidate]) -> list[Candidate]:
+    """At most ``MAX_BLOCKS`` candidates: the first and the last halves of a very long list."""
+    if len(group) <= MAX_BLOCKS:
+        return group
+    half = MAX_BLOCKS // 2
+    return group[:half] + group[-half:]
 
 
 def _inner_candidates(text: str, lo: int, hi: int) -> list[Candidate]:

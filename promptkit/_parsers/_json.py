@@ -121,6 +121,27 @@ class _JsonBase(BaseParser[T]):
                         pass
             raise _CandidateError(reason, position=position) from None
 
+    def _candidate(self, cand: Candidate) -> T:
+        """The value of one candidate, or ``_CandidateError``."""
+        if self._prescan(cand.text):
+            json_text, loaded = self._load(cand)
+            return self._convert(json_text, loaded)
+        # Nothing for the policies to check: validate directly, and parse again only to explain
+        # a failure (the error path may be slow, the happy path is one pass).
+        try:
+            return self._convert(cand.text, MISSING)
+        except _CandidateError as problem:
+            json_text, loaded = self._load(cand)
+            if json_text is cand.text:
+                raise _CandidateError(problem.detail, value=loaded) from None
+            return self._convert(json_text, loaded)  # lenient mode repaired it
+
+    def _prescan(self, text: str) -> bool:
+        """Whether the text must be parsed first to apply the duplicate-key and NaN policies."""
+        if self.duplicate_keys == "reject":
+            return True
+        return not self.allow_nan and ("NaN" in text or "Infinity" in text)
+
     def _repair(self, text: str) -> str | None:
         stripped = text.strip()
         if not stripped.startswith(("{", "[")) or len(stripped) > self.repair_limit:
@@ -136,18 +157,18 @@ class _JsonBase(BaseParser[T]):
         return repaired if isinstance(repaired, str) and repaired.strip() not in ("", '""') else None
 
     def parse(self, text: str) -> T:
-        problems: list[tuple[tuple[int, int, int, int], _CandidateError]] = []
+        problems: list[tuple[tuple[int, int, int, int], _CandidateError]] = []  # only the best is kept
         for group_index, group in enumerate(candidate_groups(text)):
             valid: list[T] = []
             indexed = list(enumerate(group))
             for index, cand in reversed(indexed) if self.prefer == "last" else indexed:
                 try:
-                    json_text, loaded = self._load(cand)
-                    value = self._convert(json_text, loaded)
+                    value = self._candidate(cand)
                 except _CandidateError as problem:
                     not_jsonish = not cand.text.lstrip().startswith(("{", "["))
                     rank = (int(problem.value is MISSING), group_index, int(not_jsonish), index)
-                    problems.append((rank, problem))
+                    if not problems or rank < problems[0][0]:
+                        problems[:] = [(rank, problem)]
                     continue
                 if self.prefer != "unique":
                     return value
@@ -214,6 +235,9 @@ class JsonParser(_JsonBase[Any]):
 
     def _convert(self, json_text: str, loaded: Any) -> Any:
         return loaded
+
+    def _prescan(self, text: str) -> bool:
+        return True  # the parsed value is the result
 
     def parse_partial(self, text: str) -> Any:
         value = self._partial_json(text)
