@@ -650,3 +650,18 @@ def test_base_parser_defaults() -> None:
     assert list(Upper().parse_stream(["a", "b"])) == ["AB"]
     with pytest.raises(NotImplementedError):
         BaseParser[str]().parse("x")
+
+
+def test_one_pass_policy_keeps_errors_precise() -> None:
+    parser = PydanticParser(City, duplicate_keys="last")
+    assert parser.parse('{"name": "Oslo", "name": "Bergen", "population": 1}').name == "Bergen"
+    with pytest.raises(ParseError, match="line 2, column 15") as info:
+        parser.parse('{"name": "Oslo",\n "population" 1}')
+    assert info.value.position == 31
+    with pytest.raises(ParseError) as info:
+        parser.parse('{"name": "Oslo", "population": "many"}')
+    assert info.value.last_value == {"name": "Oslo", "population": "many"}
+    with pytest.raises(ParseError, match="NaN"):
+        PydanticParser(City, duplicate_keys="last").parse('{"name": "x", "population": NaN}')
+    lenient = PydanticParser(City, duplicate_keys="last", lenient=True)
+    assert lenient.parse("{'name': 'Oslo', 'population': 1,}") == City(name="Oslo", population=1)
