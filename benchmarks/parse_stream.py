@@ -8,7 +8,7 @@ time against size is ~1 for a linear parser and ~2 for one that re-parses every 
 Floors and peers: one ``jiter.from_json`` of the whole reply (no previews at all), re-parsing
 every prefix with jiter's partial mode, and langchain-core's ``JsonOutputParser`` streaming (both
 quadratic; they are timed on smaller sizes and extrapolated with their measured slope unless
-``--full`` is given).
+``--full`` is given; the slope keeps rising with size, so the extrapolation is a lower bound).
 
 Run: ``python benchmarks/parse_stream.py [--full]``
 """
@@ -150,7 +150,7 @@ def main() -> None:
                 times = [run_stream(fn, make_doc(kb))[0] for kb in small]
                 s = slope([float(k) for k in small], times)
                 total = times[-1] * (80 / small[-1]) ** s
-                note = f"extrapolated from {small[0]}/{small[1]} KB, slope {s:.2f}"
+                note = f"extrapolated from {small[0]}/{small[1]} KB, slope {s:.2f}; a lower bound, --full measures"
         except ImportError:
             print(f"  {label:<30} not installed (pip install -r benchmarks/requirements.txt)")
             continue

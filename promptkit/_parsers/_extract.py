@@ -29,12 +29,15 @@ __all__ = [
 JSON_INFOS = frozenset({"json", "jsonc", "json5", "jsonl"})
 MAX_BLOCKS = 64
 """How many fenced blocks of one kind are tried (the first and last 32); more is pathological."""
+MAX_NESTING = 200
+"""jiter's nesting limit: a deeper span cannot load, so the span scanner does not follow it."""
 MAX_SPANS = 32
 """How many balanced spans in prose are considered; more only cost time on adversarial replies."""
 
 # One fence line: indentation, three or more backticks or tildes, then the info string. Anchored
 # at a line start and bounded by the line end, so a match never looks beyond one line.
 _FENCE = re.compile(r"[ \t]{0,3}(`{3,}|~{3,})([^\n]*)")
+_OPENERS = re.compile(r"[\[{\s]*")
 _STRUCT = re.compile(r'[{}\[\]"]')
 _STRING_TAIL = re.compile(r'(?:[^"\\\n]|\\.)*"')
 _POSITION = re.compile(r"at line (\d+) column (\d+)")
@@ -101,9 +104,14 @@ def fenced_blocks(text: str) -> Iterator[tuple[str, int, int]]:
 
 
 def balanced_spans(text: str, start: int = 0, limit: int = MAX_SPANS) -> list[tuple[int, int]]:
-    """Outermost balanced ``{...}``/``[...]`` spans, skipping brackets inside JSON strings."""
+    """Outermost balanced ``{...}``/``[...]`` spans, skipping brackets inside JSON strings.
+
+    A span nested deeper than jiter's limit cannot load; it is followed with a plain counter (runs
+    of openers skipped at C speed) and dropped, never cut into shallower pieces.
+    """
     spans: list[tuple[int, int]] = []
     stack: list[str] = []
+    deep = 0  # depth of a too-deep span being skipped
     opened = 0
     pos = start
     n = len(text)
@@ -114,16 +122,28 @@ def balanced_spans(text: str, start: int = 0, limit: int = MAX_SPANS) -> list[tu
         ch = m.group()
         pos = m.end()
         if ch == '"':
-            if stack:
+            if stack or deep:
                 tail = _STRING_TAIL.match(text, pos)
                 if tail is None:  # an unterminated string: this span cannot close
                     stack.clear()
+                    deep = 0
                 else:
                     pos = tail.end()
         elif ch in "{[":
-            if not stack:
+            if not stack and not deep:
                 opened = m.start()
-            stack.append("}" if ch == "{" else "]")
+            if not deep:
+                stack.append("}" if ch == "{" else "]")
+                if len(stack) <= MAX_NESTING:
+                    continue
+                deep, stack = len(stack) - 1, []
+            run = _OPENERS.match(text, m.start())
+            end = run.end() if run is not None else pos
+            segment = text[m.start() : end]
+            deep += segment.count("[") + segment.count("{")
+            pos = end
+        elif deep:
+            deep -= 1
         elif stack:
             if stack[-1] != ch:
                 stack.clear()  # mismatched bracket: abandon this span

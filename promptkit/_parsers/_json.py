@@ -305,6 +305,7 @@ class PydanticParser(_JsonBase[T]):
         self._adapter: pydantic.TypeAdapter[T] = pydantic.TypeAdapter(model)
         self._previewer = _Previewer(model)
         self._instructions: str | None = None
+        self._output_schema: OutputSchema | None = None
 
     @property
     def name(self) -> str:
@@ -329,7 +330,10 @@ class PydanticParser(_JsonBase[T]):
         try:
             return self._adapter.validate_python(value, extra=self.extra)
         except pydantic.ValidationError as exc:
-            text = json.dumps(value, default=str)
+            try:
+                text = json.dumps(value, default=str)
+            except (TypeError, ValueError, RecursionError):  # circular or exotic: a repr still shows it
+                text = repr(value)
             raise ParseError(
                 f"value is not a valid {self.name}: {_summarise(exc)}",
                 text=text,
@@ -352,7 +356,13 @@ class PydanticParser(_JsonBase[T]):
 
     def output_schema(self) -> OutputSchema:
         """The ``output_schema`` parameter for native structured output (strict JSON schema)."""
-        return {"name": schema_name(self.model), "schema": strict_json_schema(self.model), "strict": True}
+        if self._output_schema is None:  # made once: the schema walk is not free
+            self._output_schema = {
+                "name": schema_name(self.model),
+                "schema": strict_json_schema(self.model),
+                "strict": True,
+            }
+        return self._output_schema
 
     def uses_native(self, supported_params: frozenset[str]) -> bool:
         """Whether a backend supporting ``supported_params`` should get native output for this parser."""
