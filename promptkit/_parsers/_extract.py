@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import jiter
 
@@ -45,8 +44,7 @@ _POSITION = re.compile(r"at line (\d+) column (\d+)")
 Kind = Literal["json-block", "block", "text"]
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A span of the reply that may hold the JSON value: ``text[start:end]``, of one ``kind``."""
 
     kind: Kind
@@ -55,52 +53,67 @@ class Candidate:
     text: str
 
 
-def _fence_lines(text: str) -> Iterator[re.Match[str]]:
-    """Fence lines in order, found with ``str.find`` (C speed) and checked with an anchored match."""
-    for marker in ("```", "~~~"):
-        if marker in text:
-            break
-    else:
-        return
+def fenced_blocks(text: str) -> list[tuple[str, int, int]]:
+    """``(info, start, end)`` of each fenced block's body; an unclosed block runs to the end.
+
+    Fence lines are found with ``str.find`` (C speed) and checked with an anchored one-line match;
+    each marker's next position is searched again only once the scan has passed it, and the line
+    start only between the last position and the hit, so the scan stays linear.
+    """
+    blocks: list[tuple[str, int, int]] = []
+    n = len(text)
     pos = line_start = 0
-    tick = tilde = -2  # next known positions of each marker; -1 once none is left
+    # Next known position of each marker; -1 once none is left. A one-character find is a memchr.
+    tick = -2 if "`" in text else -1
+    tilde = -2 if "~" in text else -1
+    if tick == tilde == -1:
+        return blocks
+    opening: re.Match[str] | None = None
     while True:
-        # Each marker's next position is searched again only once the scan has passed it, and
-        # the line start only between the last position and the hit: the scan stays linear.
-        if -1 < tick < pos or tick == -2:
-            tick = text.find("```", pos)
-        if -1 < tilde < pos or tilde == -2:
-            tilde = text.find("~~~", pos)
+        if tick == -2 or -1 < tick < pos:
+            tick = _find_marker(text, "```", pos)
+        if tilde == -2 or -1 < tilde < pos:
+            tilde = _find_marker(text, "~~~", pos)
         hit = min(tick, tilde) if tick >= 0 and tilde >= 0 else max(tick, tilde)
         if hit < 0:
-            return
+            break
         newline = text.rfind("\n", pos, hit)
         if newline >= 0:
             line_start = newline + 1
         m = _FENCE.match(text, line_start) if hit - line_start <= 3 else None
-        if m is not None:
-            yield m
-            pos = m.end()
-        else:
+        if m is None:
             pos = hit + 3
+            continue
+        pos = m.end()
+        if opening is None:
+            info = m.group(2)
+            if m.group(1)[0] == "`" and "`" in info:
+                continue  # not a fence: backticks in the info string (inline code)
+            opening = m
+            continue
+        fence, marker = opening.group(1), m.group(1)
+        if marker[0] == fence[0] and len(marker) >= len(fence) and not m.group(2).strip():
+            start = min(opening.end() + 1, n)
+            blocks.append((_info(opening), start, max(m.start() - 1, start)))
+            opening = None
+    if opening is not None:
+        blocks.append((_info(opening), min(opening.end() + 1, n), n))
+    return blocks
 
 
-def fenced_blocks(text: str) -> Iterator[tuple[str, int, int]]:
-    """Yield ``(info, start, end)`` of each fenced block's body; an unclosed block runs to the end."""
-    lines = _fence_lines(text)
-    for opening in lines:
-        fence = opening.group(1)
-        info = opening.group(2).strip().lower()
-        if fence[0] == "`" and "`" in info:
-            continue  # not a fence: backticks in the info string (inline code)
-        body_start = min(opening.end() + 1, len(text))
-        body_end = len(text)
-        for closing in lines:
-            marker = closing.group(1)
-            if marker[0] == fence[0] and len(marker) >= len(fence) and not closing.group(2).strip():
-                body_end = max(closing.start() - 1, body_start)
-                break
-        yield info.split(maxsplit=1)[0] if info else "", body_start, body_end
+def _find_marker(text: str, marker: str, pos: int) -> int:
+    """``text.find(marker, pos)`` for a run of one character, jumping with one-character finds."""
+    char = marker[0]
+    while True:
+        i = text.find(char, pos)
+        if i < 0 or text.startswith(marker, i):
+            return i
+        pos = i + 1
+
+
+def _info(fence: re.Match[str]) -> str:
+    info = fence.group(2).strip().lower()
+    return info.split(maxsplit=1)[0] if info else ""
 
 
 def balanced_spans(text: str, start: int = 0, limit: int = MAX_SPANS) -> list[tuple[int, int]]:
