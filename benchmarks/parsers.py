@@ -97,6 +97,9 @@ ADVERSARIAL: dict[str, Callable[[int], str]] = {
     "quotes and escapes": lambda n: '["' + '\\"' * (n // 2),
     "digits": lambda n: "1," * (n // 2),
     "bullets": lambda n: "- x\n" * (n // 4),
+    "and-joined words": lambda n: "x and " * (n // 6),
+    "spans, escaped quotes": lambda n: 'x {\\" ' * (n // 6),
+    "digits then letter": lambda n: "1" * n + "x",
 }
 
 

@@ -186,6 +186,10 @@ CORPUS = [
     '"' * 1000,
     "\\" * 1001,
     "[" * 3000 + '"',
+    "x and " * 20_000,  # a lookahead per "and" would make comma splitting quadratic
+    'x {\\" ' * 20_000,  # unterminated strings in many spans on one line
+    "1" * 50_000 + "x",
+    "`" * 30_000 + "\n" + "~" * 30_000,
 ]
 
 

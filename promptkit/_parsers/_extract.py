@@ -125,6 +125,7 @@ def balanced_spans(text: str, start: int = 0, limit: int = MAX_SPANS) -> list[tu
     spans: list[tuple[int, int]] = []
     stack: list[str] = []
     deep = 0  # depth of a too-deep span being skipped
+    no_string_until = 0
     opened = 0
     pos = start
     n = len(text)
@@ -136,8 +137,13 @@ def balanced_spans(text: str, start: int = 0, limit: int = MAX_SPANS) -> list[tu
         pos = m.end()
         if ch == '"':
             if stack or deep:
-                tail = _STRING_TAIL.match(text, pos)
+                # A failed string scan ran to its line's end with every quote escaped; a string
+                # starting after any of those quotes fails the same way, so it is not rescanned.
+                tail = None if pos < no_string_until else _STRING_TAIL.match(text, pos)
                 if tail is None:  # an unterminated string: this span cannot close
+                    if pos >= no_string_until:
+                        newline = text.find("\n", pos)
+                        no_string_until = newline if newline >= 0 else n
                     stack.clear()
                     deep = 0
                 else:

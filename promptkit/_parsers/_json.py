@@ -52,8 +52,7 @@ REPAIR_LIMIT = 20_000
 
 _JSONISH = re.compile(r'[{\["0-9-]|true|false|null')
 _SPACE = " \t\r\n\ufeff"
-_NUMBERISH = frozenset("0123456789.eE+-")
-_LITERAL_CHARS = frozenset("truefalsnNaIiy")
+_SCALAR_TAIL = "0123456789.eE+-truefalsnNaIiy"  # characters an unfinished number or literal ends with
 
 
 class _CandidateError(Exception):
@@ -210,9 +209,7 @@ class _JsonBase(BaseParser[T]):
         if not starts:
             return MISSING
         body = text[min(starts) :]
-        cut = len(body)
-        while cut and (body[cut - 1] in _NUMBERISH or body[cut - 1] in _LITERAL_CHARS):
-            cut -= 1
+        cut = len(body.rstrip(_SCALAR_TAIL))
         if cut < len(body):
             before = body[:cut].rstrip()
             if before.endswith((":", ",", "[")):

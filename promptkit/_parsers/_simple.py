@@ -57,7 +57,8 @@ def _check_prefer(prefer: str) -> None:
 class ListParser(BaseParser[list[T]]):
     """A list from one item per line (bulleted or numbered) or from comma-separated text.
 
-    ``separator="auto"`` uses lines when the reply has several, otherwise commas. When some lines
+    ``separator="auto"`` uses lines when the reply has several, otherwise commas (with "and"
+    before the last item; without any comma the reply is one item, as in "salt and pepper"). When some lines
     carry a bullet or a number, only those lines are items (a heading line such as "Here they
     are:" is dropped). ``item_parser`` turns each item into a value (e.g. ``NumberParser(int)``).
 
@@ -108,7 +109,11 @@ class ListParser(BaseParser[list[T]]):
             marked = [_MARKER.sub("", line, count=1) for line in lines if _MARKER.match(line)]
             items = marked or lines
         else:
-            items = re.split(r",|;|\s+and\s+(?=[^,]*$)", text.strip())
+            items = re.split(r"[,;]", text.strip())
+            if len(items) > 1:  # "a, b and c" / "a, b, and c": "and" joins only the last two
+                last = re.sub(r"^\s*and\s+", "", items[-1])
+                head, sep, tail = last.rpartition(" and ")
+                items[-1:] = [head, tail] if sep else [last]
         return [item.strip().strip("*_`").strip() for item in items if item.strip()]
 
     def _convert(self, items: list[str], text: str) -> list[T]:
