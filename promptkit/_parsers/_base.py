@@ -99,7 +99,9 @@ class Throttle:
     """Decides when a stream's next preview is due, so previews stay cheap on long streams.
 
     Early on a preview may follow every chunk; the gap then grows with the text (1/64 of it) up to
-    ``every`` characters, so a stream of ``n`` characters yields ``O(64 + n / every)`` previews.
+    ``every`` characters. A preview whose own cost is ``cost`` (characters or items it must copy)
+    waits at least ``cost / 16`` characters, so the total cost of previews stays linear even when
+    one of them must copy a huge open string or list.
     """
 
     __slots__ = ("every", "since", "total")
@@ -113,11 +115,8 @@ class Throttle:
         self.total += n
         self.since += n
 
-    def due(self) -> bool:
-        return self.since >= min(self.every, max(1, self.total >> 6))
-
-    def forced(self) -> bool:
-        return self.since >= self.every
+    def due(self, cost: int = 0) -> bool:
+        return self.since >= max(min(self.every, max(1, self.total >> 6)), cost >> 4)
 
     def reset(self) -> None:
         self.since = 0
@@ -224,7 +223,7 @@ class _TextStream:
     def feed(self, chunk: str) -> list[str]:
         self._parts.append(chunk)
         self._throttle.add(len(chunk))
-        if not self._throttle.due():
+        if not self._throttle.due(self._throttle.total):
             return []
         self._throttle.reset()
         text = "".join(self._parts)

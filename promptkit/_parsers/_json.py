@@ -421,7 +421,7 @@ class _JsonStream:
         builder = self._builder
         builder.feed(chunk)
         self._throttle.add(len(chunk))
-        if builder.version == self._seen or builder.done or not self._throttle.due():
+        if builder.version == self._seen or builder.done or not self._throttle.due(builder.preview_cost()):
             return []
         value = self._preview(builder)
         if value is MISSING or value is None:

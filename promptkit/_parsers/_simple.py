@@ -202,7 +202,7 @@ class _ListStream(Generic[T]):
                 continue
             self._items.append(value)
             changed = True
-        if changed and self._throttle.due():
+        if changed and self._throttle.due(len(self._items)):
             self._throttle.reset()
             return [list(self._items)]
         return []

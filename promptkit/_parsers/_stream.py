@@ -59,6 +59,7 @@ class JsonBuilder:
         self._escaped = False
         self._has_escape = False
         self._is_key = False
+        self._str_len = 0
 
     # -- feeding ----------------------------------------------------------------------------
     def feed(self, chunk: str) -> None:
@@ -99,6 +100,7 @@ class JsonBuilder:
         m = _STR_STOP.search(chunk, i)
         if m is None:
             self._parts.append(chunk[i:])
+            self._str_len += n - i
             self.version += 1
             return n
         j = m.start()
@@ -163,7 +165,7 @@ class JsonBuilder:
         if c == '"':
             if expect not in (_KEY, _VALUE):
                 return False
-            self._tok, self._is_key = 1, expect == _KEY
+            self._tok, self._is_key, self._str_len = 1, expect == _KEY, 0
             return True
         if expect != _VALUE or c not in "-0123456789tfnNI":
             return False
@@ -202,6 +204,10 @@ class JsonBuilder:
         return i + 1
 
     # -- previews -----------------------------------------------------------------------------
+    def preview_cost(self) -> int:
+        """Roughly what a preview must copy: the open string and the items of open containers."""
+        return self._str_len + sum(len(c) for c in self.stack)
+
     def partial_string(self) -> Any:
         """The string value being received, or ``MISSING`` (keys and scalars are never partial)."""
         if self._tok != 1 or self._is_key:
