@@ -501,6 +501,8 @@ def test_strict_schema_rejects_unschematic_types() -> None:
         ("\u2022 apples\n\u2022 pears", ["apples", "pears"]),
         ("apples, pears, and plums", ["apples", "pears", "plums"]),
         ("apples; pears", ["apples", "pears"]),
+        ('["apples", "pears, ripe"]', ["apples", "pears, ripe"]),
+        ("salt and pepper", ["salt and pepper"]),
     ],
 )
 def test_list_parser(reply: str, items: list[str]) -> None:

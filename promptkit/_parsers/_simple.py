@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, Literal, TypeVar, cast, overload
 
+import jiter
 import pydantic
 
 from .._errors import ConfigurationError, ParseError
@@ -58,9 +59,10 @@ class ListParser(BaseParser[list[T]]):
     """A list from one item per line (bulleted or numbered) or from comma-separated text.
 
     ``separator="auto"`` uses lines when the reply has several, otherwise commas (with "and"
-    before the last item; without any comma the reply is one item, as in "salt and pepper"). When some lines
-    carry a bullet or a number, only those lines are items (a heading line such as "Here they
-    are:" is dropped). ``item_parser`` turns each item into a value (e.g. ``NumberParser(int)``).
+    before the last item; without any comma the reply is one item, as in "salt and pepper").
+    When some lines carry a bullet or a number, only those lines are items (a heading line such
+    as "Here they are:" is dropped). A JSON array of strings is read as such. ``item_parser``
+    turns each item into a value (e.g. ``NumberParser(int)``).
 
     >>> ListParser().parse("Here you go:\\n1. apples\\n2. pears")
     ['apples', 'pears']
@@ -104,6 +106,14 @@ class ListParser(BaseParser[list[T]]):
         self.max_items = max_items
 
     def _items(self, text: str, *, lines_only: bool = False) -> list[str]:
+        stripped = text.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):  # a JSON array of strings or numbers
+            try:
+                array = jiter.from_json(stripped.encode())
+            except ValueError:
+                array = None
+            if isinstance(array, list) and all(isinstance(v, (str, int, float)) for v in array):
+                return [str(v).strip() for v in array if str(v).strip()]
         lines = [line for line in text.splitlines() if line.strip()]
         if self.separator == "lines" or (self.separator == "auto" and (len(lines) > 1 or lines_only)):
             marked = [_MARKER.sub("", line, count=1) for line in lines if _MARKER.match(line)]
