@@ -32,6 +32,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import jiter
 import pydantic
+from typing_extensions import is_typeddict
 
 from .._errors import ConfigurationError, ParseError
 from ..backends import OutputSchema
@@ -286,7 +287,7 @@ class PydanticParser(_JsonBase[T]):
             repair_limit=repair_limit,
         )
         is_model = isinstance(model, type) and issubclass(model, pydantic.BaseModel)
-        is_typed = is_model or dataclasses.is_dataclass(model) or _is_typeddict(model)
+        is_typed = is_model or (isinstance(model, type) and dataclasses.is_dataclass(model)) or is_typeddict(model)
         if not is_typed:
             raise ConfigurationError(
                 f"PydanticParser needs a pydantic model, a dataclass or a TypedDict, not {model!r}"
@@ -390,10 +391,6 @@ class PydanticParser(_JsonBase[T]):
     def __repr__(self) -> str:
         mode = f", mode={self.mode!r}" if self.mode != "prompt" else ""
         return f"PydanticParser({self.name}{mode})"
-
-
-def _is_typeddict(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, dict) and hasattr(tp, "__total__")
 
 
 def _summarise(exc: pydantic.ValidationError) -> str:
