@@ -232,8 +232,3 @@ class _TextStream:
 
     def finish(self) -> str:
         return self._parser.parse("".join(self._parts))
-
-
-def describe(value: Any) -> str:
-    """A type's or value's readable name for messages."""
-    return getattr(value, "__name__", None) or repr(value)
