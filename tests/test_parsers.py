@@ -28,6 +28,7 @@ from promptkit._parsers import (
     extract_json_candidates,
     strict_json_schema,
 )
+from promptkit._parsers._extract import find_candidates
 
 
 class City(BaseModel):
@@ -414,6 +415,8 @@ class Person(BaseModel):
     name: str = Field(description="full name")
     age: int | None = None
     home: Address
+    work: Address | None = Field(default=None, description="where they work")
+    office: Address = Field(description="main office")
     past: list[Address] = []
     pet: Cat | Dog | None = None
     colour: Colour = Colour.RED
@@ -667,3 +670,19 @@ def test_one_pass_policy_keeps_errors_precise() -> None:
         PydanticParser(City, duplicate_keys="last").parse('{"name": "x", "population": NaN}')
     lenient = PydanticParser(City, duplicate_keys="last", lenient=True)
     assert lenient.parse("{'name': 'Oslo', 'population': 1,}") == City(name="Oslo", population=1)
+
+
+def test_many_blocks_are_bounded_and_inline_backticks_are_not_fences() -> None:
+    reply = "".join(f'```json\n{{"a": {i}}}\n```\n' for i in range(200))
+    assert JsonParser().parse(reply) == {"a": 199}
+    assert JsonParser(prefer="first").parse(reply) == {"a": 0}
+    assert len(find_candidates(reply)) < 100
+    assert JsonParser().parse('Run ```a` `b``` first.\n```json\n{"a": 1}\n```') == {"a": 1}
+
+
+def test_strict_schema_inlines_refs_with_siblings() -> None:
+    schema = strict_json_schema(Person)
+    office = schema["properties"]["office"]
+    assert office.get("description") == "main office"
+    assert "$ref" not in office
+    assert office["additionalProperties"] is False

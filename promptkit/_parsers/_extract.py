@@ -216,14 +216,6 @@ def _inner_candidates(text: str, lo: int, hi: int) -> list[Candidate]:
     return out
 
 
-def text_candidates(text: str) -> list[Candidate]:
-    """The whole (stripped) reply, balanced spans in it, and the tail from its first bracket."""
-    lo, hi = _strip_span(text, 0, len(text))
-    if hi <= lo:
-        return []
-    return [Candidate("text", lo, hi, text[lo:hi]), *_inner_candidates(text, lo, hi)]
-
-
 def find_candidates(text: str) -> list[Candidate]:
     """All candidates, in the order the parsers consider them (see the module docstring)."""
     return [c for group in candidate_groups(text) for c in group]
