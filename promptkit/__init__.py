@@ -72,7 +72,24 @@ from ._fewshot import (
 )
 from ._files import PromptFile, load_prompt, load_prompt_file, parse_prompt_file
 from ._messages import Chunk, Completion, ImagePart, Message, TextPart, Usage
-from ._parsers import Parser, PydanticParser, TextParser
+from ._parsers import (
+    BaseParser,
+    BoolParser,
+    ChoiceParser,
+    DateParser,
+    JsonParser,
+    ListParser,
+    NativeOutputParser,
+    NumberParser,
+    Parser,
+    PydanticParser,
+    RegexParser,
+    StreamingParser,
+    StreamState,
+    TextParser,
+    XmlTagParser,
+    strict_json_schema,
+)
 from ._prompt import Prompt, Result
 from ._templates import ChatTemplate, MessagesPlaceholder, Preview, PromptLibrary, Template, TemplateLimits
 from ._tiktoken_files import provision_tiktoken_cache
@@ -131,11 +148,15 @@ __all__ = [
     "BadRequestError",
     "BaseBackend",
     "BaseEmbedder",
+    "BaseParser",
     "BaseSelector",
+    "BoolParser",
     "ChatTemplate",
+    "ChoiceParser",
     "Chunk",
     "Completion",
     "ConfigurationError",
+    "DateParser",
     "Embedder",
     "EmbeddingCache",
     "Example",
@@ -147,11 +168,15 @@ __all__ = [
     "HashingEmbedder",
     "ImagePart",
     "IncompleteStreamError",
+    "JsonParser",
+    "ListParser",
     "MMRSelector",
     "Message",
     "MessagesPlaceholder",
     "MetadataSelector",
     "MissingDependencyError",
+    "NativeOutputParser",
+    "NumberParser",
     "NumpyIndex",
     "OpenAIBackend",
     "OpenAIEmbedder",
@@ -167,6 +192,7 @@ __all__ = [
     "RandomSelector",
     "RateLimitError",
     "RealBackendBlockedError",
+    "RegexParser",
     "ResponseError",
     "Result",
     "RetryPolicy",
@@ -178,6 +204,8 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "ServerError",
     "Stream",
+    "StreamState",
+    "StreamingParser",
     "Template",
     "TemplateError",
     "TemplateInputError",
@@ -199,6 +227,7 @@ __all__ = [
     "UnsupportedParameterError",
     "Usage",
     "VectorIndex",
+    "XmlTagParser",
     "__version__",
     "backend",
     "count_tokens",
@@ -212,4 +241,5 @@ __all__ = [
     "parse_prompt_file",
     "provision_tiktoken_cache",
     "save_selector",
+    "strict_json_schema",
 ]

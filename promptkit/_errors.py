@@ -203,8 +203,10 @@ class ExampleError(PromptkitError):
 class ParseError(PromptkitError):
     """A model reply could not be parsed.
 
-    ``text`` is the raw reply (never truncated), ``expected`` says what the parser wanted, and
-    ``attempts`` holds every raw reply when repair by re-asking was tried.
+    ``text`` is the raw reply (never truncated), ``expected`` says what the parser wanted,
+    ``attempts`` holds every raw reply when repair by re-asking was tried, ``last_value`` the last
+    value that parsed but failed validation, and ``position`` the 0-based offset in ``text`` of a
+    syntax error, when known.
     """
 
     def __init__(
@@ -215,8 +217,10 @@ class ParseError(PromptkitError):
         expected: str = "",
         attempts: list[str] | None = None,
         last_value: Any = None,
+        position: int | None = None,
     ) -> None:
         self.text = text
+        self.position = position
         self.expected = expected
         self.attempts = attempts if attempts is not None else [text]
         self.last_value = last_value

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar, overload
 
 from typing_extensions import Self, Unpack
 
-from ._errors import ConfigurationError, TemplateError
+from ._errors import ConfigurationError, ParseError, TemplateError, UnsupportedCapabilityError
 from ._fewshot import ExampleLike, FewShot, FixedSelector, Selection, Selector, render_examples
 from ._messages import Completion, Message, Usage, _messages_html
-from ._parsers import Parser, TextParser
+from ._parsers import NativeOutputParser, Parser, StreamState, TextParser
 from ._templates import ChatTemplate, Template
 from .backends import Backend, Params
 from .backends import backend as make_backend
@@ -34,8 +34,9 @@ INSTRUCTIONS_VAR = "format_instructions"
 class Result(Generic[T]):
     """Everything one prompt call produced: the typed value and how it was obtained.
 
-    ``usage`` adds up every attempt's tokens; ``completions`` lists each attempt's reply;
-    ``examples`` is the :class:`Selection` shown, with each example's score and tokens.
+    ``usage`` adds up every attempt's tokens; ``completions`` lists each attempt's reply (more
+    than one when an invalid reply was repaired by re-asking); ``examples`` is the
+    :class:`Selection` shown, with each example's score and tokens.
     """
 
     value: T
@@ -82,6 +83,11 @@ class Prompt(Generic[T]):
     example becomes chat turns, inserted at the ``FewShot`` marker or before the last message.
     The parser's format instructions are offered as ``format_instructions``.
 
+    When a reply does not parse, the prompt re-asks the model up to ``repair`` times (default 1),
+    sending the bad reply and the parser's error; transport errors are never re-asked here (wrap
+    the backend in a retry for those). A parser with native structured output (``PydanticParser``
+    with ``mode="native"`` or ``"auto"``) sends ``output_schema`` to backends that support it.
+
     >>> from promptkit.testing import MockBackend
     >>> p = Prompt("Capital of {{ country }}?", MockBackend(["Paris"]))
     >>> p.complete(country="France")
@@ -99,6 +105,7 @@ class Prompt(Generic[T]):
         example_template: Template | ChatTemplate | str | None = None,
         example_separator: str = "\n\n",
         params: Params | None = None,
+        repair: int = 1,
     ) -> None: ...
 
     @overload
@@ -112,6 +119,7 @@ class Prompt(Generic[T]):
         example_template: Template | ChatTemplate | str | None = None,
         example_separator: str = "\n\n",
         params: Params | None = None,
+        repair: int = 1,
     ) -> None: ...
 
     def __init__(
@@ -124,7 +132,11 @@ class Prompt(Generic[T]):
         example_template: Template | ChatTemplate | str | None = None,
         example_separator: str = "\n\n",
         params: Params | None = None,
+        repair: int = 1,
     ) -> None:
+        if isinstance(repair, bool) or not isinstance(repair, int) or repair < 0:
+            raise ConfigurationError(f"repair must be a whole number of re-asks >= 0, not {repair!r}")
+        self.repair = repair
         if isinstance(template, str):
             template = Template(template)
         self._examples_at: int | None = None  # where chat-style examples go (-1: before the last message)
@@ -187,7 +199,7 @@ class Prompt(Generic[T]):
             return self._select(inputs)
         return Selection.of(await aselect(inputs), selector=type(self.selector).__name__)
 
-    def _render(self, inputs: Mapping[str, Any], examples: Selection) -> tuple[Message, ...]:
+    def _render(self, inputs: Mapping[str, Any], examples: Selection, *, native: bool = False) -> tuple[Message, ...]:
         reserved = {EXAMPLES_VAR, INSTRUCTIONS_VAR} & inputs.keys()
         if reserved:
             raise TemplateError(f"{', '.join(sorted(reserved))} is filled by the prompt; do not pass it as an input")
@@ -197,7 +209,11 @@ class Prompt(Generic[T]):
             template = self.example_template if isinstance(self.example_template, Template) else None
             values[EXAMPLES_VAR] = render_examples(examples, template, separator=self.example_separator)
         if INSTRUCTIONS_VAR in variables:
-            values[INSTRUCTIONS_VAR] = self.parser.instructions()
+            parser = self.parser
+            if native and isinstance(parser, NativeOutputParser):
+                values[INSTRUCTIONS_VAR] = parser.native_instructions()
+            else:
+                values[INSTRUCTIONS_VAR] = parser.instructions()
         if isinstance(self.template, ChatTemplate):
             messages = self.template.render(**values)
         else:
@@ -209,27 +225,148 @@ class Prompt(Generic[T]):
 
     def render(self, **inputs: Any) -> list[Message]:
         """The messages a call with ``inputs`` would send, without calling the backend."""
-        return list(self._render(inputs, self._select(inputs)))
+        native = self.backend is not None and self._native_schema(self.backend) is not None
+        return list(self._render(inputs, self._select(inputs), native=native))
 
     def _backend(self) -> Backend:
         if self.backend is None:
             raise ConfigurationError("this Prompt has no backend; pass one or use prompt.with_backend(...)")
         return self.backend
 
+    def _native_schema(self, backend: Backend) -> Any:
+        """The ``output_schema`` to send when the parser asks for native output, else ``None``."""
+        parser = self.parser
+        if not isinstance(parser, NativeOutputParser) or "output_schema" in self.params:
+            return None
+        supported: frozenset[str] = getattr(backend, "supported_params", frozenset())
+        if not parser.uses_native(supported):
+            return None
+        if "output_schema" not in supported:
+            raise UnsupportedCapabilityError(
+                f"{type(backend).__name__} has no native structured output (no 'output_schema' in its "
+                f"supported_params); use mode='auto' or mode='prompt' on {parser!r}"
+            )
+        return parser.output_schema()
+
+    def _prepare(self, inputs: Mapping[str, Any]) -> tuple[Backend, Selection, tuple[Message, ...], Params]:
+        return self._finish_prepare(inputs, self._select(inputs))
+
+    async def _aprepare(self, inputs: Mapping[str, Any]) -> tuple[Backend, Selection, tuple[Message, ...], Params]:
+        return self._finish_prepare(inputs, await self._aselect(inputs))
+
+    def _finish_prepare(
+        self, inputs: Mapping[str, Any], examples: Selection
+    ) -> tuple[Backend, Selection, tuple[Message, ...], Params]:
+        backend = self._backend()
+        schema = self._native_schema(backend)
+        messages = self._render(inputs, examples, native=schema is not None)
+        params: Params = {**self.params}  # type: ignore[typeddict-item]
+        if schema is not None:
+            params["output_schema"] = schema
+        return backend, examples, messages, params
+
+    def _repair_messages(
+        self, messages: tuple[Message, ...], bad: Completion, error: ParseError
+    ) -> tuple[Message, ...]:
+        """The original messages, the invalid reply, and what was wrong with it."""
+        note = (
+            f"Your reply could not be used: {error.message}\n"
+            "Reply again, following the original instructions exactly, with the corrected answer only."
+        )
+        return (*messages, Message("assistant", bad.text), Message("user", note))
+
+    def _outcome(self, completions: list[Completion], errors: list[ParseError]) -> ParseError | None:
+        """``None`` to re-ask, or the final error once the repair budget is spent."""
+        if len(completions) <= self.repair:
+            return None
+        last = errors[-1]
+        values = [e.last_value for e in errors if e.last_value is not None]
+        n = len(completions)
+        return ParseError(
+            f"no valid reply after {n} attempt{'s' if n > 1 else ''}: {last.message}",
+            text=last.text,
+            attempts=[c.text for c in completions],
+            last_value=values[-1] if values else None,
+            position=last.position,
+        )
+
+    def _result(
+        self, messages: tuple[Message, ...], examples: Selection, value: T, completions: list[Completion]
+    ) -> Result[T]:
+        return Result(
+            value=value,
+            messages=messages,
+            completion=completions[-1],
+            examples=examples,
+            completions=tuple(completions),
+        )
+
     # -- calling --------------------------------------------------------------------------------
     def run(self, **inputs: Any) -> Result[T]:
-        """Select examples, render, call the backend and parse: the full :class:`Result`."""
-        examples = self._select(inputs)
-        messages = self._render(inputs, examples)
-        completion = self._backend().complete(messages, **self.params)
-        return self._result(messages, examples, completion)
+        """Select examples, render, call the backend and parse (re-asking on an invalid reply)."""
+        backend, examples, messages, params = self._prepare(inputs)
+        return self._run(backend, examples, messages, params, [])
+
+    def _run(
+        self,
+        backend: Backend,
+        examples: Selection,
+        messages: tuple[Message, ...],
+        params: Params,
+        completions: list[Completion],
+        *,
+        errors: list[ParseError] | None = None,
+    ) -> Result[T]:
+        errors = errors if errors is not None else []
+        conversation = messages
+        if errors:
+            conversation = self._repair_messages(messages, completions[-1], errors[-1])
+        while True:
+            completion = backend.complete(conversation, **params)
+            completions.append(completion)
+            try:
+                value = self.parser.parse(completion.text)
+            except ParseError as err:
+                errors.append(err)
+                final = self._outcome(completions, errors)
+                if final is not None:
+                    raise final from err
+                conversation = self._repair_messages(messages, completion, err)
+                continue
+            return self._result(messages, examples, value, completions)
 
     async def arun(self, **inputs: Any) -> Result[T]:
         """Async :meth:`run`."""
-        examples = await self._aselect(inputs)
-        messages = self._render(inputs, examples)
-        completion = await self._backend().acomplete(messages, **self.params)
-        return self._result(messages, examples, completion)
+        backend, examples, messages, params = await self._aprepare(inputs)
+        return await self._arun(backend, examples, messages, params, [])
+
+    async def _arun(
+        self,
+        backend: Backend,
+        examples: Selection,
+        messages: tuple[Message, ...],
+        params: Params,
+        completions: list[Completion],
+        *,
+        errors: list[ParseError] | None = None,
+    ) -> Result[T]:
+        errors = errors if errors is not None else []
+        conversation = messages
+        if errors:
+            conversation = self._repair_messages(messages, completions[-1], errors[-1])
+        while True:
+            completion = await backend.acomplete(conversation, **params)
+            completions.append(completion)
+            try:
+                value = self.parser.parse(completion.text)
+            except ParseError as err:
+                errors.append(err)
+                final = self._outcome(completions, errors)
+                if final is not None:
+                    raise final from err
+                conversation = self._repair_messages(messages, completion, err)
+                continue
+            return self._result(messages, examples, value, completions)
 
     def complete(self, **inputs: Any) -> T:
         """The parsed, typed value for ``inputs``."""
@@ -239,15 +376,60 @@ class Prompt(Generic[T]):
         """Async :meth:`complete`."""
         return (await self.arun(**inputs)).value
 
-    def _result(self, messages: tuple[Message, ...], examples: Selection, completion: Completion) -> Result[T]:
-        value = self.parser.parse(completion.text)
-        return Result(
-            value=value,
-            messages=messages,
-            completion=completion,
-            examples=examples,
-            completions=(completion,),
-        )
+    # -- streaming ------------------------------------------------------------------------------
+    def _stream_state(self) -> StreamState[T]:
+        make = getattr(self.parser, "stream_state", None)
+        if make is not None:
+            state: StreamState[T] = make()
+            return state
+        return _WholeReply(self.parser)
+
+    def stream(self, **inputs: Any) -> Iterator[T]:
+        """Stream the reply, yielding partial values as they arrive and the validated value last.
+
+        Previews come from the parser's ``stream_state`` (a partial model, the list items so far,
+        the text so far). When the finished reply does not parse, the prompt re-asks without
+        streaming (up to ``repair`` times) and yields the repaired value last.
+
+        >>> from promptkit.testing import MockBackend
+        >>> p = Prompt("Say hi", MockBackend(["Hello there"], chunk_size=4))
+        >>> list(p.stream())[-1]
+        'Hello there'
+        """
+        backend, examples, messages, params = self._prepare(inputs)
+        state = self._stream_state()
+        with backend.stream(messages, **params) as stream:
+            for delta in stream:
+                yield from state.feed(delta)
+            completion = stream.completion
+        try:
+            value = state.finish()
+        except ParseError as err:
+            final = self._outcome([completion], [err])
+            if final is not None:
+                raise final from err
+            yield self._run(backend, examples, messages, params, [completion], errors=[err]).value
+            return
+        yield value
+
+    async def astream(self, **inputs: Any) -> AsyncIterator[T]:
+        """Async :meth:`stream`: ``async for value in prompt.astream(...)``."""
+        backend, examples, messages, params = await self._aprepare(inputs)
+        state = self._stream_state()
+        async with backend.astream(messages, **params) as stream:
+            async for delta in stream:
+                for value in state.feed(delta):
+                    yield value
+            completion = stream.completion
+        try:
+            final_value = state.finish()
+        except ParseError as err:
+            final = self._outcome([completion], [err])
+            if final is not None:
+                raise final from err
+            yield (await self._arun(backend, examples, messages, params, [completion], errors=[err])).value
+            return
+        yield final_value
 
     # -- variants -------------------------------------------------------------------------------
     def _copy(self, **changes: Any) -> Self:
@@ -291,3 +473,18 @@ def _split_fewshot(parts: Sequence[ChatPart]) -> tuple[ChatTemplate, int | None,
     marker = parts[markers[0]]
     assert isinstance(marker, FewShot)
     return template, markers[0], marker
+
+
+class _WholeReply(Generic[T]):
+    """Stream state for a parser without previews: parse the whole reply at the end."""
+
+    def __init__(self, parser: Parser[T]) -> None:
+        self._parser = parser
+        self._parts: list[str] = []
+
+    def feed(self, chunk: str) -> list[T]:
+        self._parts.append(chunk)
+        return []
+
+    def finish(self) -> T:
+        return self._parser.parse("".join(self._parts))

@@ -70,7 +70,7 @@ async def test_async_twins() -> None:
 
 
 def test_parse_error_propagates_with_raw_text() -> None:
-    prompt = Prompt("{{ q }}", MockBackend(["not json"]), parser=PydanticParser(Sentiment))
+    prompt = Prompt("{{ q }}", MockBackend(["not json"]), parser=PydanticParser(Sentiment), repair=0)
     with pytest.raises(ParseError) as info:
         prompt.complete(q="x")
     assert info.value.text == "not json"
