@@ -20,6 +20,7 @@ CASES = [
     ("jinja2 + pydantic.BaseModel", "import jinja2, jinja2.sandbox; from pydantic import BaseModel", None),
     ("import promptkit", "import promptkit", None),
     ("import promptkit.testing", "import promptkit.testing", None),
+    ("promptkit: Prompt, Template, parser", "from promptkit import Prompt, Template, PydanticParser", None),
     ("peer: langchain_core.prompts", "import langchain_core.prompts", "langchain_core"),
     ("peer: llm", "import llm", "llm"),
     ("peer: instructor", "import instructor", "instructor"),

@@ -152,6 +152,16 @@ def test_all_is_sorted_and_complete() -> None:
     assert public <= set(names), f"public but not in __all__: {sorted(public - set(names))}"
 
 
+def test_lazy_names_are_public_and_resolve() -> None:
+    lazy = promptkit._LAZY
+    assert set(lazy) <= set(promptkit.__all__)
+    for name in lazy:
+        assert getattr(promptkit, name).__name__ == name
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = promptkit.Nope  # type: ignore[attr-defined]
+    assert set(lazy) <= set(dir(promptkit))
+
+
 def test_py_typed_is_shipped() -> None:
     assert (PACKAGE / "py.typed").exists()
 
