@@ -13,7 +13,7 @@ from typing_extensions import Self, Unpack
 from ._errors import ConfigurationError, ParseError, TemplateError, UnsupportedCapabilityError
 from ._fewshot import ExampleLike, FewShot, FixedSelector, Selection, Selector, render_examples
 from ._messages import Completion, Message, Usage, _messages_html
-from ._parsers import NativeOutputParser, Parser, StreamState, TextParser
+from ._parsers import FinalOnly, NativeOutputParser, Parser, StreamState, TextParser
 from ._templates import ChatTemplate, Template
 from .backends import Backend, Params
 from .backends import backend as make_backend
@@ -382,7 +382,7 @@ class Prompt(Generic[T]):
         if make is not None:
             state: StreamState[T] = make()
             return state
-        return _WholeReply(self.parser)
+        return FinalOnly(self.parser)
 
     def stream(self, **inputs: Any) -> Iterator[T]:
         """Stream the reply, yielding partial values as they arrive and the validated value last.
@@ -473,18 +473,3 @@ def _split_fewshot(parts: Sequence[ChatPart]) -> tuple[ChatTemplate, int | None,
     marker = parts[markers[0]]
     assert isinstance(marker, FewShot)
     return template, markers[0], marker
-
-
-class _WholeReply(Generic[T]):
-    """Stream state for a parser without previews: parse the whole reply at the end."""
-
-    def __init__(self, parser: Parser[T]) -> None:
-        self._parser = parser
-        self._parts: list[str] = []
-
-    def feed(self, chunk: str) -> list[T]:
-        self._parts.append(chunk)
-        return []
-
-    def finish(self) -> T:
-        return self._parser.parse("".join(self._parts))

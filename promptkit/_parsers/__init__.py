@@ -12,7 +12,7 @@ and loading JSON), ``_stream`` (incremental JSON), ``_json`` (``JsonParser``, ``
 
 from __future__ import annotations
 
-from ._base import BaseParser, NativeOutputParser, Parser, StreamingParser, StreamState, TextParser
+from ._base import BaseParser, FinalOnly, NativeOutputParser, Parser, StreamingParser, StreamState, TextParser
 from ._extract import extract_json_candidates
 from ._json import JsonParser, PydanticParser
 from ._schema import strict_json_schema
@@ -23,6 +23,7 @@ __all__ = [
     "BoolParser",
     "ChoiceParser",
     "DateParser",
+    "FinalOnly",
     "JsonParser",
     "ListParser",
     "NativeOutputParser",

@@ -122,10 +122,10 @@ class Throttle:
         self.since = 0
 
 
-class _FinalOnly(Generic[T]):
+class FinalOnly(Generic[T]):
     """Stream state for parsers without previews: collect the text, parse it at the end."""
 
-    def __init__(self, parser: BaseParser[T]) -> None:
+    def __init__(self, parser: Parser[T]) -> None:
         self._parser = parser
         self._parts: list[str] = []
 
@@ -159,7 +159,7 @@ class BaseParser(Generic[T]):
 
     def stream_state(self) -> StreamState[T]:
         """A fresh state that parses one stream incrementally."""
-        return _FinalOnly(self)
+        return FinalOnly(self)
 
     def parse_stream(self, chunks: Iterable[str]) -> Iterator[T]:
         """Yield previews as ``chunks`` arrive, then the validated value last.

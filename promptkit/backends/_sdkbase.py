@@ -14,7 +14,7 @@ import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
 
 from promptkit._errors import AuthenticationError, BackendError, ConfigurationError, MissingDependencyError
 from promptkit._messages import Chunk, Completion
@@ -37,6 +37,12 @@ __all__ = ["SDKBackend", "raise_typed"]
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 600.0
+
+
+class StreamAccumulator(Protocol):
+    """Per-provider state of one stream: takes SDK events, returns their text deltas."""
+
+    def absorb(self, event: Any) -> str: ...
 
 
 class SDKBackend(BaseBackend):
@@ -115,11 +121,46 @@ class SDKBackend(BaseBackend):
     def _to_completion(self, reply: Any) -> Completion:
         raise NotImplementedError
 
-    def _events(self, stream: Any, deadline: Deadline) -> Iterator[Chunk]:
+    def _new_stream_state(self) -> StreamAccumulator:
         raise NotImplementedError
 
-    def _aevents(self, stream: Any, deadline: Deadline) -> AsyncIterator[Chunk]:
+    def _check_stream(self, stream: Any) -> None:
+        """Reject a stream the provider answered with something other than server-sent events."""
+
+    def _finish(self, state: Any) -> Chunk:
+        """The final chunk (usage, finish reason), or a typed error for a stream cut short."""
         raise NotImplementedError
+
+    def _events(self, stream: Any, deadline: Deadline) -> Iterator[Chunk]:
+        from ._http import wrap_body
+
+        state = self._new_stream_state()
+        try:
+            self._check_stream(stream)
+            wrap_body(stream.response, deadline)
+            for event in stream:
+                text = state.absorb(event)
+                if text:
+                    yield Chunk(text=text)
+        except Exception as exc:
+            raise_typed(self._map_error(exc, deadline), exc)
+        finally:
+            stream.close()
+        yield self._finish(state)
+
+    async def _aevents(self, stream: Any, deadline: Deadline) -> AsyncIterator[Chunk]:
+        state = self._new_stream_state()
+        try:
+            self._check_stream(stream)
+            async for event in stream:
+                text = state.absorb(event)
+                if text:
+                    yield Chunk(text=text)
+        except Exception as exc:
+            raise_typed(self._map_error(exc, deadline), exc)
+        finally:
+            await stream.close()
+        yield self._finish(state)
 
     def _map_error(self, exc: BaseException, deadline: Deadline | None = None) -> BackendError:
         raise NotImplementedError

@@ -13,7 +13,6 @@ own retries off, so that promptkit retries in exactly one place.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from promptkit._errors import (
@@ -31,7 +30,7 @@ from promptkit._messages import Chunk, Completion, FinishReason, ImagePart, Mess
 
 from . import COMMON_PARAMS, Request, stream_incomplete
 from ._retry import Deadline, RetryPolicy, parse_retry_after
-from ._sdkbase import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, SDKBackend, raise_typed
+from ._sdkbase import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, SDKBackend
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -205,36 +204,8 @@ class AnthropicBackend(SDKBackend):
             finish_reason=state.finish,
         )
 
-    def _events(self, stream: Any, deadline: Deadline) -> Iterator[Chunk]:
-        from ._http import wrap_body
-
-        state = _StreamState()
-        try:
-            self._check_stream(stream)
-            wrap_body(stream.response, deadline)
-            for event in stream:
-                text = state.absorb(event)
-                if text:
-                    yield Chunk(text=text)
-        except Exception as exc:
-            raise_typed(self._map_error(exc, deadline), exc)
-        finally:
-            stream.close()
-        yield self._finish(state)
-
-    async def _aevents(self, stream: Any, deadline: Deadline) -> AsyncIterator[Chunk]:
-        state = _StreamState()
-        try:
-            self._check_stream(stream)
-            async for event in stream:
-                text = state.absorb(event)
-                if text:
-                    yield Chunk(text=text)
-        except Exception as exc:
-            raise_typed(self._map_error(exc, deadline), exc)
-        finally:
-            await stream.close()
-        yield self._finish(state)
+    def _new_stream_state(self) -> _StreamState:
+        return _StreamState()
 
     def _map_error(self, exc: BaseException, deadline: Deadline | None = None) -> BackendError:
         return map_anthropic_error(exc, self.name, deadline)

@@ -14,7 +14,7 @@ place (see ``promptkit.backends._retry``).
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from promptkit._errors import (
@@ -217,36 +217,8 @@ class OpenAIBackend(SDKBackend):
             raise stream_incomplete(self.name, "".join(state.parts), detail)
         return Chunk(model=state.model, usage=state.usage or Usage(), finish_reason=state.finish)
 
-    def _events(self, stream: Any, deadline: Deadline) -> Iterator[Chunk]:
-        from ._http import wrap_body
-
-        state = _StreamState()
-        try:
-            self._check_stream(stream)
-            wrap_body(stream.response, deadline)
-            for event in stream:
-                text = state.absorb(event)
-                if text:
-                    yield Chunk(text=text)
-        except Exception as exc:
-            raise_typed(self._map_error(exc, deadline), exc)
-        finally:
-            stream.close()
-        yield self._finish(state)
-
-    async def _aevents(self, stream: Any, deadline: Deadline) -> AsyncIterator[Chunk]:
-        state = _StreamState()
-        try:
-            self._check_stream(stream)
-            async for event in stream:
-                text = state.absorb(event)
-                if text:
-                    yield Chunk(text=text)
-        except Exception as exc:
-            raise_typed(self._map_error(exc, deadline), exc)
-        finally:
-            await stream.close()
-        yield self._finish(state)
+    def _new_stream_state(self) -> _StreamState:
+        return _StreamState()
 
     def _map_error(self, exc: BaseException, deadline: Deadline | None = None) -> BackendError:
         return map_openai_error(exc, self.name, deadline)
