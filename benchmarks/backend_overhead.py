@@ -29,7 +29,7 @@ KEY = "sk-bench-0000000000000000"
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "promptkit.testing._server", "0", "ok"],
+        [sys.executable, "-c", "from promptkit.testing._server import main; main()", "0", "ok"],
         stdout=subprocess.PIPE,
         text=True,
     )
