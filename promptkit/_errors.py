@@ -204,9 +204,10 @@ class ParseError(PromptkitError):
     """A model reply could not be parsed.
 
     ``text`` is the raw reply (never truncated), ``expected`` says what the parser wanted,
-    ``attempts`` holds every raw reply when repair by re-asking was tried, ``last_value`` the last
-    value that parsed but failed validation, and ``position`` the 0-based offset in ``text`` of a
-    syntax error, when known.
+    ``attempts`` holds every raw reply when repair by re-asking was tried, ``completions`` the
+    matching :class:`~promptkit.Completion` objects (with their usage, so a failed repair's cost
+    stays visible), ``last_value`` the last value that parsed but failed validation, and
+    ``position`` the 0-based offset in ``text`` of a syntax error, when known.
     """
 
     def __init__(
@@ -218,8 +219,10 @@ class ParseError(PromptkitError):
         attempts: list[str] | None = None,
         last_value: Any = None,
         position: int | None = None,
+        completions: tuple[Any, ...] = (),
     ) -> None:
         self.text = text
+        self.completions = completions
         self.position = position
         self.expected = expected
         self.attempts = attempts if attempts is not None else [text]

@@ -288,6 +288,7 @@ class Prompt(Generic[T]):
             attempts=[c.text for c in completions],
             last_value=values[-1] if values else None,
             position=last.position,
+            completions=tuple(completions),
         )
 
     def _result(

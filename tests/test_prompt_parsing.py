@@ -66,6 +66,9 @@ def test_repair_budget_exhausted_raises_with_every_reply() -> None:
     assert err.last_value == {"label": "x", "score": "high"}
     assert isinstance(err.__cause__, ParseError)
     assert len(mock.calls) == 3
+    # The cost of the failed repair stays visible: every attempt's completion with its usage.
+    assert [c.text for c in err.completions] == replies
+    assert all(c.usage.output_tokens > 0 for c in err.completions)
 
 
 def test_repair_zero_calls_once() -> None:
