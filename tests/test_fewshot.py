@@ -684,26 +684,6 @@ def test_semantic_selector_with_a_custom_embedder_needs_it_at_load(tmp_path: Pat
     assert load_selector(p2, embedder=PlainEmbedder()).select({"q": "parcel"})[0] == Example(FAQ[1])
 
 
-# -- the documentation's examples run ---------------------------------------------------------------
-
-
-def test_docs_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import re
-
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "fewshot.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.DOTALL)
-    assert len(blocks) >= 8
-    monkeypatch.chdir(tmp_path)
-    namespace: dict[str, Any] = {"__name__": "docs_fewshot"}
-    for block in blocks:
-        exec(compile(block, "docs/fewshot.md", "exec"), namespace)
-    out = capsys.readouterr().out
-    assert "['system', 'user', 'assistant', 'user', 'assistant', 'user']" in out
-    assert "How do I reset my password?" in out
-    assert "Selection(TokenBudgetSelector(MMRSelector)" in out
-    assert "['Returns'" in out
-
-
 def test_threads_sharing_a_growing_pool_index_each_example_once() -> None:
     from concurrent.futures import ThreadPoolExecutor
 

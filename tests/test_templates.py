@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -455,34 +454,6 @@ def test_fit_cuts_one_variable_to_the_budget() -> None:
         t.fit(budget=10, variable="doc", lang="x")
     with pytest.raises(ConfigurationError, match="only cut a str"):
         t.fit(budget=10, variable="doc", doc=3, lang="x")
-
-
-# -- the docs' examples run as written ---------------------------------------------------------------
-
-DOCS = Path(__file__).resolve().parent.parent / "docs"
-PUBLIC = {
-    "MessagesPlaceholder": MessagesPlaceholder,
-    "PromptLibrary": PromptLibrary,
-    "TemplateLimits": TemplateLimits,
-}
-
-
-def run_doc_blocks(path: Path, monkeypatch: pytest.MonkeyPatch, extra: dict[str, object]) -> int:
-    """Execute every ```python block of a doc page in one namespace; return how many ran."""
-    import promptkit
-
-    for name, value in {**PUBLIC, **extra}.items():
-        if not hasattr(promptkit, name):  # names the package root is meant to export
-            monkeypatch.setattr(promptkit, name, value, raising=False)
-    blocks = re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
-    namespace: dict[str, object] = {}
-    for block in blocks:
-        exec(compile(block, path.name, "exec"), namespace)
-    return len(blocks)
-
-
-def test_templates_doc_examples_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert run_doc_blocks(DOCS / "templates.md", monkeypatch, {}) >= 6
 
 
 def test_templates_are_immutable_and_work_in_prompts() -> None:
