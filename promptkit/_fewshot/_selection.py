@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -128,6 +127,8 @@ class Selection(tuple[Example, ...]):
         return f"Selection({', '.join(parts)})"
 
     def _repr_html_(self) -> str:
+        import html
+
         head = "".join(f"<th>{h}</th>" for h in ("#", "pool", "score", "tokens", "why", "example"))
         rows = []
         for n, item in enumerate(self.items):

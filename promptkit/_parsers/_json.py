@@ -31,7 +31,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import jiter
-from typing_extensions import is_typeddict
 
 from .._errors import ConfigurationError, ParseError
 from ..backends import OutputSchema
@@ -282,6 +281,7 @@ class PydanticParser(_JsonBase[T]):
         repair_limit: int = REPAIR_LIMIT,
     ) -> None:
         import pydantic
+        from typing_extensions import is_typeddict
 
         super().__init__(
             lenient=lenient,
