@@ -24,6 +24,7 @@ import time
 CASES = [
     ("floor: python -c pass", "pass", None),
     ("import jinja2, pydantic", "import jinja2, pydantic", None),
+    ("jinja2 + sandbox", "import jinja2, jinja2.sandbox", None),
     ("jinja2 + pydantic.BaseModel", "import jinja2, jinja2.sandbox; from pydantic import BaseModel", None),
     ("import promptkit", "import promptkit", None),
     ("import promptkit.testing", "import promptkit.testing", None),

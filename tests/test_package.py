@@ -160,6 +160,8 @@ DEFERRED = (
     "promptkit._tokens",
     "promptkit._tiktoken_files",
 )
+# ...and what a prompt alone (no output parser named) does not load either.
+PROMPT_DEFERRED = (*DEFERRED, "promptkit._parsers._simple", "promptkit._parsers._json", "promptkit._parsers._extract")
 
 
 def test_common_import_defers_pydantic_and_selectors() -> None:
@@ -191,15 +193,23 @@ def test_pydantic_loads_once_a_model_is_used() -> None:
     assert "pydantic.main" in _loaded_after(code, ("pydantic.main",))
 
 
-def test_fewshot_names_resolve_lazily() -> None:
-    import promptkit._fewshot as fewshot
+def test_prompt_import_defers_parsers_beyond_the_base() -> None:
+    assert _loaded_after("from promptkit import Prompt", PROMPT_DEFERRED) == []
+
+
+@pytest.mark.parametrize("package", ["promptkit._fewshot", "promptkit._parsers"])
+def test_private_package_names_resolve_lazily(package: str) -> None:
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+    assert set(module.__all__) <= set(dir(module))
+    with pytest.raises(AttributeError):
+        _ = module.NoSuchName
+
+
+def test_inputs_spec_resolves_lazily() -> None:
     import promptkit._templates as templates
 
-    for name in fewshot.__all__:
-        assert getattr(fewshot, name) is not None, name
-    assert set(fewshot.__all__) <= set(dir(fewshot))
-    with pytest.raises(AttributeError):
-        _ = fewshot.NoSuchSelector
     assert templates.InputsSpec is not None
     with pytest.raises(AttributeError):
         _ = templates.NoSuchName
