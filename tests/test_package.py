@@ -197,7 +197,11 @@ def test_prompt_import_defers_parsers_beyond_the_base() -> None:
     assert _loaded_after("from promptkit import Prompt", PROMPT_DEFERRED) == []
 
 
-@pytest.mark.parametrize("package", ["promptkit._fewshot", "promptkit._parsers"])
+def test_testing_import_defers_the_provider_server() -> None:
+    assert _loaded_after("import promptkit.testing", ("promptkit.testing._server", "http.server", "ssl")) == []
+
+
+@pytest.mark.parametrize("package", ["promptkit._fewshot", "promptkit._parsers", "promptkit.testing"])
 def test_private_package_names_resolve_lazily(package: str) -> None:
     module = importlib.import_module(package)
     for name in module.__all__:
