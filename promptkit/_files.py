@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
-
-import pydantic
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import ConfigurationError, TemplateSyntaxError
 from ._parsers import Parser, PydanticParser, TextParser
@@ -22,6 +21,9 @@ from ._prompt import Prompt
 from ._templates import ChatTemplate, PromptLibrary, Template
 from .backends import Backend, Params
 from .backends import backend as make_backend
+
+if TYPE_CHECKING:
+    import pydantic
 
 __all__ = ["PromptFile", "load_prompt", "load_prompt_file", "parse_prompt_file"]
 
@@ -179,11 +181,11 @@ def parse_prompt_file(text: str, *, name: str = "<prompt>", library: PromptLibra
 
     try:
         inputs = _inputs(data.get("input"), title)
-    except (ConfigurationError, pydantic.PydanticUserError, TypeError) as exc:
+    except _spec_errors() as exc:
         raise fail("input", str(exc)) from exc
     try:
         parser = _parser(data.get("output"), title)
-    except (ConfigurationError, pydantic.PydanticUserError, TypeError) as exc:
+    except _spec_errors() as exc:
         raise fail("output", str(exc)) from exc
     examples = data.get("examples") or []
     if not isinstance(examples, list) or not all(isinstance(e, dict) for e in examples):
@@ -212,6 +214,14 @@ def parse_prompt_file(text: str, *, name: str = "<prompt>", library: PromptLibra
 
 
 # -- schemas -----------------------------------------------------------------------------------
+
+
+def _spec_errors() -> tuple[type[Exception], ...]:
+    """What a bad input or output spec raises; pydantic's own error only once pydantic is loaded."""
+    errors = sys.modules.get("pydantic.errors")
+    if errors is None:  # pydantic not loaded: it cannot have raised
+        return (ConfigurationError, TypeError)
+    return (ConfigurationError, TypeError, errors.PydanticUserError)
 
 
 def _inputs(spec: Any, title: str) -> dict[str, Any] | None:
@@ -251,6 +261,8 @@ def _object_model(schema: Mapping[str, Any], name: str) -> type[pydantic.BaseMod
     props = schema.get("properties")
     if not isinstance(props, dict) or not props:
         raise ConfigurationError("an object schema needs 'properties'")
+    import pydantic
+
     required = schema.get("required", list(props))
     fields: dict[str, Any] = {}
     for key, sub in props.items():

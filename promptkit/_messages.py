@@ -6,7 +6,6 @@ with reprs that leave out the raw provider response.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -130,6 +129,8 @@ class Completion:
     raw: Any = field(default=None, repr=False, compare=False)
 
     def _repr_html_(self) -> str:
+        import html
+
         meta = html.escape(
             f"model={self.model} finish={self.finish_reason} "
             f"tokens in={self.usage.input_tokens} out={self.usage.output_tokens}"
@@ -198,6 +199,8 @@ _ROLE_COLOURS = {"system": "#6b7280", "user": "#2563eb", "assistant": "#059669",
 
 
 def _messages_html(messages: Iterable[Message]) -> str:
+    import html
+
     rows = []
     for m in messages:
         colour = _ROLE_COLOURS.get(m.role, "#000")

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Generic, TypeVar, overload
-
-from typing_extensions import Self, Unpack
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ._errors import ConfigurationError, ParseError, TemplateError, UnsupportedCapabilityError
 from ._fewshot import ExampleLike, FewShot, FixedSelector, Selection, Selector, render_examples
@@ -17,6 +14,9 @@ from ._parsers import FinalOnly, NativeOutputParser, Parser, StreamState, TextPa
 from ._templates import ChatTemplate, Template
 from .backends import Backend, Params
 from .backends import backend as make_backend
+
+if TYPE_CHECKING:
+    from typing_extensions import Self, Unpack
 
 __all__ = ["Prompt", "Result"]
 
@@ -59,6 +59,8 @@ class Result(Generic[T]):
         return self.completion.text
 
     def _repr_html_(self) -> str:
+        import html
+
         value = html.escape(repr(self.value))
         u = self.usage
         shown = self.examples

@@ -5,10 +5,16 @@ from __future__ import annotations
 import enum
 import importlib
 import re
+import sys
 from types import ModuleType
-from typing import Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
-__all__ = ["UNSET", "Unset", "UnsetType", "is_set", "redact", "require"]
+if TYPE_CHECKING:
+    from typing import TypeGuard
+
+    import pydantic
+
+__all__ = ["UNSET", "Unset", "UnsetType", "is_model_class", "is_model_instance", "is_set", "redact", "require"]
 
 
 class UnsetType(enum.Enum):
@@ -78,3 +84,19 @@ def require(module: str, *, extra: str, package: str | None = None) -> ModuleTyp
             f"{pkg!r} is required for this feature but is not installed; "
             f'install it with: pip install "promptkit[{extra}]"'
         ) from exc
+
+
+# pydantic costs tens of milliseconds to import. A model class or instance can exist only once
+# ``pydantic.main`` is loaded, so these checks look there instead of importing pydantic.
+
+
+def is_model_class(obj: Any) -> TypeGuard[type[pydantic.BaseModel]]:
+    """Whether ``obj`` is a pydantic model class, without importing pydantic."""
+    main = sys.modules.get("pydantic.main")
+    return main is not None and isinstance(obj, type) and issubclass(obj, main.BaseModel)
+
+
+def is_model_instance(obj: Any) -> TypeGuard[pydantic.BaseModel]:
+    """Whether ``obj`` is a pydantic model instance, without importing pydantic."""
+    main = sys.modules.get("pydantic.main")
+    return main is not None and isinstance(obj, main.BaseModel)

@@ -139,6 +139,86 @@ def test_testing_import_is_light() -> None:
     assert json.loads(out) == []
 
 
+def _loaded_after(code: str, prefixes: tuple[str, ...]) -> list[str]:
+    """The modules starting with one of ``prefixes`` that a fresh interpreter has loaded after ``code``."""
+    probe = f"{code}\nimport sys, json; print(json.dumps(sorted(m for m in sys.modules if m.startswith({prefixes!r}))))"
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    loaded: list[str] = json.loads(out)
+    return loaded
+
+
+# What the common entry point must not pay for: pydantic (until a model is used) and the
+# few-shot search machinery with its embedders, indexes and tokenizers.
+DEFERRED = (
+    "pydantic",
+    "pydantic_core",
+    "promptkit._fewshot._selectors",
+    "promptkit._fewshot._budget",
+    "promptkit._fewshot._index",
+    "promptkit._fewshot._persist",
+    "promptkit._embeddings",
+    "promptkit._tokens",
+    "promptkit._tiktoken_files",
+)
+# ...and what a prompt alone (no output parser named) does not load either.
+PROMPT_DEFERRED = (*DEFERRED, "promptkit._parsers._simple", "promptkit._parsers._json", "promptkit._parsers._extract")
+
+
+def test_common_import_defers_pydantic_and_selectors() -> None:
+    code = "from promptkit import Prompt, Template, PydanticParser, ChatTemplate"
+    assert _loaded_after(code, DEFERRED) == []
+
+
+def test_rendering_and_running_without_models_defers_pydantic() -> None:
+    code = (
+        "from promptkit import Prompt, ChatTemplate\n"
+        "from promptkit.testing import MockBackend\n"
+        "prompt = Prompt('{{ examples }} {{ x.a }} {{ y | join(\",\") }}', MockBackend(['ok']),"
+        " examples=[{'q': '1'}], example_template='{{ q }}')\n"
+        "assert prompt.run(x={'a': 1}, y=[1, 2]).value == 'ok'\n"
+        "ChatTemplate([('system', 'be {{ tone }}'), ('user', '{{ q }}')]).render(tone='brief', q='hi')"
+    )
+    assert _loaded_after(code, ("pydantic", "promptkit._fewshot._selectors", "promptkit._tokens")) == []
+
+
+def test_pydantic_loads_once_a_model_is_used() -> None:
+    code = (
+        "from pydantic import BaseModel\n"
+        "from promptkit import PydanticParser, Template\n"
+        "class City(BaseModel):\n    name: str\n"
+        "assert PydanticParser(City).parse('{\"name\": \"Oslo\"}').name == 'Oslo'\n"
+        "assert Template('{{ c.name }}').render(c=City(name='Oslo')) == 'Oslo'\n"
+        "assert Template('{{ n }}', inputs={'n': int}).render(n='3') == '3'"
+    )
+    assert "pydantic.main" in _loaded_after(code, ("pydantic.main",))
+
+
+def test_prompt_import_defers_parsers_beyond_the_base() -> None:
+    assert _loaded_after("from promptkit import Prompt", PROMPT_DEFERRED) == []
+
+
+def test_testing_import_defers_the_provider_server() -> None:
+    assert _loaded_after("import promptkit.testing", ("promptkit.testing._server", "http.server", "ssl")) == []
+
+
+@pytest.mark.parametrize("package", ["promptkit._fewshot", "promptkit._parsers", "promptkit.testing"])
+def test_private_package_names_resolve_lazily(package: str) -> None:
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+    assert set(module.__all__) <= set(dir(module))
+    with pytest.raises(AttributeError):
+        _ = module.NoSuchName
+
+
+def test_inputs_spec_resolves_lazily() -> None:
+    import promptkit._templates as templates
+
+    assert templates.InputsSpec is not None
+    with pytest.raises(AttributeError):
+        _ = templates.NoSuchName
+
+
 def test_all_is_sorted_and_complete() -> None:
     names = promptkit.__all__
     assert names == sorted(names)

@@ -187,6 +187,48 @@ def test_duplicate_keys_rejected_by_default() -> None:
         JsonParser(duplicate_keys="first")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"a": 1, "a": 2}',
+        '{"a": 1, "\\u0061": 2}',  # the same key once escaped
+        '{"a\\"b": 1, "a\\u0022b": 2}',  # an escaped quote both ways
+        '{"\\u00e9": 1, "\u00e9": 2}',  # a non-ASCII key, escaped and literal
+        '{"outer": {"k": 1, "k": 2}}',
+        '[{"k": 1}, {"k": 1, "j": 2, "k": 3}]',
+        '{"x": [1, {"deep": [{"a": 1, "b": 2, "a": 3}]}]}',
+        '{"a": 1, "b": {"c": 2}, "a": 3}',  # repeated around a nested object
+    ],
+)
+def test_duplicate_keys_found_anywhere(reply: str) -> None:
+    with pytest.raises(ParseError, match="duplicate key"):
+        JsonParser().parse(reply)
+    JsonParser(duplicate_keys="last").parse(reply)
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ('[{"k": 1}, {"k": 2}]', [{"k": 1}, {"k": 2}]),  # the same key in sibling objects
+        ('{"k": {"k": {"k": 1}}}', {"k": {"k": {"k": 1}}}),  # the same key at each level
+        ('{"a": "\\"a\\": 1", "b": "a"}', {"a": '"a": 1', "b": "a"}),  # a key's text inside a value
+        ('{"a\\"": 1, "a": 2}', {'a"': 1, "a": 2}),  # keys that differ by an escaped quote
+        ('{"a": 1, "A": 2, "a ": 3}', {"a": 1, "A": 2, "a ": 3}),  # case and spacing matter
+        ('{"\\u0061b": 1, "ab ": 2}', {"ab": 1, "ab ": 2}),
+    ],
+)
+def test_distinct_keys_accepted(reply: str, expected: Any) -> None:
+    assert JsonParser().parse(reply) == expected
+
+
+def test_duplicate_key_error_names_the_key_and_place() -> None:
+    reply = 'Here:\n```json\n{"name": "Oslo",\n "\\u006eame": "Bergen", "population": 1}\n```'
+    with pytest.raises(ParseError, match='duplicate key "name"') as info:
+        PydanticParser(City).parse(reply)
+    assert "at line 4, column 14 of the reply" in str(info.value)
+    assert info.value.position == reply.index(': "Bergen"') + 1  # where jiter stops, after the key
+
+
 def test_nan_and_infinity_rejected_by_default() -> None:
     class Score(BaseModel):
         value: float

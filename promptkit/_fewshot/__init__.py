@@ -6,15 +6,20 @@ The parts, each behind the names re-exported here:
   as text or chat turns, and the :class:`FewShot` marker;
 * ``_selection``: :class:`Selection`, the picks with scores, token counts and reasons;
 * ``_index``: the :class:`VectorIndex` protocol, :class:`NumpyIndex` and :class:`QdrantIndex`;
-* ``_selectors``: the :class:`Selector` protocol and the fixed, random, metadata, semantic, MMR
-  and BM25 selectors;
+* ``_fixed``: the :class:`Selector` protocol and :class:`FixedSelector` (all a prompt needs);
+* ``_selectors``: the random, metadata, semantic, MMR and BM25 selectors;
 * ``_budget``: :class:`TokenBudgetSelector` and its knapsack;
 * ``_persist``: :func:`load_selector` (``selector.save(path)`` writes).
+
+``_examples``, ``_selection`` and ``_fixed`` load with the package; the other parts (and the
+embedders, indexes and tokenizers they use) load on first access to one of their names.
 """
 
 from __future__ import annotations
 
-from ._budget import TokenBudgetSelector, knapsack
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._examples import (
     Example,
     ExampleLike,
@@ -25,19 +30,51 @@ from ._examples import (
     render_example,
     render_examples,
 )
-from ._index import NumpyIndex, QdrantIndex, VectorIndex
-from ._persist import load_selector, save_selector
+from ._fixed import FixedSelector, Selector
 from ._selection import Selected, Selection
-from ._selectors import (
-    BaseSelector,
-    BM25Selector,
-    FixedSelector,
-    MetadataSelector,
-    MMRSelector,
-    RandomSelector,
-    Selector,
-    SemanticSelector,
-)
+
+if TYPE_CHECKING:
+    from ._budget import TokenBudgetSelector, knapsack
+    from ._index import NumpyIndex, QdrantIndex, VectorIndex
+    from ._persist import load_selector, save_selector
+    from ._selectors import (
+        BaseSelector,
+        BM25Selector,
+        MetadataSelector,
+        MMRSelector,
+        RandomSelector,
+        SemanticSelector,
+    )
+
+_LAZY: dict[str, str] = {
+    "BM25Selector": "._selectors",
+    "BaseSelector": "._selectors",
+    "MMRSelector": "._selectors",
+    "MetadataSelector": "._selectors",
+    "NumpyIndex": "._index",
+    "QdrantIndex": "._index",
+    "RandomSelector": "._selectors",
+    "SemanticSelector": "._selectors",
+    "TokenBudgetSelector": "._budget",
+    "VectorIndex": "._index",
+    "knapsack": "._budget",
+    "load_selector": "._persist",
+    "save_selector": "._persist",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "BM25Selector",

@@ -6,7 +6,6 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, overload
 
@@ -130,6 +129,8 @@ class ExamplePool(Sequence[Example]):
     @classmethod
     def from_jsonl(cls, path: str | os.PathLike[str], *, metadata: Sequence[str] = ()) -> ExamplePool:
         """One JSON object a line: either the fields themselves or ``{"fields": .., "metadata": ..}``."""
+        from pathlib import Path
+
         path = Path(path)
         examples = []
         try:
@@ -152,6 +153,7 @@ class ExamplePool(Sequence[Example]):
     ) -> ExamplePool:
         """One example a row, the header naming the fields; ``metadata`` columns go to metadata."""
         import csv
+        from pathlib import Path
 
         path = Path(path)
         try:
@@ -172,6 +174,8 @@ class ExamplePool(Sequence[Example]):
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, metadata: Sequence[str] = ()) -> ExamplePool:
         """:meth:`from_jsonl` or :meth:`from_csv`, by the file's suffix."""
+        from pathlib import Path
+
         suffix = Path(path).suffix.lower()
         if suffix in (".jsonl", ".ndjson"):
             return cls.from_jsonl(path, metadata=metadata)
@@ -181,6 +185,8 @@ class ExamplePool(Sequence[Example]):
 
     def save_jsonl(self, path: str | os.PathLike[str]) -> None:
         """Write the pool as JSONL that :meth:`from_jsonl` reads back exactly."""
+        from pathlib import Path
+
         with Path(path).open("w", encoding="utf-8") as fh:
             for example in self._examples:
                 fh.write(json.dumps(example.to_dict(), ensure_ascii=False) + "\n")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from .._templates import Template
-from .._tokens import count_tokens
 from ._examples import Example, render_example
 
 __all__ = ["Selected", "Selection"]
@@ -98,6 +96,8 @@ class Selection(tuple[Example, ...]):
         if isinstance(example_template, str):
             example_template = Template(example_template, name="example_template")
         if count is None:
+            from .._tokens import count_tokens  # the tokenizer loads only when counting
+
             count = (lambda text: count_tokens(text, model=model)) if model is not None else count_tokens
         return self.with_tokens([int(count(render_example(e, example_template))) for e in self])
 
@@ -127,6 +127,8 @@ class Selection(tuple[Example, ...]):
         return f"Selection({', '.join(parts)})"
 
     def _repr_html_(self) -> str:
+        import html
+
         head = "".join(f"<th>{h}</th>" for h in ("#", "pool", "score", "tokens", "why", "example"))
         rows = []
         for n, item in enumerate(self.items):

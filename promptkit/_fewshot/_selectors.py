@@ -1,4 +1,4 @@
-"""The ``Selector`` protocol and the selectors: fixed, random, metadata, semantic, MMR and BM25.
+"""The selectors: random, metadata, semantic, MMR and BM25 (``Selector`` and ``FixedSelector`` live in ``_fixed``).
 
 Every pool-based selector can take its candidates from another selector (``candidates=``), so
 policies compose: BM25 top-50, then MMR 5, then a token-budget trim. Each returns a
@@ -12,12 +12,13 @@ import os
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._embeddings import BaseEmbedder, Embedder, default_embedder
 from .._errors import ExampleError
 from .._utils import require
-from ._examples import Example, ExampleLike, ExamplePool, coerce_examples, coerce_pool
+from ._examples import Example, ExampleLike, ExamplePool, coerce_pool
+from ._fixed import FixedSelector, Selector
 from ._index import NumpyIndex, VectorIndex, top_k
 from ._selection import Selection
 
@@ -35,45 +36,6 @@ __all__ = [
     "SemanticSelector",
     "Selector",
 ]
-
-
-@runtime_checkable
-class Selector(Protocol):
-    """Chooses the examples to show for one set of inputs."""
-
-    def select(self, inputs: Mapping[str, Any]) -> Sequence[Example]: ...
-
-
-class FixedSelector:
-    """Always the same examples, in the given order.
-
-    >>> FixedSelector([{"q": "1+1", "a": "2"}]).select({})[0]["a"]
-    '2'
-    """
-
-    kind: ClassVar[str] = "fixed"
-
-    def __init__(self, examples: Iterable[ExampleLike]) -> None:
-        self.examples = coerce_examples(examples)
-        self._selection = Selection(self.examples, reasons=["fixed"] * len(self.examples), selector="FixedSelector")
-
-    def select(self, inputs: Mapping[str, Any]) -> Selection:
-        return self._selection
-
-    async def aselect(self, inputs: Mapping[str, Any]) -> Selection:
-        return self._selection
-
-    def config(self) -> dict[str, Any]:
-        return {"type": self.kind, "examples": [e.to_dict() for e in self.examples]}
-
-    def save(self, path: str | os.PathLike[str], **options: Any) -> None:
-        """Write the selector to a file that :func:`load_selector` reads back."""
-        from ._persist import save_selector
-
-        save_selector(self, path, **options)
-
-    def __repr__(self) -> str:
-        return f"FixedSelector({len(self.examples)} examples)"
 
 
 def query_text(inputs: Mapping[str, Any], input_keys: Sequence[str] | None, fields: Sequence[str] | None) -> str:

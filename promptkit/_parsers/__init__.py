@@ -8,15 +8,51 @@ validated value last).
 Private parts: ``_base`` (protocols, streaming machinery, ``TextParser``), ``_extract`` (finding
 and loading JSON), ``_stream`` (incremental JSON), ``_json`` (``JsonParser``, ``PydanticParser``),
 ``_schema`` (strict JSON schemas), ``_simple`` (small answers).
+
+Only ``_base`` loads with the package (a prompt needs no more); the other parts load on first
+access to one of their names.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._base import BaseParser, FinalOnly, NativeOutputParser, Parser, StreamingParser, StreamState, TextParser
-from ._extract import extract_json_candidates
-from ._json import JsonParser, PydanticParser
-from ._schema import strict_json_schema
-from ._simple import BoolParser, ChoiceParser, DateParser, ListParser, NumberParser, RegexParser, XmlTagParser
+
+if TYPE_CHECKING:
+    from ._extract import extract_json_candidates
+    from ._json import JsonParser, PydanticParser
+    from ._schema import strict_json_schema
+    from ._simple import BoolParser, ChoiceParser, DateParser, ListParser, NumberParser, RegexParser, XmlTagParser
+
+_LAZY: dict[str, str] = {
+    "BoolParser": "._simple",
+    "ChoiceParser": "._simple",
+    "DateParser": "._simple",
+    "JsonParser": "._json",
+    "ListParser": "._simple",
+    "NumberParser": "._simple",
+    "PydanticParser": "._json",
+    "RegexParser": "._simple",
+    "XmlTagParser": "._simple",
+    "extract_json_candidates": "._extract",
+    "strict_json_schema": "._schema",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "BaseParser",

@@ -28,11 +28,9 @@ import json
 import re
 import types
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import jiter
-import pydantic
-from typing_extensions import is_typeddict
 
 from .._errors import ConfigurationError, ParseError
 from ..backends import OutputSchema
@@ -40,6 +38,9 @@ from ._base import BaseParser, StreamState, Throttle, snippet
 from ._extract import Candidate, JsonSyntaxError, candidate_groups, line_column, load_json, max_depth
 from ._schema import schema_name, strict_json_schema
 from ._stream import MISSING, JsonBuilder
+
+if TYPE_CHECKING:
+    import pydantic
 
 __all__ = ["JsonParser", "PydanticParser"]
 
@@ -279,6 +280,9 @@ class PydanticParser(_JsonBase[T]):
         allow_nan: bool = False,
         repair_limit: int = REPAIR_LIMIT,
     ) -> None:
+        import pydantic
+        from typing_extensions import is_typeddict
+
         super().__init__(
             lenient=lenient,
             prefer=prefer,
@@ -316,6 +320,8 @@ class PydanticParser(_JsonBase[T]):
         return f"a valid {self.name}"
 
     def _convert(self, json_text: str, loaded: Any) -> T:
+        import pydantic
+
         try:
             if self._is_model:
                 return self.model.model_validate_json(json_text, extra=self.extra)  # type: ignore[attr-defined,no-any-return]
@@ -325,6 +331,8 @@ class PydanticParser(_JsonBase[T]):
 
     def validate(self, value: Any) -> T:
         """Validate an already-parsed value (e.g. a tool call's arguments) with the same policies."""
+        import pydantic
+
         try:
             return self._adapter.validate_python(value, extra=self.extra)
         except pydantic.ValidationError as exc:
@@ -463,6 +471,8 @@ class _Previewer:
         return self.preview(builder.stack[0], spine, slot)
 
     def preview(self, raw: Any, spine: set[int], slot: tuple[int, str, Any] | None) -> Any:
+        import pydantic
+
         target = self.target
         if isinstance(target, type) and issubclass(target, pydantic.BaseModel):
             if not isinstance(raw, dict):
@@ -474,6 +484,8 @@ class _Previewer:
             return MISSING
 
     def _adapter(self, annotation: Any) -> pydantic.TypeAdapter[Any]:
+        import pydantic
+
         # Keyed by identity: annotations may be unhashable; the entry keeps the object alive.
         entry = self._adapters.get(id(annotation))
         if entry is None:
@@ -509,6 +521,8 @@ class _Previewer:
         return cls.model_construct(_fields_set=fields_set, **values)
 
     def _value(self, annotation: Any, value: Any, spine: set[int], slot: Any) -> Any:
+        import pydantic
+
         if isinstance(value, (dict, list)) and id(value) in spine:
             inner = _unwrap_optional(annotation)
             if isinstance(inner, type) and issubclass(inner, pydantic.BaseModel) and isinstance(value, dict):
@@ -529,6 +543,8 @@ class _Previewer:
         return out
 
     def _list(self, item: Any, live: list[Any], spine: set[int]) -> list[Any]:
+        import pydantic
+
         validated, seen = self._lists.get(id(live), ([], 0))
         finished = len(live) - 1 if live and isinstance(live[-1], (dict, list)) and id(live[-1]) in spine else len(live)
         adapter = self._adapter(item)

@@ -12,8 +12,6 @@ import copy
 import re
 from typing import Any
 
-import pydantic
-
 from .._errors import ConfigurationError
 
 __all__ = ["schema_name", "strict_json_schema"]
@@ -30,6 +28,8 @@ def strict_json_schema(target: Any) -> dict[str, Any]:
     >>> s["required"], s["additionalProperties"]
     (['name', 'mayor'], False)
     """
+    import pydantic
+
     try:
         if isinstance(target, type) and issubclass(target, pydantic.BaseModel):
             schema = target.model_json_schema()

@@ -14,13 +14,16 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, Generic, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 import jiter
-import pydantic
 
 from .._errors import ConfigurationError, ParseError
+from .._utils import is_model_class
 from ._base import BaseParser, StreamState, Throttle, snippet
+
+if TYPE_CHECKING:
+    import pydantic
 
 __all__ = [
     "BoolParser",
@@ -36,7 +39,7 @@ T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)
 N = TypeVar("N", int, float, Decimal)
 D = TypeVar("D", dt.date, dt.datetime)
-M = TypeVar("M", bound=pydantic.BaseModel)
+M = TypeVar("M", bound="pydantic.BaseModel")
 
 Prefer = Literal["first", "last", "unique"]
 
@@ -428,6 +431,8 @@ class DateParser(BaseParser[D]):
     def __init__(self: DateParser[dt.date], *, formats: Sequence[str] = ()) -> None: ...
 
     def __init__(self, kind: type[Any] = dt.date, *, formats: Sequence[str] = ()) -> None:
+        import pydantic
+
         if kind not in (dt.date, dt.datetime):
             raise ConfigurationError(f"kind must be datetime.date or datetime.datetime, not {kind!r}")
         self.kind = kind
@@ -435,6 +440,8 @@ class DateParser(BaseParser[D]):
         self._adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(kind)
 
     def parse(self, text: str) -> D:
+        import pydantic
+
         stripped = text.strip().strip(_EDGE_PUNCT)
         for fmt in self.formats:
             try:
@@ -517,7 +524,7 @@ class XmlTagParser(BaseParser[T]):
     def __init__(self, tag: str, *, model: type[pydantic.BaseModel] | None = None, prefer: Prefer = "last") -> None:
         if not re.fullmatch(r"[A-Za-z_][\w.-]{0,63}", tag):
             raise ConfigurationError(f"invalid XML tag name {tag!r}")
-        if model is not None and not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
+        if model is not None and not is_model_class(model):
             raise ConfigurationError(f"model must be a pydantic BaseModel subclass, not {model!r}")
         _check_prefer(prefer)
         self.tag = tag
@@ -541,6 +548,8 @@ class XmlTagParser(BaseParser[T]):
             found = [body[s:e].strip() for s, e in tag_bodies(body, key)]
             if found:
                 fields[key] = found[-1]
+        import pydantic
+
         try:
             return self.model.model_validate(fields)  # type: ignore[return-value]
         except pydantic.ValidationError as exc:

@@ -12,11 +12,15 @@ wrapping), ``_inputs`` (declared inputs), ``_template`` (``Template``), ``_chat`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._chat import ChatTemplate, MessagesPlaceholder
-from ._inputs import InputsSpec
 from ._library import PromptLibrary
 from ._limits import TemplateLimits
 from ._template import Preview, Template
+
+if TYPE_CHECKING:
+    from ._inputs import InputsSpec
 
 __all__ = [
     "ChatTemplate",
@@ -27,3 +31,12 @@ __all__ = [
     "Template",
     "TemplateLimits",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ``InputsSpec`` names a pydantic type, so it is built only when asked for (pydantic is slow to import).
+    if name == "InputsSpec":
+        from . import _inputs
+
+        return _inputs.InputsSpec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

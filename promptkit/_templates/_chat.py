@@ -29,13 +29,14 @@ from .._messages import ROLES, Message, coerce_messages
 from .._utils import UNSET, Unset
 from ._compile import Locator, compile_source, find_variables, plain_locator, render_jinja
 from ._display import document, highlight_source, role_block
-from ._inputs import InputsSpec, input_model, validate_inputs
+from ._inputs import input_model, validate_inputs
 from ._limits import DEFAULT_LIMITS, TemplateLimits
 from ._sandbox import CLOSE, DEFAULT_ENV, END, MARK, OPEN, PromptEnvironment
 from ._template import Preview, Template, fit_values, freeze
 
 if TYPE_CHECKING:
     from .._tokens import FitResult
+    from ._inputs import InputsSpec
     from ._library import PromptLibrary
 
 __all__ = ["ChatTemplate", "MessagesPlaceholder"]

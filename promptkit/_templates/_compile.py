@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -122,6 +121,8 @@ def find_variables(env: PromptEnvironment, source: str) -> frozenset[str]:
 
 def _template_lineno(exc: BaseException) -> tuple[str | None, int | None]:
     """The file and line of the innermost template frame (Jinja2 rewrites frames to them)."""
+    import traceback  # only on errors
+
     where: tuple[str | None, int | None] = (None, None)
     for frame in traceback.extract_tb(exc.__traceback__):
         if frame.filename == _SOURCE_FILENAME or frame.name in _TEMPLATE_FRAMES or frame.name.startswith("block "):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable
 
@@ -22,6 +21,8 @@ _PRE = "<pre style='white-space:pre-wrap;margin:2px 0 0 1em'>"
 
 def highlight_source(source: str) -> str:
     """Escaped template source with ``{{ }}``, ``{% %}`` and ``{# #}`` spans styled."""
+    import html
+
     out = []
     for i, piece in enumerate(_SPAN.split(source)):
         escaped = html.escape(piece)
@@ -33,6 +34,8 @@ def highlight_source(source: str) -> str:
 
 def highlight_values(text: str) -> str:
     """Escaped rendered text with the values that came from ``{{ }}`` marked."""
+    import html
+
     escaped = html.escape(text)
     escaped = escaped.replace(HL_START, f"<mark style='{_STYLES['{{']}'>").replace(HL_END, "</mark>")
     return _PRE + escaped + "</pre>"
@@ -40,6 +43,8 @@ def highlight_values(text: str) -> str:
 
 def role_block(role: str | None, body_html: str, *, note: str = "") -> str:
     """One message: the role in its colour (none for a plain template), a note, the body."""
+    import html
+
     if role is None:
         return f"<div style='margin:4px 0'>{body_html}</div>"
     colour = _ROLE_COLOURS.get(role, "#000")
@@ -49,5 +54,7 @@ def role_block(role: str | None, body_html: str, *, note: str = "") -> str:
 
 def document(blocks: Iterable[str], *, title: str = "") -> str:
     """The blocks in one ``<div>``, under an optional small title."""
+    import html
+
     head = f"<div style='color:#6b7280;font-size:smaller'>{html.escape(title)}</div>" if title else ""
     return "<div>" + head + "".join(blocks) + "</div>"

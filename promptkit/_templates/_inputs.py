@@ -3,23 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import pydantic
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError, TemplateInputError
+from .._utils import is_model_class
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import pydantic
+
+    InputsSpec: TypeAlias = type[pydantic.BaseModel] | Mapping[str, Any]
+    """A pydantic model, or ``{"name": type}`` / ``{"name": (type, default)}``."""
 
 __all__ = ["InputsSpec", "input_model", "validate_inputs"]
 
-InputsSpec = type[pydantic.BaseModel] | Mapping[str, Any]
-"""A pydantic model, or ``{"name": type}`` / ``{"name": (type, default)}``."""
+
+def __getattr__(name: str) -> Any:
+    # pydantic loads only when a template declares inputs, so the alias is built on demand.
+    if name == "InputsSpec":
+        import pydantic
+
+        return type[pydantic.BaseModel] | Mapping[str, Any]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def input_model(inputs: InputsSpec | None, *, name: str | None) -> type[pydantic.BaseModel] | None:
     """The pydantic model that validates ``inputs`` (built once per template)."""
     if inputs is None:
         return None
-    if isinstance(inputs, type) and issubclass(inputs, pydantic.BaseModel):
+    if is_model_class(inputs):
         return inputs
     if isinstance(inputs, Mapping):
         fields: dict[str, Any] = {}
@@ -27,6 +40,8 @@ def input_model(inputs: InputsSpec | None, *, name: str | None) -> type[pydantic
             if not isinstance(key, str) or not key.isidentifier():
                 raise ConfigurationError(f"template input names must be identifiers, not {key!r}")
             fields[key] = spec if isinstance(spec, tuple) and len(spec) == 2 else (spec, ...)
+        import pydantic
+
         try:
             return pydantic.create_model("TemplateInputs", **fields)
         except (pydantic.PydanticSchemaGenerationError, TypeError) as exc:
@@ -45,6 +60,8 @@ def _summary(exc: pydantic.ValidationError) -> str:
 
 def validate_inputs(model: type[pydantic.BaseModel], values: Mapping[str, Any], *, name: str | None) -> dict[str, Any]:
     """``values`` with the declared ones validated and coerced; undeclared ones pass through."""
+    import pydantic
+
     fields = model.model_fields
     data = {k: values[k] for k in fields if k in values}
     try:

@@ -20,13 +20,12 @@ import dataclasses
 import enum
 import functools
 import inspect
-import secrets
+import os
 import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jinja2
-import pydantic
 from jinja2 import nodes
 from jinja2.environment import TemplateModule
 from jinja2.exceptions import SecurityError
@@ -36,6 +35,7 @@ from jinja2.runtime import BlockReference, Context, LoopContext, Macro, Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Cycler, Joiner, Namespace
 
+from .._utils import is_model_instance
 from ._limits import (
     CONTAINERS,
     BoundedNamespace,
@@ -122,7 +122,7 @@ def data_attribute_allowed(obj: Any, attr: str) -> bool:
         return attr in _SEQUENCE_METHODS
     if isinstance(obj, _JINJA_TYPES):
         return True
-    if isinstance(obj, pydantic.BaseModel):
+    if is_model_instance(obj):
         cls = type(obj)
         return attr in cls.model_fields or attr in cls.model_computed_fields
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -141,7 +141,7 @@ def _readable(obj: Any, attr: str) -> bool:
 
 # -- chat role markers --------------------------------------------------------------------------
 
-MARK = "\x00pk" + secrets.token_hex(12) + ":"
+MARK = "\x00pk" + os.urandom(12).hex() + ":"  # what secrets.token_hex does, without its imports
 """Starts every role marker. Random per process and never exposed to templates, so no value can
 contain it: a message boundary can only come from the template itself."""
 END = "\x01"

@@ -11,12 +11,13 @@ from .._errors import ConfigurationError, TemplateSyntaxError, UnexpectedVariabl
 from .._utils import UNSET, Unset
 from ._compile import Locator, compile_source, find_variables, plain_locator, render_jinja
 from ._display import document, highlight_source, highlight_values, role_block
-from ._inputs import InputsSpec, input_model, validate_inputs
+from ._inputs import input_model, validate_inputs
 from ._limits import DEFAULT_LIMITS, TemplateLimits
 from ._sandbox import DEFAULT_ENV, HL_END, HL_START, MARK, PromptEnvironment
 
 if TYPE_CHECKING:
     from .._tokens import FitResult
+    from ._inputs import InputsSpec
     from ._library import PromptLibrary
 
 __all__ = ["Preview", "Template", "fit_values", "freeze"]

@@ -14,15 +14,11 @@ and wrappers (retry, cache, ...) can wrap any backend at that level.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import math
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypedDict, runtime_checkable
-from urllib.parse import urlsplit
-
-from typing_extensions import Self, Unpack
 
 from .._errors import (
     ConfigurationError,
@@ -36,6 +32,8 @@ from .._messages import Chunk, Completion, FinishReason, Message, MessagesLike, 
 
 if TYPE_CHECKING:
     from types import ModuleType
+
+    from typing_extensions import Self, Unpack
 
 __all__ = [
     "AsyncStream",
@@ -413,6 +411,9 @@ def allow_real_requests(allowed: bool = True) -> Iterator[None]:
 def _is_loopback(base_url: str | None) -> bool:
     if not base_url:
         return False
+    import ipaddress  # only real backends ask, and they are rare in a process that only renders
+    from urllib.parse import urlsplit
+
     host = urlsplit(base_url).hostname or ""
     if host == "localhost":
         return True

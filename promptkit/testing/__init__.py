@@ -15,6 +15,8 @@ a test is marked ``@pytest.mark.allow_real_backends``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._mock import (
     FunctionBackend,
     MockBackend,
@@ -23,7 +25,27 @@ from ._mock import (
     server_error,
     timeout_error,
 )
-from ._server import ProviderServer, RecordedRequest, ServerReply
+
+if TYPE_CHECKING:
+    from ._server import ProviderServer, RecordedRequest, ServerReply
+
+_SERVER_NAMES = frozenset({"ProviderServer", "RecordedRequest", "ServerReply"})
+
+
+def __getattr__(name: str) -> Any:
+    # The server pulls in http.server and ssl; most test sessions never start it.
+    if name in _SERVER_NAMES:
+        from . import _server
+
+        value = getattr(_server, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _SERVER_NAMES)
+
 
 __all__ = [
     "FunctionBackend",

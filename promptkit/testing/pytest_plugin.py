@@ -13,12 +13,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ..backends import allow_real_requests
 from ._mock import MockBackend
-from ._server import ProviderServer
+
+if TYPE_CHECKING:
+    from ._server import ProviderServer
 
 _MARKER = "allow_real_backends"
 _INI = "promptkit_allow_real_backends"
@@ -56,5 +59,7 @@ def mock_backend() -> Iterator[MockBackend]:
 @pytest.fixture
 def provider_server() -> Iterator[ProviderServer]:
     """A local provider server (OpenAI and Anthropic wire formats) running for this test."""
+    from ._server import ProviderServer  # http.server and ssl load only for tests that use it
+
     with ProviderServer() as server:
         yield server
