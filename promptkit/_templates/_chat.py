@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import nodes
 
@@ -23,19 +22,16 @@ from .._errors import (
     TemplateSecurityError,
     TemplateSyntaxError,
     UndefinedVariableError,
-    UnexpectedVariableError,
 )
 from .._messages import ROLES, Message, coerce_messages
-from .._utils import UNSET, Unset
-from ._compile import Locator, compile_source, find_variables, plain_locator, render_jinja
+from ._compile import Locator, compile_source, plain_locator, render_jinja
 from ._display import document, highlight_source, role_block
-from ._inputs import input_model, validate_inputs
-from ._limits import DEFAULT_LIMITS, TemplateLimits
-from ._sandbox import CLOSE, DEFAULT_ENV, END, MARK, OPEN, PromptEnvironment
-from ._template import Preview, Template, fit_values, freeze
+from ._inputs import input_model
+from ._limits import TemplateLimits
+from ._sandbox import CLOSE, END, MARK, OPEN, PromptEnvironment
+from ._template import Preview, Template, _TemplateBase
 
 if TYPE_CHECKING:
-    from .._tokens import FitResult
     from ._inputs import InputsSpec
     from ._library import PromptLibrary
 
@@ -117,7 +113,7 @@ def _check_top_level(env: PromptEnvironment, source: str, locate: Locator) -> No
                 )
 
 
-class ChatTemplate:
+class ChatTemplate(_TemplateBase):
     """A chat prompt that renders to a list of :class:`~promptkit.Message`.
 
     Build it from ``(role, template)`` pairs and :class:`MessagesPlaceholder` items, or from one
@@ -143,25 +139,7 @@ class ChatTemplate:
     ['system', 'user']
     """
 
-    __slots__ = (
-        "__dict__",
-        "_defaults",
-        "_env",
-        "_input_model",
-        "_jinja",
-        "_locate",
-        "allow_extra",
-        "drop_empty",
-        "inputs",
-        "library",
-        "limits",
-        "merge",
-        "messages",
-        "name",
-        "parts",
-        "source",
-        "strip",
-    )
+    __slots__ = ("drop_empty", "merge", "messages", "parts", "strip")
 
     def __init__(
         self,
@@ -265,22 +243,19 @@ class ChatTemplate:
         merge: bool,
         locate: Locator,
     ) -> None:
-        if limits is not None and not isinstance(limits, TemplateLimits):
-            raise ConfigurationError(f"limits must be a TemplateLimits, not {type(limits).__name__}")
-        self.source = source
-        self.name = name
-        self.allow_extra = allow_extra
-        self.inputs = inputs
-        self.library = library
-        self.limits = limits or (library.limits if library is not None else DEFAULT_LIMITS)
         self.strip = strip
         self.drop_empty = drop_empty
         self.merge = merge
-        self._env: PromptEnvironment = library.environment if library is not None else DEFAULT_ENV
-        self._defaults: Mapping[str, Any] = MappingProxyType(dict(defaults or {}))
-        self._input_model = input_model(inputs, name=name)
-        self._locate = locate
-        self._jinja = compile_source(self._env, source, self.limits, locate)
+        self._configure(
+            source,
+            name=name,
+            allow_extra=allow_extra,
+            defaults=defaults,
+            inputs=inputs,
+            limits=limits,
+            library=library,
+            locate=locate,
+        )
         _check_top_level(self._env, source, locate)
 
     @classmethod
@@ -333,7 +308,7 @@ class ChatTemplate:
 
     def _replace(self, **changes: Any) -> ChatTemplate:
         new = object.__new__(type(self))
-        for slot in ChatTemplate.__slots__:
+        for slot in (*_TemplateBase.__slots__, *ChatTemplate.__slots__):
             if slot != "__dict__":
                 object.__setattr__(new, slot, getattr(self, slot))
         for key, value in changes.items():
@@ -344,48 +319,19 @@ class ChatTemplate:
             new._jinja = compile_source(new._env, new.source, new.limits, new._locate)
         return new
 
-    # -- introspection ---------------------------------------------------------------------------
-    @cached_property
-    def _all_variables(self) -> frozenset[str]:
-        return find_variables(self._env, self.source)
-
-    @cached_property
-    def _known(self) -> frozenset[str]:
-        declared = self._input_model.model_fields.keys() if self._input_model is not None else ()
-        return self._all_variables | frozenset(declared)
-
-    @property
-    def variables(self) -> frozenset[str]:
-        """Variables used by any message (placeholders included), not fixed by :meth:`partial`."""
-        return self._all_variables - self._defaults.keys()
-
-    @property
-    def defaults(self) -> Mapping[str, Any]:
-        """Values fixed by :meth:`partial`."""
-        return self._defaults
-
     def partial(self, **values: Any) -> ChatTemplate:
         """A new chat template with some variables fixed in every message."""
         self._check_extra(values)
         return self._replace(_defaults=MappingProxyType({**self._defaults, **values}))
 
-    def with_limits(self, limits: TemplateLimits) -> ChatTemplate:
-        """The same chat template under other :class:`TemplateLimits`."""
-        return self._replace(limits=limits)
-
     def __add__(self, other: ChatTemplate) -> ChatTemplate:
         """Messages of ``self`` followed by those of ``other``."""
         if not isinstance(other, ChatTemplate):
             return NotImplemented
-        if other.library is not None and self.library is not None and other.library is not self.library:
-            raise ConfigurationError("cannot join templates from two different PromptLibrary objects")
-        clash = {k for k in self._defaults.keys() & other._defaults.keys() if self._defaults[k] != other._defaults[k]}
-        if clash:
-            raise ConfigurationError(f"templates fix different values for {', '.join(sorted(clash))}")
         options: dict[str, Any] = {
             "name": "+".join(n for n in (self.name, other.name) if n) or None,
             "allow_extra": self.allow_extra or other.allow_extra,
-            "defaults": {**self._defaults, **other._defaults},
+            "defaults": self._joined_defaults(other),
             "inputs": self.inputs if self.inputs is not None else other.inputs,
             "limits": self.limits,
             "library": self.library or other.library,
@@ -398,17 +344,6 @@ class ChatTemplate:
         return ChatTemplate.from_source(self.source + "\n" + other.source, **options)
 
     # -- rendering -------------------------------------------------------------------------------
-    def _check_extra(self, values: Mapping[str, Any]) -> None:
-        if not self.allow_extra and not self._known.issuperset(values):
-            raise UnexpectedVariableError(sorted(values.keys() - self._known), template=self.name)
-
-    def _context(self, values: Mapping[str, Any]) -> Mapping[str, Any]:
-        self._check_extra(values)
-        context = {**self._defaults, **values} if self._defaults else values
-        if self._input_model is not None:
-            context = validate_inputs(self._input_model, context, name=self.name)
-        return context
-
     def render(self, **values: Any) -> list[Message]:
         """Render to messages; raises a :class:`~promptkit.TemplateError` on any failure."""
         context = self._context(values)
@@ -421,32 +356,6 @@ class ChatTemplate:
         notes: list[str] = []
         messages = self._build(render_jinja(jt, context, self.limits, self._locate), context, notes)
         return Preview([(m.role, m.text, note) for m, note in zip(messages, notes, strict=True)])
-
-    def fit(
-        self,
-        *,
-        budget: int,
-        variable: str,
-        model: str | Unset = UNSET,
-        encoding: str | Unset = UNSET,
-        cut: Literal["end", "start", "middle"] = "end",
-        marker: str = "",
-        **values: Any,
-    ) -> FitResult:
-        """Render with ``variable`` cut on token boundaries so the messages fit ``budget`` tokens.
-
-        Tokens are counted with the chat format's per-message overhead. See :meth:`Template.fit`.
-        """
-        return fit_values(
-            self.render,
-            values,
-            budget=budget,
-            variable=variable,
-            model=model,
-            encoding=encoding,
-            cut=cut,
-            marker=marker,
-        )
 
     def _build(self, text: str, context: Mapping[str, Any], notes: list[str] | None = None) -> list[Message]:
         """Cut the rendered text at the role markers into messages. No value can contain the
@@ -526,37 +435,9 @@ class ChatTemplate:
         except ConfigurationError as exc:
             raise TemplateInputError(f"{name!r} is not a list of messages: {exc}", template=self.name) from exc
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Attributes are set once, while the object is built; after that it is immutable.
-        if hasattr(self, name):
-            raise AttributeError(f"{type(self).__name__} is immutable; use partial() or with_limits() for variants")
-        object.__setattr__(self, name, value)
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
     # -- identity and display --------------------------------------------------------------------
     def _key(self) -> tuple[Any, ...]:
-        return (
-            self.source,
-            self.name,
-            self.allow_extra,
-            freeze(self._defaults),
-            self.inputs if self.inputs is None or isinstance(self.inputs, type) else freeze(self.inputs),
-            self.limits,
-            id(self.library) if self.library is not None else None,
-            self.strip,
-            self.drop_empty,
-            self.merge,
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ChatTemplate):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
+        return (*super()._key(), self.strip, self.drop_empty, self.merge)
 
     def __repr__(self) -> str:
         label = f" {self.name!r}" if self.name else ""

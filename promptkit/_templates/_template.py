@@ -16,6 +16,8 @@ from ._limits import DEFAULT_LIMITS, TemplateLimits
 from ._sandbox import DEFAULT_ENV, HL_END, HL_START, MARK, PromptEnvironment
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from .._tokens import FitResult
     from ._inputs import InputsSpec
     from ._library import PromptLibrary
@@ -63,7 +65,174 @@ def _unmark(text: str) -> str:
     return text.replace(HL_START, "").replace(HL_END, "")
 
 
-class Template:
+class _TemplateBase:
+    """What :class:`Template` and :class:`ChatTemplate` share: configuration, variables, declared
+    inputs, token fitting, immutability and identity. Subclasses add how they render."""
+
+    __slots__ = (
+        "__dict__",
+        "_defaults",
+        "_env",
+        "_input_model",
+        "_jinja",
+        "_locate",
+        "allow_extra",
+        "inputs",
+        "library",
+        "limits",
+        "name",
+        "source",
+    )
+
+    source: str
+    name: str | None
+    allow_extra: bool
+    inputs: InputsSpec | None
+    library: PromptLibrary | None
+    limits: TemplateLimits
+
+    def _configure(
+        self,
+        source: str,
+        *,
+        name: str | None,
+        allow_extra: bool,
+        defaults: Mapping[str, Any] | None,
+        inputs: InputsSpec | None,
+        limits: TemplateLimits | None,
+        library: PromptLibrary | None,
+        locate: Locator,
+    ) -> None:
+        if limits is not None and not isinstance(limits, TemplateLimits):
+            raise ConfigurationError(f"limits must be a TemplateLimits, not {type(limits).__name__}")
+        self.source = source
+        self.name = name
+        self.allow_extra = allow_extra
+        self.inputs = inputs
+        self.library = library
+        self.limits = limits or (library.limits if library is not None else DEFAULT_LIMITS)
+        self._env: PromptEnvironment = library.environment if library is not None else DEFAULT_ENV
+        self._defaults: Mapping[str, Any] = MappingProxyType(dict(defaults or {}))
+        self._input_model = input_model(inputs, name=name)
+        self._locate = locate
+        self._jinja = compile_source(self._env, source, self.limits, locate)
+
+    def _replace(self, **changes: Any) -> Self:
+        raise NotImplementedError
+
+    def render(self, **values: Any) -> Any:
+        raise NotImplementedError
+
+    # -- introspection ---------------------------------------------------------------------------
+    @cached_property
+    def _all_variables(self) -> frozenset[str]:
+        return find_variables(self._env, self.source)
+
+    @cached_property
+    def _known(self) -> frozenset[str]:
+        declared = self._input_model.model_fields.keys() if self._input_model is not None else ()
+        return self._all_variables | frozenset(declared)
+
+    @property
+    def variables(self) -> frozenset[str]:
+        """Variables the template reads (in output, loops, conditions and message placeholders),
+        not fixed by ``partial()``."""
+        return self._all_variables - self._defaults.keys()
+
+    @property
+    def defaults(self) -> Mapping[str, Any]:
+        """Values fixed by ``partial()``."""
+        return self._defaults
+
+    def with_limits(self, limits: TemplateLimits) -> Self:
+        """The same template under other :class:`TemplateLimits`."""
+        return self._replace(limits=limits)
+
+    def _joined_defaults(self, other: _TemplateBase) -> dict[str, Any]:
+        """The fixed values of ``self + other``, refusing joins that cannot be meant."""
+        if other.library is not None and self.library is not None and other.library is not self.library:
+            raise ConfigurationError("cannot join templates from two different PromptLibrary objects")
+        clash = {k for k in self._defaults.keys() & other._defaults.keys() if self._defaults[k] != other._defaults[k]}
+        if clash:
+            raise ConfigurationError(f"templates fix different values for {', '.join(sorted(clash))}")
+        return {**self._defaults, **other._defaults}
+
+    # -- rendering -------------------------------------------------------------------------------
+    def _check_extra(self, values: Mapping[str, Any]) -> None:
+        if not self.allow_extra and not self._known.issuperset(values):
+            raise UnexpectedVariableError(sorted(values.keys() - self._known), template=self.name)
+
+    def _context(self, values: Mapping[str, Any]) -> Mapping[str, Any]:
+        self._check_extra(values)
+        context = {**self._defaults, **values} if self._defaults else values
+        if self._input_model is not None:
+            context = validate_inputs(self._input_model, context, name=self.name)
+        return context
+
+    def fit(
+        self,
+        *,
+        budget: int,
+        variable: str,
+        model: str | Unset = UNSET,
+        encoding: str | Unset = UNSET,
+        cut: Literal["end", "start", "middle"] = "end",
+        marker: str = "",
+        **values: Any,
+    ) -> FitResult:
+        """Render with ``variable`` cut on token boundaries so the result fits ``budget`` tokens.
+
+        The other ``values`` stay whole; messages are counted with the chat format's
+        per-message overhead. See :func:`promptkit.fit_to_budget` for ``cut`` and ``marker``.
+        ``result.rendered`` is what :meth:`render` returned and ``result.value`` the cut value.
+
+        >>> t = Template("Summarise:\\n{{ doc }}")
+        >>> t.fit(budget=50, variable="doc", doc=long_text, model="gpt-4o").tokens <= 50  # doctest: +SKIP
+        True
+        """
+        return fit_values(
+            self.render,
+            values,
+            budget=budget,
+            variable=variable,
+            model=model,
+            encoding=encoding,
+            cut=cut,
+            marker=marker,
+        )
+
+    # -- immutability and identity ---------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Attributes are set once, while the object is built; after that it is immutable.
+        if hasattr(self, name):
+            raise AttributeError(f"{type(self).__name__} is immutable; use partial() or with_limits() for variants")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.source,
+            self.name,
+            self.allow_extra,
+            freeze(self._defaults),
+            _inputs_key(self.inputs),
+            self.limits,
+            id(self.library) if self.library is not None else None,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _TemplateBase)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+class Template(_TemplateBase):
     """One Jinja2 template string, compiled once and rendered in promptkit's sandbox.
 
     Values must cover every variable the template uses (a missing one raises
@@ -82,20 +251,7 @@ class Template:
     'Translate to German: cheese\\nBe brief.'
     """
 
-    __slots__ = (
-        "__dict__",
-        "_defaults",
-        "_env",
-        "_input_model",
-        "_jinja",
-        "_locate",
-        "allow_extra",
-        "inputs",
-        "library",
-        "limits",
-        "name",
-        "source",
-    )
+    __slots__ = ()
 
     def __init__(
         self,
@@ -112,44 +268,21 @@ class Template:
     ) -> None:
         if not isinstance(source, str):
             raise ConfigurationError(f"template source must be a str, not {type(source).__name__}")
-        if limits is not None and not isinstance(limits, TemplateLimits):
-            raise ConfigurationError(f"limits must be a TemplateLimits, not {type(limits).__name__}")
-        self.source = source
-        self.name = name
-        self.allow_extra = allow_extra
-        self.inputs = inputs
-        self.library = library
-        self.limits = limits or (library.limits if library is not None else DEFAULT_LIMITS)
-        self._env: PromptEnvironment = library.environment if library is not None else DEFAULT_ENV
-        self._defaults: Mapping[str, Any] = MappingProxyType(dict(defaults or {}))
-        self._input_model = input_model(inputs, name=name)
-        self._locate = _locate or plain_locator(name, _line_offset)
-        self._jinja = compile_source(self._env, source, self.limits, self._locate)
+        self._configure(
+            source,
+            name=name,
+            allow_extra=allow_extra,
+            defaults=defaults,
+            inputs=inputs,
+            limits=limits,
+            library=library,
+            locate=_locate or plain_locator(name, _line_offset),
+        )
         if self._jinja.has_roles:
             raise TemplateSyntaxError(
                 "role and messages blocks belong in a ChatTemplate (ChatTemplate.from_source), not a Template",
                 template=name,
             )
-
-    # -- introspection ---------------------------------------------------------------------------
-    @cached_property
-    def _all_variables(self) -> frozenset[str]:
-        return find_variables(self._env, self.source)
-
-    @cached_property
-    def _known(self) -> frozenset[str]:
-        declared = self._input_model.model_fields.keys() if self._input_model is not None else ()
-        return self._all_variables | frozenset(declared)
-
-    @property
-    def variables(self) -> frozenset[str]:
-        """Variables the template reads (in output, loops and conditions) not fixed by :meth:`partial`."""
-        return self._all_variables - self._defaults.keys()
-
-    @property
-    def defaults(self) -> Mapping[str, Any]:
-        """Values fixed by :meth:`partial`."""
-        return self._defaults
 
     # -- variants --------------------------------------------------------------------------------
     def _replace(self, **changes: Any) -> Template:
@@ -176,21 +309,13 @@ class Template:
         self._check_extra(values)
         return self._replace(defaults={**self._defaults, **values})
 
-    def with_limits(self, limits: TemplateLimits) -> Template:
-        """The same template under other :class:`TemplateLimits`."""
-        return self._replace(limits=limits)
-
     def __add__(self, other: Template | str) -> Template:
         """Concatenate two templates (or a template and a string) into one."""
         if isinstance(other, str):
             return self._replace(source=self.source + other)
         if not isinstance(other, Template):
             return NotImplemented
-        if other.library is not None and self.library is not None and other.library is not self.library:
-            raise ConfigurationError("cannot join templates from two different PromptLibrary objects")
-        clash = {k for k in self._defaults.keys() & other._defaults.keys() if self._defaults[k] != other._defaults[k]}
-        if clash:
-            raise ConfigurationError(f"templates fix different values for {', '.join(sorted(clash))}")
+        defaults = self._joined_defaults(other)
         if self.inputs is not None and other.inputs is not None:
             if not (isinstance(self.inputs, Mapping) and isinstance(other.inputs, Mapping)):
                 raise ConfigurationError("cannot join two templates that both declare inputs with a pydantic model")
@@ -202,7 +327,7 @@ class Template:
             self.source + other.source,
             name=name,
             allow_extra=self.allow_extra or other.allow_extra,
-            defaults={**self._defaults, **other._defaults},
+            defaults=defaults,
             inputs=inputs,
             limits=self.limits,
             library=self.library or other.library,
@@ -214,17 +339,6 @@ class Template:
         return NotImplemented
 
     # -- rendering -------------------------------------------------------------------------------
-    def _check_extra(self, values: Mapping[str, Any]) -> None:
-        if not self.allow_extra and not self._known.issuperset(values):
-            raise UnexpectedVariableError(sorted(values.keys() - self._known), template=self.name)
-
-    def _context(self, values: Mapping[str, Any]) -> Mapping[str, Any]:
-        self._check_extra(values)
-        context = {**self._defaults, **values} if self._defaults else values
-        if self._input_model is not None:
-            context = validate_inputs(self._input_model, context, name=self.name)
-        return context
-
     def render(self, **values: Any) -> str:
         """Render with ``values``; raises a :class:`~promptkit.TemplateError` on any failure."""
         text = render_jinja(self._jinja, self._context(values), self.limits, self._locate)
@@ -240,66 +354,6 @@ class Template:
         if MARK in text:
             raise TemplateSyntaxError("role and messages blocks belong in a ChatTemplate", template=self.name)
         return Preview([(None, text, "")])
-
-    def fit(
-        self,
-        *,
-        budget: int,
-        variable: str,
-        model: str | Unset = UNSET,
-        encoding: str | Unset = UNSET,
-        cut: Literal["end", "start", "middle"] = "end",
-        marker: str = "",
-        **values: Any,
-    ) -> FitResult:
-        """Render with ``variable`` cut on token boundaries so the result fits ``budget`` tokens.
-
-        The other ``values`` stay whole; see :func:`promptkit.fit_to_budget` for ``cut`` and
-        ``marker``. ``result.rendered`` is the rendered text and ``result.value`` the cut value.
-
-        >>> t = Template("Summarise:\\n{{ doc }}")
-        >>> t.fit(budget=50, variable="doc", doc=long_text, model="gpt-4o").tokens <= 50  # doctest: +SKIP
-        True
-        """
-        return fit_values(
-            self.render,
-            values,
-            budget=budget,
-            variable=variable,
-            model=model,
-            encoding=encoding,
-            cut=cut,
-            marker=marker,
-        )
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Attributes are set once, while the object is built; after that it is immutable.
-        if hasattr(self, name):
-            raise AttributeError(f"{type(self).__name__} is immutable; use partial() or with_limits() for variants")
-        object.__setattr__(self, name, value)
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    # -- identity and display --------------------------------------------------------------------
-    def _key(self) -> tuple[Any, ...]:
-        return (
-            self.source,
-            self.name,
-            self.allow_extra,
-            freeze(self._defaults),
-            _inputs_key(self.inputs),
-            self.limits,
-            id(self.library) if self.library is not None else None,
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Template):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
 
     def __repr__(self) -> str:
         label = f" {self.name!r}" if self.name else ""
