@@ -11,12 +11,23 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import sys
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
 
-from promptkit._errors import AuthenticationError, BackendError, ConfigurationError, MissingDependencyError
+from promptkit._errors import (
+    AuthenticationError,
+    BackendError,
+    BackendTimeoutError,
+    BadRequestError,
+    ConfigurationError,
+    MissingDependencyError,
+    RateLimitError,
+    ResponseError,
+    ServerError,
+)
 from promptkit._messages import Chunk, Completion
 from promptkit._utils import mask_key, require
 
@@ -26,6 +37,7 @@ from ._retry import (
     RetryPolicy,
     aretry_call,
     astream_with_retries,
+    parse_retry_after,
     retry_call,
     stream_with_retries,
 )
@@ -33,7 +45,7 @@ from ._retry import (
 if TYPE_CHECKING:
     from types import ModuleType
 
-__all__ = ["SDKBackend", "raise_typed"]
+__all__ = ["SDKBackend", "error_for_status", "fallback_error", "is_timeout", "raise_typed"]
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 600.0
@@ -320,3 +332,49 @@ def _is_async_client(client: Any) -> bool:
 
 def _is_official(base_url: str) -> bool:
     return any(host in base_url for host in ("api.openai.com", "api.anthropic.com"))
+
+
+# -- error mapping both adapters share ---------------------------------------------------------------
+def is_timeout(exc: BaseException, sdk: Any) -> bool:
+    """True for a timeout from the SDK, the socket or the HTTP layer."""
+    if isinstance(exc, TimeoutError):
+        return True
+    if sdk is not None and isinstance(exc, sdk.APITimeoutError):
+        return True
+    httpx2 = sys.modules.get("httpx2")
+    return httpx2 is not None and isinstance(exc, (httpx2.TimeoutException, httpx2.StreamError, httpx2.ReadError))
+
+
+def error_for_status(
+    status: int, message: str, headers: Any, provider: str, *, overloaded: tuple[int, ...] = ()
+) -> BackendError:
+    """The typed error for an HTTP status; ``overloaded`` lists provider statuses meaning "busy"."""
+    text = f"{provider}: HTTP {status}: {message}"
+    retry_after = parse_retry_after(headers)
+    if status in (401, 403):
+        return AuthenticationError(text, provider=provider, status_code=status)
+    if status == 429 or status in overloaded:
+        return RateLimitError(text, provider=provider, status_code=status, retry_after=retry_after)
+    if status == 408:
+        return BackendTimeoutError(text, provider=provider, status_code=status, retry_after=retry_after)
+    if status == 409:
+        return BackendError(text, provider=provider, status_code=status, retry_after=retry_after)
+    if 400 <= status < 500:
+        return BadRequestError(text, provider=provider, status_code=status)
+    if status >= 500:
+        return ServerError(text, provider=provider, status_code=status, retry_after=retry_after)
+    return ResponseError(text, provider=provider, status_code=status)
+
+
+def fallback_error(exc: BaseException, provider: str, sdk_error: type[BaseException] | None) -> BackendError:
+    """The typed error for what no status or SDK-specific rule covered."""
+    from ._http import map_transport_error
+
+    mapped = map_transport_error(exc, provider)
+    if mapped is not None:
+        return mapped
+    if isinstance(exc, ValueError):
+        return ResponseError(f"{provider}: malformed reply ({type(exc).__name__}: {exc})", provider=provider)
+    if sdk_error is not None and isinstance(exc, sdk_error):
+        return BackendError(f"{provider}: {type(exc).__name__}: {exc}", provider=provider)
+    return BackendError(f"{provider}: unexpected {type(exc).__name__}: {exc}", provider=provider)

@@ -16,11 +16,9 @@ import sys
 from typing import TYPE_CHECKING, Any, Literal
 
 from promptkit._errors import (
-    AuthenticationError,
     BackendConnectionError,
     BackendError,
     BackendTimeoutError,
-    BadRequestError,
     ConfigurationError,
     RateLimitError,
     ResponseError,
@@ -29,8 +27,15 @@ from promptkit._errors import (
 from promptkit._messages import Chunk, Completion, FinishReason, ImagePart, Message, TextPart, Usage
 
 from . import COMMON_PARAMS, Request, stream_incomplete
-from ._retry import Deadline, RetryPolicy, parse_retry_after
-from ._sdkbase import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, SDKBackend
+from ._retry import Deadline, RetryPolicy
+from ._sdkbase import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    SDKBackend,
+    error_for_status,
+    fallback_error,
+    is_timeout,
+)
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -313,10 +318,9 @@ def map_anthropic_error(exc: BaseException, provider: str, deadline: Deadline | 
     """
     if isinstance(exc, BackendError):
         return exc
-    from ._http import map_transport_error
 
     sdk = sys.modules.get("anthropic")
-    if deadline is not None and deadline.expired() and _is_timeout(exc, sdk):
+    if deadline is not None and deadline.expired() and is_timeout(exc, sdk):
         return deadline.error(provider)
     if sdk is not None:
         if isinstance(exc, sdk.APIStatusError):
@@ -327,43 +331,13 @@ def map_anthropic_error(exc: BaseException, provider: str, deadline: Deadline | 
                 if kind in ("overloaded_error", "rate_limit_error"):
                     return RateLimitError(text, provider=provider)
                 return ServerError(text, provider=provider)
-            return _from_status(status, f"{kind}: {message}" if kind else message, exc.response.headers, provider)
+            return error_for_status(
+                status, f"{kind}: {message}" if kind else message, exc.response.headers, provider, overloaded=(529,)
+            )
         if isinstance(exc, sdk.APITimeoutError):
             return BackendTimeoutError(f"{provider}: the request timed out", provider=provider)
         if isinstance(exc, sdk.APIConnectionError):
             cause = exc.__cause__
             detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
             return BackendConnectionError(f"{provider}: connection error{detail}", provider=provider)
-    mapped = map_transport_error(exc, provider)
-    if mapped is not None:
-        return mapped
-    if isinstance(exc, ValueError):
-        return ResponseError(f"{provider}: malformed reply ({type(exc).__name__}: {exc})", provider=provider)
-    if sdk is not None and isinstance(exc, sdk.AnthropicError):
-        return BackendError(f"{provider}: {type(exc).__name__}: {exc}", provider=provider)
-    return BackendError(f"{provider}: unexpected {type(exc).__name__}: {exc}", provider=provider)
-
-
-def _is_timeout(exc: BaseException, sdk: Any) -> bool:
-    if isinstance(exc, TimeoutError):
-        return True
-    if sdk is not None and isinstance(exc, sdk.APITimeoutError):
-        return True
-    httpx2 = sys.modules.get("httpx2")
-    return httpx2 is not None and isinstance(exc, (httpx2.TimeoutException, httpx2.StreamError, httpx2.ReadError))
-
-
-def _from_status(status: int, message: str, headers: Any, provider: str) -> BackendError:
-    text = f"{provider}: HTTP {status}: {message}"
-    retry_after = parse_retry_after(headers)
-    if status in (401, 403):
-        return AuthenticationError(text, provider=provider, status_code=status)
-    if status in (429, 529):  # 529: Anthropic is overloaded
-        return RateLimitError(text, provider=provider, status_code=status, retry_after=retry_after)
-    if status == 408:
-        return BackendTimeoutError(text, provider=provider, status_code=status, retry_after=retry_after)
-    if status == 409:
-        return BackendError(text, provider=provider, status_code=status, retry_after=retry_after)
-    if 400 <= status < 500:
-        return BadRequestError(text, provider=provider, status_code=status)
-    return ServerError(text, provider=provider, status_code=status, retry_after=retry_after)
+    return fallback_error(exc, provider, sdk.AnthropicError if sdk is not None else None)

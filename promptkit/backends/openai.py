@@ -18,21 +18,26 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from promptkit._errors import (
-    AuthenticationError,
     BackendConnectionError,
     BackendError,
     BackendTimeoutError,
-    BadRequestError,
     ConfigurationError,
-    RateLimitError,
     ResponseError,
     ServerError,
 )
 from promptkit._messages import Chunk, Completion, FinishReason, ImagePart, Message, TextPart, Usage
 
 from . import COMMON_PARAMS, Request, check_real_request, stream_incomplete
-from ._retry import Deadline, RetryPolicy, aretry_call, parse_retry_after, retry_call
-from ._sdkbase import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, SDKBackend, raise_typed
+from ._retry import Deadline, RetryPolicy, aretry_call, retry_call
+from ._sdkbase import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    SDKBackend,
+    error_for_status,
+    fallback_error,
+    is_timeout,
+    raise_typed,
+)
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -388,14 +393,13 @@ def map_openai_error(exc: BaseException, provider: str, deadline: Deadline | Non
     """
     if isinstance(exc, BackendError):
         return exc
-    from ._http import map_transport_error
 
     sdk = sys.modules.get("openai")
-    if deadline is not None and deadline.expired() and _is_timeout(exc, sdk):
+    if deadline is not None and deadline.expired() and is_timeout(exc, sdk):
         return deadline.error(provider)
     if sdk is not None:
         if isinstance(exc, sdk.APIStatusError):
-            return _from_status(exc.status_code, _status_message(exc), exc.response.headers, provider)
+            return error_for_status(exc.status_code, _status_message(exc), exc.response.headers, provider)
         if isinstance(exc, sdk.APITimeoutError):
             return BackendTimeoutError(f"{provider}: the request timed out", provider=provider)
         if isinstance(exc, sdk.APIConnectionError):
@@ -405,38 +409,4 @@ def map_openai_error(exc: BaseException, provider: str, deadline: Deadline | Non
         if isinstance(exc, sdk.APIError):
             # An error object inside a 200 event stream.
             return ServerError(f"{provider}: error event in the stream: {_status_message(exc)}", provider=provider)
-    mapped = map_transport_error(exc, provider)
-    if mapped is not None:
-        return mapped
-    if isinstance(exc, ValueError):
-        return ResponseError(f"{provider}: malformed reply ({type(exc).__name__}: {exc})", provider=provider)
-    if sdk is not None and isinstance(exc, sdk.OpenAIError):
-        return BackendError(f"{provider}: {type(exc).__name__}: {exc}", provider=provider)
-    return BackendError(f"{provider}: unexpected {type(exc).__name__}: {exc}", provider=provider)
-
-
-def _is_timeout(exc: BaseException, sdk: Any) -> bool:
-    if isinstance(exc, TimeoutError):
-        return True
-    if sdk is not None and isinstance(exc, sdk.APITimeoutError):
-        return True
-    httpx2 = sys.modules.get("httpx2")
-    return httpx2 is not None and isinstance(exc, (httpx2.TimeoutException, httpx2.StreamError, httpx2.ReadError))
-
-
-def _from_status(status: int, message: str, headers: Any, provider: str) -> BackendError:
-    text = f"{provider}: HTTP {status}: {message}"
-    retry_after = parse_retry_after(headers)
-    if status in (401, 403):
-        return AuthenticationError(text, provider=provider, status_code=status)
-    if status == 429:
-        return RateLimitError(text, provider=provider, status_code=status, retry_after=retry_after)
-    if status == 408:
-        return BackendTimeoutError(text, provider=provider, status_code=status, retry_after=retry_after)
-    if status == 409:
-        return BackendError(text, provider=provider, status_code=status, retry_after=retry_after)
-    if 400 <= status < 500:
-        return BadRequestError(text, provider=provider, status_code=status)
-    if status >= 500:
-        return ServerError(text, provider=provider, status_code=status, retry_after=retry_after)
-    return ResponseError(text, provider=provider, status_code=status)
+    return fallback_error(exc, provider, sdk.OpenAIError if sdk is not None else None)
