@@ -9,11 +9,8 @@
 
 from __future__ import annotations
 
-import importlib as _importlib
 from typing import TYPE_CHECKING as _TYPE_CHECKING
-from typing import Any as _Any
 
-# Cheap, always needed: errors, message types and the backend contract.
 from ._errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -52,6 +49,9 @@ from ._messages import (
     Usage,
 )
 from ._utils import UNSET
+
+# Cheap, always needed: errors, message types and the backend contract.
+from ._utils import lazy_attributes as _lazy_attributes
 from .backends import (
     AsyncStream,
     Backend,
@@ -211,17 +211,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> _Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'promptkit' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -6,6 +6,7 @@ import enum
 import importlib
 import re
 import sys
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
@@ -100,3 +101,26 @@ def is_model_instance(obj: Any) -> TypeGuard[pydantic.BaseModel]:
     """Whether ``obj`` is a pydantic model instance, without importing pydantic."""
     main = sys.modules.get("pydantic.main")
     return main is not None and isinstance(obj, main.BaseModel)
+
+
+def lazy_attributes(
+    package: str, table: Mapping[str, str], namespace: dict[str, Any]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """A package's ``__getattr__`` and ``__dir__`` that import ``table``'s names on first access.
+
+    ``table`` maps a public name to the (relative) module defining it; a loaded name is stored in
+    ``namespace`` (the package's globals), so each is imported once.
+    """
+
+    def getattr_(name: str) -> Any:
+        module = table.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, package), name)
+        namespace[name] = value
+        return value
+
+    def dir_() -> list[str]:
+        return sorted(set(namespace) | set(table))
+
+    return getattr_, dir_
