@@ -293,6 +293,25 @@ class Prompt(Generic[T]):
             completions=tuple(completions),
         )
 
+    def _attempt(
+        self,
+        messages: tuple[Message, ...],
+        completion: Completion,
+        completions: list[Completion],
+        errors: list[ParseError],
+    ) -> tuple[bool, Any]:
+        """Record one reply: ``(True, value)`` when it parsed, else ``(False, the conversation to
+        send next)``; raises the final :class:`ParseError` once the repair budget is spent."""
+        completions.append(completion)
+        try:
+            return True, self.parser.parse(completion.text)
+        except ParseError as err:
+            errors.append(err)
+            final = self._outcome(completions, errors)
+            if final is not None:
+                raise final from err
+            return False, self._repair_messages(messages, completion, err)
+
     def _result(
         self, messages: tuple[Message, ...], examples: Selection, value: T, completions: list[Completion]
     ) -> Result[T]:
@@ -321,22 +340,12 @@ class Prompt(Generic[T]):
         errors: list[ParseError] | None = None,
     ) -> Result[T]:
         errors = errors if errors is not None else []
-        conversation = messages
-        if errors:
-            conversation = self._repair_messages(messages, completions[-1], errors[-1])
+        conversation = self._repair_messages(messages, completions[-1], errors[-1]) if errors else messages
         while True:
-            completion = backend.complete(conversation, **params)
-            completions.append(completion)
-            try:
-                value = self.parser.parse(completion.text)
-            except ParseError as err:
-                errors.append(err)
-                final = self._outcome(completions, errors)
-                if final is not None:
-                    raise final from err
-                conversation = self._repair_messages(messages, completion, err)
-                continue
-            return self._result(messages, examples, value, completions)
+            parsed, outcome = self._attempt(messages, backend.complete(conversation, **params), completions, errors)
+            if parsed:
+                return self._result(messages, examples, outcome, completions)
+            conversation = outcome
 
     async def arun(self, **inputs: Any) -> Result[T]:
         """Async :meth:`run`."""
@@ -354,22 +363,14 @@ class Prompt(Generic[T]):
         errors: list[ParseError] | None = None,
     ) -> Result[T]:
         errors = errors if errors is not None else []
-        conversation = messages
-        if errors:
-            conversation = self._repair_messages(messages, completions[-1], errors[-1])
+        conversation = self._repair_messages(messages, completions[-1], errors[-1]) if errors else messages
         while True:
-            completion = await backend.acomplete(conversation, **params)
-            completions.append(completion)
-            try:
-                value = self.parser.parse(completion.text)
-            except ParseError as err:
-                errors.append(err)
-                final = self._outcome(completions, errors)
-                if final is not None:
-                    raise final from err
-                conversation = self._repair_messages(messages, completion, err)
-                continue
-            return self._result(messages, examples, value, completions)
+            parsed, outcome = self._attempt(
+                messages, await backend.acomplete(conversation, **params), completions, errors
+            )
+            if parsed:
+                return self._result(messages, examples, outcome, completions)
+            conversation = outcome
 
     def complete(self, **inputs: Any) -> T:
         """The parsed, typed value for ``inputs``."""
@@ -462,6 +463,22 @@ class Prompt(Generic[T]):
     def __repr__(self) -> str:
         backend = self.backend.name if self.backend is not None else None
         return f"<Prompt {self.template!r} backend={backend} parser={self.parser!r}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = [
+            ("backend", self.backend.name if self.backend is not None else "none"),
+            ("parser", repr(self.parser)),
+            ("examples", repr(self.selector) if self.selector is not None else "none"),
+            ("params", ", ".join(f"{k}={v!r}" for k, v in self.params.items()) or "none"),
+            ("repair", str(self.repair)),
+        ]
+        table = "".join(
+            f"<tr><th style='text-align:left;padding-right:1em'>{k}</th><td><code>{html.escape(v)}</code></td></tr>"
+            for k, v in rows
+        )
+        return f"<div><b>Prompt</b><table>{table}</table>{self.template._repr_html_()}</div>"
 
 
 def _split_fewshot(parts: Sequence[ChatPart]) -> tuple[ChatTemplate, int | None, FewShot | None]:

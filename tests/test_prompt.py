@@ -128,3 +128,20 @@ def test_with_examples_requires_placeholder() -> None:
 def test_bad_template_type() -> None:
     with pytest.raises(ConfigurationError, match="template must be"):
         Prompt(42)  # type: ignore[call-overload]
+
+
+def test_notebook_view_shows_the_parts() -> None:
+    prompt = Prompt(
+        "Classify <review>{{ text }}</review>{{ examples }}",
+        MockBackend(),
+        parser=PydanticParser(Sentiment),
+        examples=[{"text": "<b>great</b>", "label": "pos"}],
+        params={"temperature": 0},
+    )
+    view = prompt._repr_html_()
+    assert "PydanticParser(Sentiment)" in view
+    assert "temperature=0" in view
+    assert "FixedSelector" in view
+    assert "text" in view  # the template's variables are shown
+    assert "&lt;review&gt;" in view  # the template source is escaped, not interpreted
+    assert "<review>" not in view
