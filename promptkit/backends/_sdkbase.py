@@ -138,6 +138,14 @@ class SDKBackend(BaseBackend):
 
     def _check_stream(self, stream: Any) -> None:
         """Reject a stream the provider answered with something other than server-sent events."""
+        response = getattr(stream, "response", None)
+        ctype = response.headers.get("content-type", "") if response is not None else "text/event-stream"
+        if not ctype.startswith("text/event-stream"):
+            raise ResponseError(
+                f"{self.name}: expected an event stream but the server answered {ctype or 'no content type'}",
+                provider=self.name,
+                status_code=getattr(response, "status_code", None),
+            )
 
     def _finish(self, state: Any) -> Chunk:
         """The final chunk (usage, finish reason), or a typed error for a stream cut short."""

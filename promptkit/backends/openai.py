@@ -203,16 +203,6 @@ class OpenAIBackend(SDKBackend):
             raw=reply,
         )
 
-    def _check_stream(self, stream: Any) -> None:
-        response = getattr(stream, "response", None)
-        ctype = response.headers.get("content-type", "") if response is not None else "text/event-stream"
-        if not ctype.startswith("text/event-stream"):
-            raise ResponseError(
-                f"{self.name}: expected an event stream but the server answered {ctype or 'no content type'}",
-                provider=self.name,
-                status_code=getattr(response, "status_code", None),
-            )
-
     def _finish(self, state: _StreamState) -> Chunk:
         done = state.finish is not None and (state.usage is not None or not self._stream_usage)
         if not done:
