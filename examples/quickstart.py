@@ -33,8 +33,17 @@ examples = [
     {"review": "It is a phone case.", "label": "neutral"},
 ]
 
-# The mock answers like a model would: prose around a fenced JSON block.
-backend = MockBackend(['Sure!\n```json\n{"label": "positive", "confidence": 0.93}\n```'])
+# The mock answers like a model would: prose around a fenced JSON block; then a reply that does
+# not validate (so the prompt re-asks); then a streamed reply.
+backend = MockBackend(
+    [
+        'Sure!\n```json\n{"label": "positive", "confidence": 0.93}\n```',
+        '{"label": "mixed", "confidence": 0.5}',
+        '{"label": "negative", "confidence": 0.81}',
+        '{"label": "neutral", "confidence": 0.64}',
+    ],
+    chunk_size=8,
+)
 
 classify = promptkit.Prompt(
     template,
@@ -57,6 +66,17 @@ def main() -> None:
     assert isinstance(result.value, Sentiment)
     print(f"Usage (mock counts words): {result.usage.input_tokens} in, {result.usage.output_tokens} out")
     print(f"Backend saw {len(backend.calls)} call(s) with params {dict(backend.last_request.params)}")
+
+    # An invalid reply ("mixed" is not a label) is sent back with the error; the retry is recorded.
+    repaired = classify.run(review="Screen cracked on day one.")
+    print(f"\nRepaired after {len(repaired.completions)} attempts: {repaired.value!r}")
+    print(f"  the model was told: {backend.last_request.messages[-1].text[:70]!r}...")
+    print(f"  tokens for both attempts: {repaired.usage.input_tokens} in, {repaired.usage.output_tokens} out")
+
+    # Streaming yields typed partial values as the reply arrives, the validated value last.
+    print("\nStreaming:")
+    for preview in classify.stream(review="It is fine, I guess."):
+        print(f"  {preview!r}")
 
 
 if __name__ == "__main__":

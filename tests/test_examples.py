@@ -16,6 +16,8 @@ def test_quickstart_runs_offline() -> None:
     ).stdout
     assert "offline" in out
     assert "Typed value: Sentiment(label='positive', confidence=0.93)" in out
+    assert "Repaired after 2 attempts: Sentiment(label='negative', confidence=0.81)" in out
+    assert out.rstrip().endswith("Sentiment(label='neutral', confidence=0.64)")
 
 
 def _readme_blocks() -> list[str]:
