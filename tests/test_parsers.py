@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import itertools
 import json
 import time
 from decimal import Decimal
@@ -366,6 +367,17 @@ def test_stream_yields_a_fresh_preview_at_least_every_kb() -> None:
             last_preview_at = fed
     assert worst_gap <= 1024 + 4
     assert state.finish() == json.loads(doc)
+
+
+def test_stream_never_repeats_an_unchanged_preview() -> None:
+    class Verdict(BaseModel):
+        label: Literal["positive", "negative", "neutral"]
+        confidence: float
+
+    reply = '{"label": "neutral", "confidence": 0.64}'
+    values = list(PydanticParser(Verdict).parse_stream(reply[i : i + 2] for i in range(0, len(reply), 2)))
+    assert values[-1] == Verdict(label="neutral", confidence=0.64)
+    assert all(a != b for a, b in itertools.pairwise(values))
 
 
 def test_stream_previews_are_snapshots() -> None:

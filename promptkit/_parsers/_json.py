@@ -420,6 +420,7 @@ class _JsonStream:
         self._parts: list[str] = []
         self._throttle = Throttle()
         self._seen = -1
+        self._last: Any = MISSING
 
     def feed(self, chunk: str) -> list[Any]:
         self._parts.append(chunk)
@@ -433,6 +434,11 @@ class _JsonStream:
             return []
         self._throttle.reset()
         self._seen = builder.version
+        # Text arrived but nothing that validates changed (e.g. half of a Literal): no new preview.
+        # The comparison costs about what building the preview did, so the total stays linear.
+        if self._last is not MISSING and value == self._last:
+            return []
+        self._last = value
         return [value]
 
     def finish(self) -> Any:
