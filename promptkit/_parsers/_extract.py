@@ -20,8 +20,10 @@ __all__ = [
     "JsonSyntaxError",
     "extract_json_candidates",
     "find_candidates",
+    "compact",
     "load_json",
     "max_depth",
+    "may_hold_nan",
     "position_of",
 ]
 
@@ -56,25 +58,30 @@ class Candidate(NamedTuple):
 def fenced_blocks(text: str) -> list[tuple[str, int, int]]:
     """``(info, start, end)`` of each fenced block's body; an unclosed block runs to the end.
 
-    Fence lines are found with ``str.find`` (C speed) and checked with an anchored one-line match;
-    each marker's next position is searched again only once the scan has passed it, and the line
-    start only between the last position and the hit, so the scan stays linear.
+    Fence lines are found with one-character ``str.find`` calls (a memchr, far faster than a
+    three-character search) and checked with an anchored one-line match; each marker's next
+    position is searched again only once the scan has passed it, and the line start only between
+    the last position and the hit, so the scan stays linear.
     """
     blocks: list[tuple[str, int, int]] = []
-    n = len(text)
-    pos = line_start = 0
-    # Next known position of each marker; -1 once none is left. A one-character find is a memchr.
+    find = text.find
+    # Next known position of each marker: -2 before the first search, -1 once none is left.
     tick = -2 if "`" in text else -1
     tilde = -2 if "~" in text else -1
     if tick == tilde == -1:
         return blocks
+    pos = line_start = 0
     opening: re.Match[str] | None = None
     while True:
-        if tick == -2 or -1 < tick < pos:
-            tick = _find_marker(text, "```", pos)
-        if tilde == -2 or -1 < tilde < pos:
-            tilde = _find_marker(text, "~~~", pos)
-        hit = min(tick, tilde) if tick >= 0 and tilde >= 0 else max(tick, tilde)
+        if tick != -1 and tick < pos:
+            tick = find("`", pos)  # one-character finds are a memchr; then check for the run
+            while tick >= 0 and not text.startswith("```", tick):
+                tick = find("`", tick + 1)
+        if tilde != -1 and tilde < pos:
+            tilde = find("~", pos)
+            while tilde >= 0 and not text.startswith("~~~", tilde):
+                tilde = find("~", tilde + 1)
+        hit = tilde if tick < 0 or -1 < tilde < tick else tick
         if hit < 0:
             break
         newline = text.rfind("\n", pos, hit)
@@ -86,29 +93,19 @@ def fenced_blocks(text: str) -> list[tuple[str, int, int]]:
             continue
         pos = m.end()
         if opening is None:
-            info = m.group(2)
-            if m.group(1)[0] == "`" and "`" in info:
+            if m.group(1)[0] == "`" and "`" in m.group(2):
                 continue  # not a fence: backticks in the info string (inline code)
             opening = m
             continue
-        fence, marker = opening.group(1), m.group(1)
+        marker, fence = m.group(1), opening.group(1)
         if marker[0] == fence[0] and len(marker) >= len(fence) and not m.group(2).strip():
-            start = min(opening.end() + 1, n)
+            start = opening.end() + 1
             blocks.append((_info(opening), start, max(m.start() - 1, start)))
             opening = None
     if opening is not None:
+        n = len(text)
         blocks.append((_info(opening), min(opening.end() + 1, n), n))
     return blocks
-
-
-def _find_marker(text: str, marker: str, pos: int) -> int:
-    """``text.find(marker, pos)`` for a run of one character, jumping with one-character finds."""
-    char = marker[0]
-    while True:
-        i = text.find(char, pos)
-        if i < 0 or text.startswith(marker, i):
-            return i
-        pos = i + 1
 
 
 def _info(fence: re.Match[str]) -> str:
@@ -274,6 +271,31 @@ def load_json(text: str, *, allow_nan: bool = False, duplicate_keys: bool = Fals
         m = _POSITION.search(reason)
         offset = position_of(text, int(m.group(1)), int(m.group(2))) if m else None
         raise JsonSyntaxError(reason, offset) from None
+
+
+def compact(text: str) -> bytes:
+    """``text`` as UTF-8 with JSON whitespace deleted, for token checks at C speed.
+
+    Deleting whitespace inside strings too is fine for the checks made on it, which may only err
+    towards "maybe": a byte 0x22 (quote), 0x2c, 0x3a or 0x5b is never part of a longer UTF-8 sequence.
+    """
+    return text.encode("utf-8", "surrogatepass").translate(None, b" \t\n\r")
+
+
+_NAN_TOKENS = (b":NaN", b",NaN", b"[NaN", b":Infinity", b",Infinity", b"[Infinity", b"-Infinity")
+
+
+def may_hold_nan(text: str) -> bool:
+    """Whether ``text`` may hold a ``NaN`` or ``Infinity`` token, not just the word inside a string.
+
+    >>> may_hold_nan('{"x": NaN}'), may_hold_nan('{"name": "NaN bread", "to": "Infinity pool"}')
+    (True, False)
+    """
+    # A one-character test is a memchr, far cheaper than a word search over the whole text.
+    if ("N" not in text or "NaN" not in text) and ("I" not in text or "Infinity" not in text):
+        return False
+    packed = compact(text)
+    return packed.startswith((b"NaN", b"Infinity")) or any(token in packed for token in _NAN_TOKENS)
 
 
 def max_depth(text: str, limit: int) -> int:

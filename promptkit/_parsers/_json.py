@@ -19,6 +19,9 @@ Policies (safe by default)
 * ``allow_nan=False``: ``NaN`` and ``Infinity`` are errors.
 * ``extra="forbid"`` (``PydanticParser``): unknown fields are errors; ``"ignore"`` drops them,
   ``None`` follows the model's own configuration.
+
+``PydanticParser`` validates a candidate first and applies the duplicate-key and NaN policies with
+the proofs in ``_policies``; only when those cannot clear a reply does it parse the text again.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ import jiter
 from .._errors import ConfigurationError, ParseError
 from ..backends import OutputSchema
 from ._base import BaseParser, StreamState, Throttle, snippet
-from ._extract import Candidate, JsonSyntaxError, candidate_groups, line_column, load_json, max_depth
+from ._extract import Candidate, JsonSyntaxError, candidate_groups, line_column, load_json, max_depth, may_hold_nan
+from ._policies import UNKNOWN_FACTS, keys_at_most, schema_facts
 from ._schema import schema_name, strict_json_schema
 from ._stream import MISSING, JsonBuilder
 
@@ -127,21 +131,48 @@ class _JsonBase(BaseParser[T]):
         if self._prescan(cand.text):
             json_text, loaded = self._load(cand)
             return self._convert(json_text, loaded)
-        # Nothing for the policies to check: validate directly, and parse again only to explain
-        # a failure (the error path may be slow, the happy path is one pass).
+        # Validate directly; parse again only to explain a failure or to settle a duplicate key the
+        # cheap proof could not rule out (the happy path is one pass).
         try:
-            return self._convert(cand.text, MISSING)
+            value = self._convert(cand.text, MISSING)
         except _CandidateError as problem:
-            json_text, loaded = self._load(cand)
+            json_text, loaded = self._load(cand)  # syntax and policy errors, with their positions
             if json_text is cand.text:
                 raise _CandidateError(problem.detail, value=loaded) from None
             return self._convert(json_text, loaded)  # lenient mode repaired it
+        if (self.duplicate_keys == "reject" and not self._unique_keys(cand.text, value)) or not self._finite(
+            cand.text, value
+        ):
+            self._load(cand)  # raises on a duplicate key or a NaN; a false alarm costs one exact parse
+        return value
+
+    _facts = UNKNOWN_FACTS
+    """What the target schema tells the policies (see ``_policies``); unknown unless a subclass knows."""
 
     def _prescan(self, text: str) -> bool:
         """Whether the text must be parsed first to apply the duplicate-key and NaN policies."""
-        if self.duplicate_keys == "reject":
+        facts = self._facts
+        if self.duplicate_keys == "reject" and facts.counter is None:
             return True
-        return not self.allow_nan and ("NaN" in text or "Infinity" in text)
+        return not self.allow_nan and facts.takes_nan and facts.finite is None and may_hold_nan(text)
+
+    def _finite(self, text: str, value: T) -> bool:
+        """Whether ``value`` is clear of the NaN policy without a parse (no = maybe not)."""
+        finite = self._facts.finite
+        if finite is None or self.allow_nan or ("N" not in text and "I" not in text):
+            return True  # scanned before validation, allowed, or no token can be there (a memchr each)
+        try:
+            return finite(value)
+        except RecursionError:  # a deep value in a deep call stack: the full parse is iterative
+            return False
+
+    def _unique_keys(self, text: str, value: T) -> bool:
+        """Whether ``value``, validated from ``text``, provably had no duplicate key (no = maybe)."""
+        counter = self._facts.counter
+        try:
+            return counter is not None and keys_at_most(text, counter(value))
+        except RecursionError:  # a deep value in a deep call stack: the full parse is iterative
+            return False
 
     def _repair(self, text: str) -> str | None:
         stripped = text.strip()
@@ -305,6 +336,10 @@ class PydanticParser(_JsonBase[T]):
         self.extra = extra
         self._is_model = is_model
         self._adapter: pydantic.TypeAdapter[T] = pydantic.TypeAdapter(model)
+        facts = schema_facts(self._adapter.core_schema)
+        if extra == "allow":  # extra values are kept as parsed, NaN included: only a scan finds it
+            facts = facts._replace(takes_nan=True, finite=None)
+        self._facts = facts
         self._previewer = _Previewer(model)
         self._instructions: str | None = None
         self._output_schema: OutputSchema | None = None
@@ -323,8 +358,8 @@ class PydanticParser(_JsonBase[T]):
         import pydantic
 
         try:
-            if self._is_model:
-                return self.model.model_validate_json(json_text, extra=self.extra)  # type: ignore[attr-defined,no-any-return]
+            if self._is_model:  # the model's own validator, as model_validate_json calls it
+                return self.model.__pydantic_validator__.validate_json(json_text, extra=self.extra)  # type: ignore[attr-defined,no-any-return]
             return self._adapter.validate_json(json_text, extra=self.extra)
         except pydantic.ValidationError as exc:
             raise _CandidateError(_summarise(exc), value=loaded) from None

@@ -1,0 +1,553 @@
+"""The duplicate-key and NaN policies without a second parse (promptkit/_parsers/_policies.py).
+
+The cheap proof must be exact: a reply is rejected for a duplicate key if and only if a full parse
+with jiter's duplicate check rejects it, whatever the schema, the whitespace or the strings hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import re
+import sys
+from decimal import Decimal
+from typing import Any, Literal
+
+import jiter
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import (
+    AliasChoices,
+    AliasPath,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Json,
+    RootModel,
+    TypeAdapter,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from typing_extensions import TypedDict
+
+from promptkit import ParseError
+from promptkit._parsers import PydanticParser
+from promptkit._parsers._extract import may_hold_nan
+from promptkit._parsers._policies import keys_at_most, schema_facts
+
+
+class Item(BaseModel):
+    sku: str
+    price: float
+    tags: list[str] = []
+
+
+class Order(BaseModel):
+    id: str
+    items: list[Item]
+    meta: dict[str, Any] = {}
+    note: str | None = None
+    ship_to: Item | None = None
+
+
+class Tree(BaseModel):
+    name: str
+    children: list[Tree] = []
+
+
+class Mixed(BaseModel):
+    kind: Literal["a", "b"]
+    value: int | Item | list[Item]
+    pairs: tuple[Item, int] | None = None
+    scores: dict[str, Item] = {}
+
+
+def facts_of(model: Any) -> Any:
+    return schema_facts(TypeAdapter(model).core_schema)
+
+
+# -- the text bound -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "count", "expected"),
+    [
+        ('{"a": 1, "b": {"c": 2}}', 3, True),
+        ('{"a": 1, "b": {"c": 2}}', 2, False),
+        ('{"a": "10:30", "b": "https://x.example"}', 2, True),  # colons in strings: the tight bound
+        ('{"a" : 1, "a" : 2}', 1, False),  # space before the colon still counts
+        ('{"a"\n:\t1,"a"\r\n:2}', 1, False),  # any JSON whitespace
+        ('{"a": ": x", "b": 1}', 2, False),  # a string opening with a colon only costs the fallback
+        ("[1, 2, 3]", 0, True),
+    ],
+)
+def test_keys_at_most_bounds_the_keys(text: str, count: int, expected: bool) -> None:
+    assert keys_at_most(text, count) is expected
+
+
+def test_keys_at_most_leaves_sparse_text_to_the_full_parse() -> None:
+    prose = '{"summary": "' + "Next: step. " * 200 + '"}'
+    assert not keys_at_most(prose, 1)  # cheaper to parse than to scan a long string twice
+
+
+def test_keys_at_most_handles_non_ascii_and_lone_surrogates() -> None:
+    assert keys_at_most('{"é": "ü:ö", "ß": 1}', 2)
+    assert keys_at_most('{"a": "\ud800:"}', 1)
+
+
+# -- schema facts -------------------------------------------------------------------------------
+
+
+def test_counter_counts_distinct_keys_of_nested_models_lists_dicts_and_any() -> None:
+    facts = facts_of(Order)
+    assert facts.counter is not None
+    order = Order.model_validate_json(
+        '{"id": "A", "items": [{"sku": "x", "price": 1}, {"sku": "y", "price": 2, "tags": []}],'
+        ' "meta": {"k": {"deep": [{"x": 1}]}, "j": 2}}'
+    )
+    # id, items, meta = 3; items 2 + 3; meta 2, its k 1, the list's object 1
+    assert facts.counter(order) == 3 + 5 + 2 + 1 + 1
+
+
+def test_counter_skips_unset_fields_and_their_defaults() -> None:
+    class Holder(BaseModel):
+        data: dict[str, int] = Field(default_factory=lambda: {"a": 1, "b": 2, "c": 3})
+
+    facts = facts_of(Holder)
+    assert facts.counter is not None
+    assert facts.counter(Holder.model_validate_json("{}")) == 0
+
+
+def test_counter_follows_recursion_and_unions() -> None:
+    tree = Tree.model_validate_json('{"name": "r", "children": [{"name": "a", "children": [{"name": "b"}]}]}')
+    facts = facts_of(Tree)
+    assert facts.counter is not None
+    assert facts.counter(tree) == 2 + 2 + 1
+    mixed = Mixed.model_validate_json(
+        '{"kind": "a", "value": [{"sku": "x", "price": 1}], "pairs": [{"sku": "y", "price": 2}, 3],'
+        ' "scores": {"s": {"sku": "z", "price": 3}}}'
+    )
+    facts = facts_of(Mixed)
+    assert facts.counter is not None
+    assert facts.counter(mixed) == 4 + 2 + 2 + 1 + 2
+
+
+def test_extra_allowed_values_count_as_keys() -> None:
+    class Open(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        a: int = 0
+
+    facts = facts_of(Open)
+    assert facts.counter is not None
+    assert facts.takes_nan
+    assert facts.counter(Open.model_validate_json('{"a": 1, "b": 2, "c": {"d": 3}}')) == 3
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+class PathAliased(BaseModel):
+    a: int = Field(validation_alias=AliasPath("data", 0))
+    b: int = Field(validation_alias=AliasPath("data", 1))
+
+
+class ChoiceAliased(BaseModel):
+    a: int = Field(validation_alias=AliasChoices("a", "alpha"))
+
+
+class Validated(BaseModel):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def check(cls, value: str) -> str:
+        return value
+
+
+class ModelValidated(BaseModel):
+    name: str
+
+    @model_validator(mode="after")
+    def check(self) -> ModelValidated:
+        return self
+
+
+class PostInit(BaseModel):
+    name: str
+
+    def model_post_init(self, context: Any) -> None:
+        self.name = self.name
+
+
+class CustomInit(BaseModel):
+    name: str
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+
+
+class Embedded(BaseModel):
+    raw: Json[dict[str, int]]
+
+
+class WithDataclass(BaseModel):
+    point: Point
+
+
+class Rooted(BaseModel):
+    root: RootModel[list[int]]
+
+
+class Movie(TypedDict):
+    title: str
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        PathAliased,
+        ChoiceAliased,
+        Validated,
+        ModelValidated,
+        PostInit,
+        CustomInit,
+        Embedded,
+        WithDataclass,
+        Rooted,
+        Movie,
+    ],
+)
+def test_schemas_that_could_report_keys_never_sent_get_no_counter(model: Any) -> None:
+    facts = facts_of(model)
+    assert facts.counter is None
+    assert facts.takes_nan
+
+
+@pytest.mark.parametrize(
+    ("model", "takes_nan"),
+    [(Tree, False), (Order, True), (Mixed, True), (PathAliased, True)],
+)
+def test_nan_facts(model: Any, takes_nan: bool) -> None:
+    assert facts_of(model).takes_nan is takes_nan
+
+
+# -- the parser: exact, whichever way it gets there ------------------------------------------------
+
+
+def test_duplicate_keys_are_caught_in_every_kind_of_object() -> None:
+    parser = PydanticParser(Order)
+    replies = [
+        '{"id": "A", "id": "B", "items": []}',
+        '{"id": "A", "items": [{"sku": "x", "price": 1, "price": 2}]}',
+        '{"id": "A", "items": [], "meta": {"k": 1, "k": 2}}',
+        '{"id": "A", "items": [], "meta": {"k": [{"x": 1, "x": 1}]}}',
+        '{"id": "A", "items": [], "note": "at 10:30", "ship_to": {"sku": "s", "sku": "t", "price": 1}}',
+        '{"id": "A", "\\u0069d": "B", "items": []}',  # the same key, escaped
+        '{"id" : "A", "items" : [], "id" : "C"}',
+    ]
+    for reply in replies:
+        with pytest.raises(ParseError, match="duplicate key"):
+            parser.parse(reply)
+
+
+def test_duplicates_under_an_unsupported_schema_still_caught() -> None:
+    with pytest.raises(ParseError, match="duplicate key"):
+        PydanticParser(Validated).parse('{"name": "a", "name": "b"}')
+
+
+def test_false_alarms_cost_a_parse_but_not_the_answer() -> None:
+    reply = json.dumps({"id": "A:B:C", "items": [{"sku": ":x:", "price": 1.5, "tags": [":", "a:b"]}], "note": ": "})
+    assert PydanticParser(Order).parse(reply) == Order.model_validate_json(reply)
+
+
+def test_nan_in_a_schema_without_floats_fails_validation_with_the_nan_message() -> None:
+    with pytest.raises(ParseError, match="NaN and Infinity are not JSON"):
+        PydanticParser(Tree).parse('{"name": "r", "children": NaN}')
+
+
+def test_nan_and_infinity_words_inside_strings_are_not_tokens() -> None:
+    reply = '{"id": "NaN bread", "items": [{"sku": "Infinity pool", "price": 1.0, "tags": ["-Infinity"]}]}'
+    assert PydanticParser(Order).parse(reply).items[0].sku == "Infinity pool"
+    assert may_hold_nan('{"x": [1, NaN]}')
+    assert may_hold_nan('{"x": -Infinity}')
+    assert may_hold_nan("NaN")
+    assert not may_hold_nan('{"x": "NaN", "y": "Infinity"}')
+
+
+def test_extra_allow_scans_extras_for_nan() -> None:
+    with pytest.raises(ParseError, match="NaN and Infinity"):
+        PydanticParser(Tree, extra="allow").parse('{"name": "r", "other": NaN}')
+
+
+# -- exactness under random replies ------------------------------------------------------------------
+
+_KEY = st.sampled_from(["a", "b", "c", "id", ":", "a:b", "é"])
+_SCALAR = st.one_of(
+    st.integers(-5, 5),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(alphabet='ab: "\\\n', max_size=6),
+    st.none(),
+    st.booleans(),
+)
+_JSON = st.recursive(
+    _SCALAR,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(st.tuples(_KEY, inner), max_size=4),  # key/value pairs: repeats make duplicates
+    ),
+    max_leaves=12,
+)
+
+
+def _dump(value: Any, style: int) -> str:
+    """JSON text with possibly repeated keys, in one of three whitespace styles."""
+    colon, comma = [(":", ","), (": ", ", "), (" :\n ", " ,\t")][style]
+    if isinstance(value, list) and value and all(isinstance(v, tuple) for v in value):
+        return "{" + comma.join(json.dumps(k) + colon + _dump(v, style) for k, v in value) + "}"
+    if isinstance(value, list):
+        return "[" + comma.join(_dump(v, style) for v in value) + "]"
+    return json.dumps(value)
+
+
+class AnyHolder(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    a: Any = None
+    b: dict[str, Any] = {}
+    c: list[Any] = []
+
+
+def _has_duplicate(text: str) -> bool:
+    try:
+        jiter.from_json(text.encode(), catch_duplicate_keys=True)
+    except ValueError as exc:
+        return "duplicate" in str(exc).lower()
+    return False
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(body=st.lists(st.tuples(st.sampled_from(["a", "b", "c", "x"]), _JSON), max_size=5), style=st.integers(0, 2))
+def test_reject_equals_a_full_duplicate_check(body: list[tuple[str, Any]], style: int) -> None:
+    text = _dump(body, style) if body else "{}"
+    strict = PydanticParser(AnyHolder)
+    relaxed = PydanticParser(AnyHolder, duplicate_keys="last")
+    try:
+        expected = relaxed.parse(text)
+    except ParseError:
+        return  # not valid for the model at all: nothing for the duplicate policy to decide
+    if _has_duplicate(text):
+        with pytest.raises(ParseError, match=re.compile("duplicate key")):
+            strict.parse(text)
+    else:
+        assert strict.parse(text) == expected
+
+
+_ITEM = st.fixed_dictionaries(
+    {"sku": st.text(alphabet="ab:é ", max_size=4), "price": st.floats(-10, 10)},
+    optional={"tags": st.lists(st.text(alphabet="x:", max_size=3), max_size=2)},
+)
+_ORDER = st.fixed_dictionaries(
+    {"id": st.text(alphabet="A:1", max_size=3), "items": st.lists(_ITEM, max_size=4)},
+    optional={
+        "meta": st.dictionaries(st.sampled_from(["k", "j", "é"]), _JSON, max_size=2),
+        "note": st.none() | st.text(alphabet="n: ", max_size=5),
+        "ship_to": st.none() | _ITEM,
+    },
+)
+
+
+def _dump_repeating(value: Any, target: int, seen: list[int]) -> str:
+    """JSON text of ``value`` in which the ``target``-th object (depth first) repeats its first key."""
+    if isinstance(value, dict):
+        index = len(seen)
+        seen.append(index)
+        pairs = [json.dumps(k) + ": " + _dump_repeating(v, target, seen) for k, v in value.items()]
+        if index == target and pairs:
+            pairs.append(pairs[0])
+        return "{" + ", ".join(pairs) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_dump_repeating(v, target, seen) for v in value) + "]"
+    return json.dumps(value)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(order=_ORDER, target=st.integers(-1, 8))
+def test_reject_is_exact_for_nested_models(order: dict[str, Any], target: int) -> None:
+    text = _dump_repeating(order, target, [])
+    if _has_duplicate(text):
+        with pytest.raises(ParseError, match="duplicate key"):
+            PydanticParser(Order).parse(text)
+    else:
+        assert PydanticParser(Order).parse(text) == Order.model_validate_json(text)
+
+
+# -- NaN from the validated floats ---------------------------------------------------------------
+
+
+class Reading(BaseModel):
+    value: float
+    low: float | None = None
+    history: list[float] = []
+    by_name: dict[str, float] = {}
+
+
+class Station(BaseModel):
+    name: str
+    readings: list[Reading]
+    latest: Reading | None = None
+    peak: float = float("nan")  # a default that is not finite
+
+
+class Sensor(BaseModel):
+    level: float
+    parts: list[Sensor] = []
+
+
+def test_finite_check_follows_floats_in_models_lists_and_dicts() -> None:
+    finite = facts_of(Station).finite
+    assert finite is not None
+    ok = Station.model_validate_json('{"name": "N1", "readings": [{"value": 1, "low": null, "history": [0, 2.5]}]}')
+    assert not finite(ok)  # the unset default, NaN, is seen too: that only costs the full parse
+    ok = ok.model_copy(update={"peak": 1.0})
+    assert finite(ok)
+    for bad in (
+        {"readings": [{"value": float("inf")}]},
+        {"readings": [{"value": 1, "low": float("nan")}]},
+        {"readings": [{"value": 1, "history": [1.0, float("-inf")]}]},
+        {"readings": [{"value": 1, "by_name": {"a": float("nan")}}]},
+        {"readings": [], "latest": {"value": float("nan")}},
+    ):
+        assert not finite(Station.model_validate({"name": "x", "peak": 0.0, **bad}))
+    recursive = facts_of(Sensor).finite
+    assert recursive is not None
+    assert not recursive(
+        Sensor.model_validate({"level": 1, "parts": [{"level": 2, "parts": [{"level": float("nan")}]}]})
+    )
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_nan_tokens_in_float_fields_are_rejected_wherever_they_are(token: str) -> None:
+    reply = f'{{"name": "Nord", "peak": 1, "readings": [{{"value": 1}}, {{"value": 2, "history": [1, {token}]}}]}}'
+    with pytest.raises(ParseError, match="NaN and Infinity are not JSON"):
+        PydanticParser(Station).parse(reply)
+    assert PydanticParser(Station, allow_nan=True).parse(reply).readings[1].history[1] != 1.0
+
+
+def test_a_non_finite_default_and_an_overflowing_number_are_not_tokens() -> None:
+    station = PydanticParser(Station).parse('{"name": "Nord", "readings": [{"value": 1e999}]}')
+    assert station.readings[0].value == float("inf")  # as json.loads and pydantic read it
+    assert station.peak != station.peak  # the NaN default, untouched
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    [Decimal, complex, Any, float | str],
+)
+def test_other_numbers_leave_the_nan_policy_to_the_text_scan(annotation: Any) -> None:
+    model = create_model("Holder", x=(annotation, ...))
+    facts = facts_of(model)
+    assert facts.takes_nan
+    assert facts.finite is None
+    with pytest.raises(ParseError, match="NaN and Infinity"):
+        PydanticParser(model).parse('{"x": NaN}')
+
+
+def test_a_deep_value_in_a_deep_call_stack_falls_back_to_the_full_parse() -> None:
+    depth = 99  # near pydantic's JSON nesting limit
+    sensor = '{"level": 1, "parts": [' * depth + '{"level": 2}' + "]}" * depth
+    station = sensor.replace('"level": 2}', '"level": NaN}')
+
+    def near_the_limit(frames: int, text: str) -> Sensor:
+        return PydanticParser(Sensor).parse(text) if frames <= 0 else near_the_limit(frames - 1, text)
+
+    room = sys.getrecursionlimit() - len(inspect.stack(0)) - 120  # too few frames for the walk
+    assert near_the_limit(room, sensor) == Sensor.model_validate_json(sensor)
+    with pytest.raises(ParseError, match="NaN and Infinity"):
+        near_the_limit(room, station)
+
+
+class Pair(BaseModel):
+    x: float
+    y: float
+
+
+class Shapes(BaseModel):
+    pairs: list[Pair]
+    optional_by_key: dict[str, float | None] = {}
+    loose: dict = {}  # type: ignore[type-arg]
+
+
+class OnlyNested(BaseModel):
+    shapes: list[Shapes]
+
+
+class BeforeValidated(BaseModel):
+    name: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def check(cls, data: Any) -> Any:
+        return data
+
+
+class SharedAlias(BaseModel):
+    a: int = Field(validation_alias="b")
+    b: int = 0
+
+
+class Cat(BaseModel):
+    kind: Literal["cat"]
+    lives: int
+
+
+class Dog(BaseModel):
+    kind: Literal["dog"]
+    good: bool
+
+
+class Pet(BaseModel):
+    pet: Cat | Dog = Field(discriminator="kind")
+
+
+def test_more_shapes_for_the_counter_and_the_finite_check() -> None:
+    value = OnlyNested.model_validate(
+        {"shapes": [{"pairs": [{"x": 1, "y": 2}], "optional_by_key": {"a": None, "b": 1.5}, "loose": {"k": [1]}}]}
+    )
+    facts = facts_of(OnlyNested)
+    assert facts.counter is not None
+    assert facts.finite is None  # the bare dict holds Any: the text scan decides
+    assert facts.counter(value) == 1 + 3 + 2 + 2 + 1
+    finite = facts_of(Shapes).finite
+    assert finite is None
+    pets = facts_of(Pet)
+    assert pets.counter is not None
+    assert not pets.takes_nan
+    assert pets.counter(Pet.model_validate({"pet": {"kind": "dog", "good": True}})) == 3
+    numbers = schema_facts(TypeAdapter(list[int]).core_schema)
+    assert numbers.counter is not None
+    assert numbers.counter([1, 2]) == 0
+
+
+def test_finite_check_of_float_columns_and_optional_dict_values() -> None:
+    class Plot(BaseModel):
+        pairs: list[Pair]
+        optional_by_key: dict[str, float | None] = {}
+
+    class Holder(BaseModel):
+        plots: list[Plot]
+
+    finite = facts_of(Holder).finite
+    assert finite is not None
+    good = {"plots": [{"pairs": [{"x": 1, "y": 2}, {"x": 0, "y": 3}], "optional_by_key": {"a": None, "b": 1.0}}]}
+    assert finite(Holder.model_validate(good))
+    for bad in ({"pairs": [{"x": 1, "y": float("nan")}]}, {"pairs": [], "optional_by_key": {"a": float("inf")}}):
+        assert not finite(Holder.model_validate({"plots": [bad]}))
+
+
+@pytest.mark.parametrize("model", [BeforeValidated, SharedAlias])
+def test_model_validators_and_shared_keys_get_no_counter(model: Any) -> None:
+    assert facts_of(model).counter is None
