@@ -15,8 +15,9 @@ they do. Three shapes show where each path lands:
 * ``one long text``: two string fields, 1.9 KB of prose. The floor is then about 1 us, so fixed
   costs (finding the block, one scan of the text) dominate the ratio;
 
-and one schema with a field validator, which the proof cannot read (the full parse runs). The
-``"last"`` column is ``duplicate_keys="last"``, which needs no check at all.
+and the records under a field validator on the order: the proof counts the order's own keys but
+cannot vouch for what its fields hold, so the full parse runs. The ``"last"`` column is
+``duplicate_keys="last"``, which needs no check at all.
 
 Part 2 feeds each parser adversarial replies of 1 MB and 4 MB (a fence followed by spaces, deep
 brackets, unterminated strings, many tags...). A linear parser takes about 4x as long on the
@@ -66,7 +67,7 @@ class Order(BaseModel):
 
 
 class CheckedOrder(Order):
-    """The same order with a field validator: the duplicate-key proof cannot read it."""
+    """The same order with a field validator: the proof cannot vouch for what its fields hold."""
 
     @field_validator("customer")
     @classmethod

@@ -27,6 +27,7 @@ from pydantic import (
     Json,
     RootModel,
     TypeAdapter,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -207,25 +208,52 @@ class Movie(TypedDict):
     title: str
 
 
-@pytest.mark.parametrize(
-    "model",
-    [
-        PathAliased,
-        ChoiceAliased,
-        Validated,
-        ModelValidated,
-        PostInit,
-        CustomInit,
-        Embedded,
-        WithDataclass,
-        Rooted,
-        Movie,
-    ],
-)
-def test_schemas_that_could_report_keys_never_sent_get_no_counter(model: Any) -> None:
+@pytest.mark.parametrize("model", [PathAliased, ChoiceAliased, ModelValidated, PostInit, CustomInit, Movie])
+def test_models_with_code_of_their_own_get_no_counter(model: Any) -> None:
     facts = facts_of(model)
     assert facts.counter is None
+    assert facts.takes_nan  # both policies fall back to the full parse
+
+
+@pytest.mark.parametrize("model", [Validated, Embedded, WithDataclass, Rooted])
+def test_models_with_code_in_their_fields_count_their_own_keys_only(model: Any) -> None:
+    facts = facts_of(model)
+    assert facts.counter is not None
     assert facts.takes_nan
+    assert facts.finite is None
+    fields = list(model.model_fields)
+    value = model.model_construct(_fields_set=set(fields), **dict.fromkeys(fields))
+    assert facts.counter(value) == len(fields)
+
+
+class Leaf(BaseModel):
+    a: int = 0
+    b: int = 0
+
+
+class Toucher(BaseModel):
+    leaf: Leaf
+    tag: str
+
+    @field_validator("tag")
+    @classmethod
+    def touch(cls, value: str, info: ValidationInfo) -> str:
+        info.data["leaf"].b = 1  # sets a field the reply never sent: "b" joins leaf's fields set
+        return value
+
+
+def test_a_validator_changing_a_sibling_cannot_hide_a_duplicate() -> None:
+    reply = '{"leaf": {"a": 1, "a": 2}, "tag": "x"}'  # 4 keys; counting leaf's fields set would say 4 too
+    assert Toucher.model_validate_json(reply).leaf.model_fields_set == {"a", "b"}
+    with pytest.raises(ParseError, match="duplicate key"):
+        PydanticParser(Toucher).parse(reply)
+    assert PydanticParser(Toucher).parse('{"leaf": {"a": 1}, "tag": "x"}').leaf.b == 1
+
+
+def test_a_flat_model_with_validators_takes_the_cheap_proof() -> None:
+    assert PydanticParser(Validated).parse('{"name": "a"}') == Validated(name="a")
+    with pytest.raises(ParseError, match="duplicate key"):
+        PydanticParser(Validated).parse('{"name": "a", "name": "b"}')
 
 
 @pytest.mark.parametrize(
@@ -374,15 +402,24 @@ def _dump_repeating(value: Any, target: int, seen: list[int]) -> str:
     return json.dumps(value)
 
 
+class CheckedOrder(Order):
+    @field_validator("note")
+    @classmethod
+    def touch(cls, value: str | None, info: ValidationInfo) -> str | None:
+        for item in info.data.get("items", []):
+            item.tags = item.tags  # marks "tags" as set on every item, sent or not
+        return value
+
+
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(order=_ORDER, target=st.integers(-1, 8))
-def test_reject_is_exact_for_nested_models(order: dict[str, Any], target: int) -> None:
+@given(order=_ORDER, target=st.integers(-1, 8), model=st.sampled_from([Order, CheckedOrder]))
+def test_reject_is_exact_for_nested_models(order: dict[str, Any], target: int, model: type[Order]) -> None:
     text = _dump_repeating(order, target, [])
     if _has_duplicate(text):
         with pytest.raises(ParseError, match="duplicate key"):
-            PydanticParser(Order).parse(text)
+            PydanticParser(model).parse(text)
     else:
-        assert PydanticParser(Order).parse(text) == Order.model_validate_json(text)
+        assert PydanticParser(model).parse(text) == model.model_validate_json(text)
 
 
 # -- NaN from the validated floats ---------------------------------------------------------------

@@ -23,10 +23,14 @@ and dicts, a compiled check of the validated floats (``math.isfinite`` at C spee
 text scan; a non-finite float sends the caller to the full parse, which tells a ``NaN`` token from
 a number too large for a float.
 
-Only schemas built from models, lists, tuples, sets, dicts, unions, ``Any`` and plain scalars get a
-counter. Anything that can run user code or make objects from other input (validators, ``Json[...]``,
-custom ``__init__``/``model_post_init``, root models, alias paths, dataclasses, ``TypedDict``) does
-not: it could report keys that were never in the input.
+The counter follows models, lists, tuples, sets, dicts, unions, ``Any`` and plain scalars. Anything
+that runs user code or makes objects from other input could report keys the input never had, so:
+
+* a model whose fields hold such code (validators, ``Json[...]``, dataclasses, ``TypedDict``, models
+  with their own code) counts its own keys only: field code cannot touch the instance, which does
+  not exist yet, but a field validator can change sibling values through ``info.data``;
+* a model with code of its own (model validators, a custom ``__init__``, ``model_post_init``, a
+  root model) or with alias paths gets no counter, nor does the model around it, at the top.
 """
 
 from __future__ import annotations
@@ -173,8 +177,8 @@ class _Walk:
         slot: list[Callable[[Any], Any] | None] = []
         default = self._default
 
-        def forward(value: Any) -> Any:
-            target = slot[0]
+        def forward(value: Any) -> Any:  # a target that failed to compile does nothing
+            target = slot[0] if slot else None
             return target(value) if target is not None else default
 
         self.compiled[ref] = forward
@@ -247,7 +251,6 @@ class _Counter(_Walk):
         if "allow" in (fields_schema.get("extra_behavior"), schema.get("config", {}).get("extra_fields_behavior")):
             self.kinds.add("any")  # extra values are kept as parsed, NaN included
         seen: set[str] = set()
-        nested: list[tuple[str, KeyCounter]] = []
         for name, field in fields_schema["fields"].items():
             alias = field.get("validation_alias")
             if alias is not None and not isinstance(alias, str):
@@ -256,7 +259,17 @@ class _Counter(_Walk):
             if keys & seen:
                 raise _UnsupportedError("shared key")
             seen |= keys
-            counter = self.compile(field["schema"])
+        nested: list[tuple[str, KeyCounter]] = []
+        for name, field in fields_schema["fields"].items():
+            try:
+                counter = self.compile(field["schema"])
+            except _UnsupportedError:
+                # Code runs in this field (a validator, Json[...], a dataclass...). The model's own
+                # keys still count: no field code can reach the instance, which does not exist yet.
+                # Its values do not: a field validator can change its siblings through info.data.
+                self.kinds.add("any")
+                nested = []
+                break
             if counter is not None:
                 nested.append((name, counter))
         if not nested:
