@@ -146,6 +146,12 @@ def test_invalid_example_block_is_skipped_for_the_valid_one() -> None:
     assert PydanticParser(City, prefer="first").parse(reply) == City(name="Oslo", population=1)
 
 
+def test_an_invalid_json_block_falls_back_to_the_rest_of_the_reply() -> None:
+    reply = '```json\n{"name": "<city>"}\n```\nActually: {"name": "Oslo", "population": 1}'
+    assert PydanticParser(City).parse(reply) == City(name="Oslo", population=1)
+    assert JsonParser().parse('```json\n[1, 2,]\n```\nfixed: {"a": 1}') == {"a": 1}
+
+
 def test_strict_mode_reports_exact_position() -> None:
     reply = 'Here it is:\n```json\n{"name": "Oslo",\n  "population" 709000}\n```'
     with pytest.raises(ParseError) as info:

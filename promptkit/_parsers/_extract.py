@@ -170,11 +170,14 @@ def balanced_spans(text: str, start: int = 0, limit: int = MAX_SPANS) -> list[tu
     return spans
 
 
-def candidate_groups(text: str) -> Iterator[list[Candidate]]:
-    """Candidate groups, lazily: ``json`` blocks, other blocks, then the bare text's candidates."""
+def candidate_groups(text: str, fenced: list[tuple[str, int, int]] | None = None) -> Iterator[list[Candidate]]:
+    """Candidate groups, lazily: ``json`` blocks, other blocks, then the bare text's candidates.
+
+    ``fenced`` is ``fenced_blocks(text)`` when the caller has it already.
+    """
     json_blocks: list[Candidate] = []
     blocks: list[Candidate] = []
-    for info, start, end in fenced_blocks(text):
+    for info, start, end in fenced_blocks(text) if fenced is None else fenced:
         body = text[start:end]
         if body and not body.isspace():
             if info in JSON_INFOS:

@@ -38,7 +38,17 @@ import jiter
 from .._errors import ConfigurationError, ParseError
 from ..backends import OutputSchema
 from ._base import BaseParser, StreamState, Throttle, snippet
-from ._extract import Candidate, JsonSyntaxError, candidate_groups, line_column, load_json, max_depth, may_hold_nan
+from ._extract import (
+    JSON_INFOS,
+    Candidate,
+    JsonSyntaxError,
+    candidate_groups,
+    fenced_blocks,
+    line_column,
+    load_json,
+    max_depth,
+    may_hold_nan,
+)
 from ._policies import UNKNOWN_FACTS, keys_at_most, schema_facts
 from ._schema import schema_name, strict_json_schema
 from ._stream import MISSING, JsonBuilder
@@ -189,8 +199,17 @@ class _JsonBase(BaseParser[T]):
         return repaired if isinstance(repaired, str) and repaired.strip() not in ("", '""') else None
 
     def parse(self, text: str) -> T:
+        fenced = fenced_blocks(text)
+        if len(fenced) == 1 and fenced[0][0] in JSON_INFOS:
+            # The common reply: one json block, which decides when it is valid (the general loop
+            # below would pick it for every ``prefer``). Anything else takes the general loop.
+            _, start, end = fenced[0]
+            try:
+                return self._candidate(Candidate("json-block", start, end, text[start:end]))
+            except _CandidateError:
+                pass
         problems: list[tuple[tuple[int, int, int, int], _CandidateError]] = []  # only the best is kept
-        for group_index, group in enumerate(candidate_groups(text)):
+        for group_index, group in enumerate(candidate_groups(text, fenced)):
             valid: list[T] = []
             indexed = list(enumerate(group))
             for index, cand in reversed(indexed) if self.prefer == "last" else indexed:
