@@ -5,6 +5,7 @@ import datetime as dt
 import enum
 import itertools
 import json
+import math
 import time
 from decimal import Decimal
 from typing import Any, Literal
@@ -281,6 +282,23 @@ def test_validate_reuses_policies() -> None:
     with pytest.raises(ParseError) as info:
         parser.validate({"name": "Oslo"})
     assert info.value.last_value == {"name": "Oslo"}
+    with pytest.raises(ParseError, match="country: Extra inputs are not permitted"):
+        parser.validate({"name": "Oslo", "population": 1, "country": "NO"})
+
+
+def test_validate_applies_the_nan_policy_at_any_depth() -> None:
+    class Series(BaseModel):
+        points: list[dict[str, float]]
+
+    loaded = json.loads('{"points": [{"x": 1.0}, {"x": NaN}]}')  # json.loads reads NaN
+    with pytest.raises(ParseError, match="NaN and Infinity") as info:
+        PydanticParser(Series).validate(loaded)
+    assert info.value.last_value is loaded
+    assert math.isnan(PydanticParser(Series, allow_nan=True).validate(loaded).points[1]["x"])
+    shared: list[Any] = [1.0]
+    shared.append(shared)  # a value built in Python may contain itself: the check still ends
+    with pytest.raises(ParseError):
+        PydanticParser(Series).validate({"points": shared})
 
 
 def test_no_json_and_empty_reply() -> None:

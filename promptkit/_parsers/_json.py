@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import types
 from collections.abc import Sequence
@@ -384,22 +385,31 @@ class PydanticParser(_JsonBase[T]):
             raise _CandidateError(_summarise(exc), value=loaded) from None
 
     def validate(self, value: Any) -> T:
-        """Validate an already-parsed value (e.g. a tool call's arguments) with the same policies."""
+        """Validate an already-parsed value (e.g. a tool call's arguments) with the same policies.
+
+        ``extra`` applies as in :meth:`parse`, and so does ``allow_nan``: ``json.loads`` reads
+        ``NaN`` and ``Infinity``, so a non-finite float in ``value`` is an error unless allowed.
+        """
         import pydantic
 
+        problem: str | None = None
         try:
-            return self._adapter.validate_python(value, extra=self.extra)
+            if not self.allow_nan and _holds_non_finite(value):
+                problem = "NaN and Infinity are not JSON (pass allow_nan=True to accept them)"
+            else:
+                return self._adapter.validate_python(value, extra=self.extra)
         except pydantic.ValidationError as exc:
-            try:
-                text = json.dumps(value, default=str)
-            except (TypeError, ValueError, RecursionError):  # circular or exotic: a repr still shows it
-                text = repr(value)
-            raise ParseError(
-                f"value is not a valid {self.name}: {_summarise(exc)}",
-                text=text,
-                expected=self._expected(),
-                last_value=value,
-            ) from exc
+            problem = _summarise(exc)
+        try:
+            text = json.dumps(value, default=str)
+        except (TypeError, ValueError, RecursionError):  # circular or exotic: a repr still shows it
+            text = repr(value)
+        raise ParseError(
+            f"value is not a valid {self.name}: {problem}",
+            text=text,
+            expected=self._expected(),
+            last_value=value,
+        )
 
     # -- instructions and native output ---------------------------------------------------------
     def instructions(self) -> str:
@@ -453,6 +463,21 @@ class PydanticParser(_JsonBase[T]):
     def __repr__(self) -> str:
         mode = f", mode={self.mode!r}" if self.mode != "prompt" else ""
         return f"PydanticParser({self.name}{mode})"
+
+
+def _holds_non_finite(value: Any) -> bool:
+    """Whether a parsed JSON value holds a NaN or an infinite float, at any depth (no recursion)."""
+    stack = [value]
+    seen: set[int] = set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, (dict, list, tuple)) and id(item) not in seen:
+            seen.add(id(item))  # a value built in Python may share or even contain itself
+            stack.extend(item.values() if isinstance(item, dict) else item)
+    return False
 
 
 def _summarise(exc: pydantic.ValidationError) -> str:
