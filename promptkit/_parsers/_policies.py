@@ -30,7 +30,8 @@ that runs user code or makes objects from other input could report keys the inpu
   with their own code) counts its own keys only: field code cannot touch the instance, which does
   not exist yet, but a field validator can change sibling values through ``info.data``;
 * a model with code of its own (model validators, a custom ``__init__``, ``model_post_init``, a
-  root model) or with alias paths gets no counter, nor does the model around it, at the top.
+  root model) or with alias paths cannot be counted: inside another model it is field code as
+  above; at the top there is no counter and the full parse decides.
 """
 
 from __future__ import annotations
