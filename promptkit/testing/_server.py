@@ -47,6 +47,7 @@ Fault = Literal[
     "html",  # answer 200 with an HTML page (a captive portal or proxy error page)
     "json_for_stream",  # answer a stream request with a plain JSON completion
     "stream_error",  # Anthropic: send ``after`` events, then an ``error`` event (status stays 200)
+    "stall",  # send half the body (or ``after`` stream events), go quiet ``pause`` seconds, then the rest
 ]
 
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"})
@@ -83,7 +84,8 @@ class ServerReply:
 
     ``text`` is the completion; ``finish_reason`` uses promptkit's vocabulary (``stop``,
     ``length``, ...) and is translated per provider. ``delay`` waits before the first byte;
-    ``trickle`` sends the reply one byte at a time with that many seconds between bytes.
+    ``trickle`` sends the reply one byte at a time with that many seconds between bytes;
+    ``pause`` is how long a ``stall`` fault goes quiet mid-body.
     ``chunk_size`` is the number of characters per streamed delta. Token counts default to the
     number of whitespace-separated words.
 
@@ -103,6 +105,7 @@ class ServerReply:
     after: int = 1
     delay: float = 0.0
     trickle: float = 0.0
+    pause: float = 0.0
     chunk_size: int = 4
     model: str | None = None
     input_tokens: int | None = None
@@ -150,6 +153,12 @@ class ServerReply:
     def invalid_utf8(cls, *, after: int = 1, text: str = "partial reply text") -> ServerReply:
         """Send ``after`` stream events, then bytes that are not UTF-8."""
         return cls.inject("invalid_utf8", after=after, text=text)
+
+    @classmethod
+    def stall(cls, pause: float, *, after: int = 1, text: str = "a reply that stalls") -> ServerReply:
+        """Send the headers and half the body (or ``after`` stream events), then nothing for
+        ``pause`` seconds, then the rest: a server that hangs mid-body."""
+        return cls(fault="stall", pause=pause, after=after, text=text)
 
     @classmethod
     def html(cls) -> ServerReply:
@@ -306,7 +315,18 @@ class _Handler(BaseHTTPRequestHandler):
         self, status: int, content_type: str, data: bytes, reply: ServerReply, extra: Mapping[str, str]
     ) -> None:
         self._head(status, content_type, extra, len(data))
+        if reply.fault == "stall":
+            half = len(data) // 2
+            self._write(data[:half], reply)
+            self._quiet(reply)
+            data = data[half:]
         self._write(data, reply)
+
+    def _quiet(self, reply: ServerReply) -> None:
+        """Send nothing for ``reply.pause`` seconds (a stall), unless the server is stopping."""
+        self.wfile.flush()
+        if self.server.owner._stopping.wait(reply.pause):
+            raise _Reset
 
     # -- answering ----------------------------------------------------------------------------
     def _answer(self, request: RecordedRequest, reply: ServerReply) -> None:
@@ -374,6 +394,8 @@ class _Handler(BaseHTTPRequestHandler):
                     err = {"type": "error", "error": {"type": "overloaded_error", "message": reply.message}}
                     self._chunk(b"event: error\ndata: " + json.dumps(err).encode() + b"\n\n", reply)
                     break
+                if fault == "stall" and sent == reply.after:
+                    self._quiet(reply)
             self._chunk(event, reply)
         self._write(b"0\r\n\r\n", reply)
 
