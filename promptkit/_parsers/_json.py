@@ -151,9 +151,8 @@ class _JsonBase(BaseParser[T]):
             if json_text is cand.text:
                 raise _CandidateError(problem.detail, value=loaded) from None
             return self._convert(json_text, loaded)  # lenient mode repaired it
-        if (self.duplicate_keys == "reject" and not self._unique_keys(cand.text, value)) or not self._finite(
-            cand.text, value
-        ):
+        unproven = self.duplicate_keys == "reject" and not self._unique_keys(cand.text, value)
+        if unproven or not self._finite(cand.text, value):
             self._load(cand)  # raises on a duplicate key or a NaN; a false alarm costs one exact parse
         return value
 
