@@ -250,6 +250,18 @@ def test_a_validator_changing_a_sibling_cannot_hide_a_duplicate() -> None:
     assert PydanticParser(Toucher).parse('{"leaf": {"a": 1}, "tag": "x"}').leaf.b == 1
 
 
+def test_fields_validated_after_the_last_field_with_code_are_counted() -> None:
+    early = facts_of(EarlyCheckedOrder)
+    late = facts_of(CheckedOrder)  # its validator is on "note", after "items" and "meta"
+    assert early.counter is not None
+    assert late.counter is not None
+    order = EarlyCheckedOrder.model_validate_json('{"id": "a", "items": [{"sku": "x", "price": 1}], "meta": {"k": 1}}')
+    assert early.counter(order) == 3 + 2 + 1  # the order's keys, the item's, meta's
+    assert late.counter(CheckedOrder.model_validate(order.model_dump(exclude_unset=True))) == 3
+    with pytest.raises(ParseError, match="duplicate key"):
+        PydanticParser(EarlyCheckedOrder).parse('{"id": "a", "items": [{"sku": "x", "sku": "y", "price": 1}]}')
+
+
 def test_a_flat_model_with_validators_takes_the_cheap_proof() -> None:
     assert PydanticParser(Validated).parse('{"name": "a"}') == Validated(name="a")
     with pytest.raises(ParseError, match="duplicate key"):
@@ -411,8 +423,15 @@ class CheckedOrder(Order):
         return value
 
 
+class EarlyCheckedOrder(Order):
+    @field_validator("id")
+    @classmethod
+    def upper(cls, value: str) -> str:
+        return value.upper()  # runs first: it sees no other field
+
+
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(order=_ORDER, target=st.integers(-1, 8), model=st.sampled_from([Order, CheckedOrder]))
+@given(order=_ORDER, target=st.integers(-1, 8), model=st.sampled_from([Order, CheckedOrder, EarlyCheckedOrder]))
 def test_reject_is_exact_for_nested_models(order: dict[str, Any], target: int, model: type[Order]) -> None:
     text = _dump_repeating(order, target, [])
     if _has_duplicate(text):

@@ -27,8 +27,10 @@ The counter follows models, lists, tuples, sets, dicts, unions, ``Any`` and plai
 that runs user code or makes objects from other input could report keys the input never had, so:
 
 * a model whose fields hold such code (validators, ``Json[...]``, dataclasses, ``TypedDict``, models
-  with their own code) counts its own keys only: field code cannot touch the instance, which does
-  not exist yet, but a field validator can change sibling values through ``info.data``;
+  with their own code) counts its own keys, and what the fields validated after the last such
+  field hold: field code cannot touch the instance, which does not exist yet, but a field
+  validator sees the fields validated before it (``info.data``, in definition order) and could
+  change them;
 * a model with code of its own (model validators, a custom ``__init__``, ``model_post_init``, a
   root model) or with alias paths cannot be counted: inside another model it is field code as
   above; at the top there is no counter and the full parse decides.
@@ -261,17 +263,19 @@ class _Counter(_Walk):
                 raise _UnsupportedError("shared key")
             seen |= keys
         nested: list[tuple[str, KeyCounter]] = []
-        for name, field in fields_schema["fields"].items():
+        code_after = False  # whether a field validated later runs code
+        for name, field in reversed(fields_schema["fields"].items()):
             try:
                 counter = self.compile(field["schema"])
             except _UnsupportedError:
-                # Code runs in this field (a validator, Json[...], a dataclass...). The model's own
-                # keys still count: no field code can reach the instance, which does not exist yet.
-                # Its values do not: a field validator can change its siblings through info.data.
+                # Code runs in this field (a validator, Json[...], a dataclass...): its value is
+                # not counted, nor are the fields validated before it, which its validator sees
+                # (and could change) through info.data. The model's own keys still count: no field
+                # code can reach the instance, which does not exist yet.
                 self.kinds.add("any")
-                nested = []
-                break
-            if counter is not None:
+                code_after = True
+                continue
+            if counter is not None and not code_after:
                 nested.append((name, counter))
         if not nested:
             count = _flat_model
