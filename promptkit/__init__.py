@@ -114,7 +114,9 @@ if _TYPE_CHECKING:
         XmlTagParser,
         strict_json_schema,
     )
-    from ._prompt import Prompt, Result
+    from ._prompt import Prompt
+    from ._result import Attempt, Result
+    from ._run import AsyncPromptStream, PromptStream
     from ._templates import (
         ChatTemplate,
         MessagesPlaceholder,
@@ -144,6 +146,8 @@ __version__ = "0.1.0"
 # every test session of a project using promptkit imports) pays only for what it uses.
 _LAZY: dict[str, str] = {
     "AnthropicBackend": ".backends.anthropic",
+    "AsyncPromptStream": "._run",
+    "Attempt": "._result",
     "BM25Selector": "._fewshot",
     "BaseEmbedder": "._embeddings",
     "BaseParser": "._parsers",
@@ -173,13 +177,14 @@ _LAZY: dict[str, str] = {
     "Parser": "._parsers",
     "Preview": "._templates",
     "Prompt": "._prompt",
+    "PromptStream": "._run",
     "PromptFile": "._files",
     "PromptLibrary": "._templates",
     "PydanticParser": "._parsers",
     "QdrantIndex": "._fewshot",
     "RandomSelector": "._fewshot",
     "RegexParser": "._parsers",
-    "Result": "._prompt",
+    "Result": "._result",
     "RetryPolicy": ".backends._retry",
     "Selected": "._fewshot",
     "Selection": "._fewshot",
@@ -216,7 +221,9 @@ __getattr__, __dir__ = _lazy_attributes(__name__, _LAZY, globals())
 
 __all__ = [
     "AnthropicBackend",
+    "AsyncPromptStream",
     "AsyncStream",
+    "Attempt",
     "AuthenticationError",
     "BM25Selector",
     "Backend",
@@ -264,6 +271,7 @@ __all__ = [
     "Prompt",
     "PromptFile",
     "PromptLibrary",
+    "PromptStream",
     "PromptkitError",
     "PydanticParser",
     "QdrantIndex",

@@ -1,18 +1,21 @@
-"""``Prompt``: a template, examples, a parser and a backend composed into one typed call."""
+"""``Prompt``: a template, examples, a parser, a strategy and a backend composed into one typed call."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from ._errors import ConfigurationError, ParseError, TemplateError, UnsupportedCapabilityError
+from ._errors import ConfigurationError, TemplateError, UnsupportedCapabilityError
 from ._fewshot import ExampleLike, FewShot, FixedSelector, Selection, Selector, render_examples
-from ._messages import Completion, Message, Usage, _messages_html
-from ._parsers import FinalOnly, NativeOutputParser, Parser, StreamState, TextParser
+from ._messages import Message, TextPart
+from ._parsers import NativeOutputParser, Parser, TextParser
+from ._result import Result
+from ._run import AsyncPromptStream, PromptStream, Run, adrive, drive, finish
+from ._strategies import Direct, Strategy
 from ._templates import ChatTemplate, Template
-from .backends import Backend, Params
+from ._utils import UNSET, UnsetType
+from .backends import ALL_PARAMS, Backend, Params, validate_params
 from .backends import backend as make_backend
 
 if TYPE_CHECKING:
@@ -28,167 +31,227 @@ ChatPart = tuple[str, "str | Template"] | FewShot
 
 EXAMPLES_VAR = "examples"
 INSTRUCTIONS_VAR = "format_instructions"
+PARAMS_VAR = "params"
+RESERVED = frozenset({EXAMPLES_VAR, INSTRUCTIONS_VAR})
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Result(Generic[T]):
-    """Everything one prompt call produced: the typed value and how it was obtained.
-
-    ``usage`` adds up every attempt's tokens; ``completions`` lists each attempt's reply (more
-    than one when an invalid reply was repaired by re-asking); ``examples`` is the
-    :class:`Selection` shown, with each example's score and tokens.
-    """
-
-    value: T
-    messages: tuple[Message, ...]
-    completion: Completion
-    examples: Selection = field(default_factory=Selection)
-    completions: tuple[Completion, ...] = field(default=(), repr=False)
-
-    @property
-    def usage(self) -> Usage:
-        """Tokens used by all attempts together."""
-        total = Usage()
-        for completion in self.completions or (self.completion,):
-            total = total + completion.usage
-        return total
-
-    @property
-    def text(self) -> str:
-        """The raw text of the reply the value was parsed from."""
-        return self.completion.text
-
-    def _repr_html_(self) -> str:
-        import html
-
-        value = html.escape(repr(self.value))
-        u = self.usage
-        shown = self.examples
-        examples = (
-            f"<details><summary>{len(shown)} example(s)</summary>{shown._repr_html_()}</details>" if shown else ""
-        )
-        return (
-            f"<div><b>value</b> <code>{value}</code>"
-            f"<details><summary>{len(self.messages)} message(s) sent</summary>"
-            f"{_messages_html(self.messages)}</details>{examples}"
-            f"<small>tokens in={u.input_tokens} out={u.output_tokens}</small></div>"
-        )
+TemplateLike = Template | ChatTemplate | str | Sequence[ChatPart]
+ExamplesLike = Selector | Sequence[ExampleLike] | None
 
 
 class Prompt(Generic[T]):
-    """A prompting strategy as one object: ``complete(**inputs)`` returns a typed value.
+    """A prompting strategy as one immutable object: ``complete(**inputs)`` returns a typed value.
 
     ``template`` is a :class:`Template` (one user message), a :class:`ChatTemplate`, a string, or
     a list of ``(role, template)`` pairs that may hold one :class:`FewShot` marker.
     ``examples`` (a list or a :class:`Selector`) are rendered with ``example_template`` into the
     template variable ``examples``; with a :class:`ChatTemplate` as ``example_template`` each
     example becomes chat turns, inserted at the ``FewShot`` marker or before the last message.
-    The parser's format instructions are offered as ``format_instructions``.
 
-    When a reply does not parse, the prompt re-asks the model up to ``repair`` times (default 1),
-    sending the bad reply and the parser's error; transport errors are never re-asked here (wrap
-    the backend in a retry for those). A parser with native structured output (``PydanticParser``
-    with ``mode="native"`` or ``"auto"``) sends ``output_schema`` to backends that support it.
+    The parser's format instructions fill ``{{ format_instructions }}`` where the template has
+    it; otherwise they are appended to the last user message (``append_instructions=False``
+    sends them only where the template asks for them). When a reply does not parse, the prompt
+    re-asks the model up to ``repair`` times (default 1), sending the bad reply and the parser's
+    error; transport errors are never re-asked here (backends retry those). A parser with
+    native structured output (``PydanticParser`` with ``mode="native"`` or ``"auto"``) sends
+    ``output_schema`` to backends that support it.
+
+    ``params`` are call parameters for every call (``temperature``, ``max_tokens``, ...); each
+    call method also takes ``params={...}`` for one call. A prompt never changes: the ``with_*``
+    methods return a new prompt, validated like a new one.
 
     >>> from promptkit.testing import MockBackend
     >>> p = Prompt("Capital of {{ country }}?", MockBackend(["Paris"]))
-    >>> p.complete(country="France")
+    >>> p.complete(country="France", params={"temperature": 0})
     'Paris'
     """
+
+    __slots__ = (
+        "_config",
+        "_examples_at",
+        "_fewshot",
+        "_strategy",
+        "append_instructions",
+        "backend",
+        "example_separator",
+        "example_template",
+        "params",
+        "parser",
+        "repair",
+        "selector",
+        "template",
+    )
+
+    template: Template | ChatTemplate
+    backend: Backend | None
+    parser: Parser[T]
+    selector: Selector | None
+    example_template: Template | ChatTemplate | None
+    example_separator: str
+    params: Mapping[str, Any]
+    repair: int
+    append_instructions: bool
+    _config: dict[str, Any]
+    _examples_at: int | None
+    _fewshot: FewShot
+    _strategy: Strategy
 
     @overload
     def __init__(
         self: Prompt[str],
-        template: Template | ChatTemplate | str | Sequence[ChatPart],
+        template: TemplateLike,
         backend: Backend | str | None = None,
         *,
         parser: None = None,
-        examples: Selector | Sequence[ExampleLike] | None = None,
+        examples: ExamplesLike = None,
         example_template: Template | ChatTemplate | str | None = None,
         example_separator: str = "\n\n",
         params: Params | None = None,
         repair: int = 1,
+        append_instructions: bool = True,
     ) -> None: ...
 
     @overload
     def __init__(
         self: Prompt[U],
-        template: Template | ChatTemplate | str | Sequence[ChatPart],
+        template: TemplateLike,
         backend: Backend | str | None = None,
         *,
         parser: Parser[U],
-        examples: Selector | Sequence[ExampleLike] | None = None,
+        examples: ExamplesLike = None,
         example_template: Template | ChatTemplate | str | None = None,
         example_separator: str = "\n\n",
         params: Params | None = None,
         repair: int = 1,
+        append_instructions: bool = True,
     ) -> None: ...
 
     def __init__(
         self,
-        template: Template | ChatTemplate | str | Sequence[ChatPart],
+        template: TemplateLike,
         backend: Backend | str | None = None,
         *,
         parser: Parser[Any] | None = None,
-        examples: Selector | Sequence[ExampleLike] | None = None,
+        examples: ExamplesLike | UnsetType = UNSET,
         example_template: Template | ChatTemplate | str | None = None,
         example_separator: str = "\n\n",
         params: Params | None = None,
         repair: int = 1,
+        append_instructions: bool = True,
     ) -> None:
+        self._setup(
+            {
+                "template": template,
+                "backend": backend,
+                "parser": parser,
+                "examples": examples,
+                "example_template": example_template,
+                "example_separator": example_separator,
+                "params": params,
+                "repair": repair,
+                "append_instructions": append_instructions,
+                "strategy": Direct(),
+            }
+        )
+
+    def _setup(self, config: dict[str, Any]) -> None:
+        """The one constructor path: ``__init__`` and every ``with_*`` validate here."""
+        put = object.__setattr__
+        repair = config["repair"]
         if isinstance(repair, bool) or not isinstance(repair, int) or repair < 0:
             raise ConfigurationError(f"repair must be a whole number of re-asks >= 0, not {repair!r}")
-        self.repair = repair
-        if isinstance(template, str):
-            template = Template(template)
-        self._examples_at: int | None = None  # where chat-style examples go (-1: before the last message)
-        fewshot: FewShot | None = None
-        if isinstance(template, (list, tuple)):
-            template, self._examples_at, fewshot = _split_fewshot(template)
-            if fewshot is not None:
-                examples = examples if examples is not None else fewshot.examples
-                example_template = example_template if example_template is not None else fewshot.example_template
-        if not isinstance(template, (Template, ChatTemplate)):
-            raise ConfigurationError(f"template must be a Template, ChatTemplate or str, not {type(template).__name__}")
-        self.template = template
-        self.backend: Backend | None = make_backend(backend) if isinstance(backend, str) else backend
-        self.parser: Parser[T] = parser if parser is not None else TextParser()  # type: ignore[assignment]
-        if examples is None or isinstance(examples, Selector):
-            self.selector: Selector | None = examples
+        if not isinstance(config["append_instructions"], bool):
+            raise ConfigurationError(
+                f"append_instructions must be True or False, not {config['append_instructions']!r}"
+            )
+        template, examples, example_template, examples_at, fewshot = _resolve_template(config)
+        backend = config["backend"]
+        if isinstance(backend, str):
+            backend = make_backend(backend)
+            config = {**config, "backend": backend}  # variants share the backend built once
+        if backend is not None and not isinstance(backend, Backend):
+            raise ConfigurationError(f"backend must be a Backend or a 'provider:model' string, not {backend!r}")
+        parser = config["parser"] if config["parser"] is not None else TextParser()
+        if examples is UNSET or examples is None or isinstance(examples, Selector):
+            selector: Selector | None = None if examples is UNSET else examples
         else:
-            self.selector = FixedSelector(examples)
+            selector = FixedSelector(examples)
         if isinstance(example_template, str):
             example_template = Template(example_template, name="example_template")
-        self.example_template = example_template
-        self.example_separator = example_separator
-        if isinstance(example_template, ChatTemplate) and self._examples_at is None:
-            self._examples_at = -1
-        self._fewshot = FewShot(
-            example_template,
-            role=fewshot.role if fewshot is not None else "user",
-            separator=fewshot.separator if fewshot is not None else example_separator,
+        if isinstance(example_template, ChatTemplate) and examples_at is None:
+            examples_at = -1
+        _check_examples_place(template, examples_at, selector)
+        separator = config["example_separator"]
+        if not isinstance(separator, str):
+            raise ConfigurationError(f"example_separator must be a str, not {separator!r}")
+        put(self, "_config", config)
+        put(self, "template", template)
+        put(self, "backend", backend)
+        put(self, "parser", parser)
+        put(self, "selector", selector)
+        put(self, "example_template", example_template)
+        put(self, "example_separator", separator)
+        put(self, "params", MappingProxyType(_check_params(config["params"], backend)))
+        put(self, "repair", repair)
+        put(self, "append_instructions", config["append_instructions"])
+        put(self, "_strategy", config["strategy"])
+        put(self, "_examples_at", examples_at)
+        put(
+            self,
+            "_fewshot",
+            FewShot(
+                example_template,
+                role=fewshot.role if fewshot is not None else "user",
+                separator=fewshot.separator if fewshot is not None else separator,
+            ),
         )
-        self.params: Mapping[str, Any] = MappingProxyType(dict(params or {}))
-        self._check_examples_place(self.selector)
 
-    def _check_examples_place(self, selector: Selector | None) -> None:
-        variables = self.template.variables
-        if self._examples_at is not None:
-            if EXAMPLES_VAR in variables:
-                raise ConfigurationError(
-                    f"examples are shown as messages here; remove {{{{ {EXAMPLES_VAR} }}}} from the template"
-                )
-        elif selector is not None and EXAMPLES_VAR not in variables:
-            raise ConfigurationError(
-                f"examples were given but the template never uses {{{{ {EXAMPLES_VAR} }}}}; "
-                "add it where the examples should appear (or a FewShot marker in a chat prompt)"
-            )
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a Prompt cannot be changed; use prompt.with_{name.lstrip('_')}(...) for a new one")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("a Prompt cannot be changed")
+
+    # -- variants -------------------------------------------------------------------------------
+    def _replace(self, **changes: Any) -> Any:
+        new = object.__new__(type(self))
+        new._setup({**self._config, **changes})
+        return new
+
+    def with_template(self, template: TemplateLike) -> Self:
+        """The same prompt with another template (examples and parser unchanged)."""
+        replaced: Self = self._replace(template=template)
+        return replaced
+
+    def with_backend(self, backend: Backend | str) -> Self:
+        """The same prompt on another backend (its parameters are checked against it)."""
+        replaced: Self = self._replace(backend=backend)
+        return replaced
+
+    def with_params(self, **params: Unpack[Params]) -> Self:
+        """The same prompt with some call parameters added or changed."""
+        replaced: Self = self._replace(params={**self.params, **params})
+        return replaced
+
+    def with_parser(self, parser: Parser[U]) -> Prompt[U]:
+        """The same prompt parsing replies with ``parser``."""
+        replaced: Prompt[U] = self._replace(parser=parser)
+        return replaced
+
+    def with_examples(self, examples: ExamplesLike) -> Self:
+        """The same prompt showing other examples (or none)."""
+        replaced: Self = self._replace(examples=examples)
+        return replaced
+
+    def with_repair(self, repair: int) -> Self:
+        """The same prompt allowing ``repair`` re-asks when a reply does not parse."""
+        replaced: Self = self._replace(repair=repair)
+        return replaced
 
     # -- building the request -------------------------------------------------------------------
     @property
     def input_variables(self) -> frozenset[str]:
         """The inputs a call must provide (those the prompt fills itself are left out)."""
-        return self.template.variables - {EXAMPLES_VAR, INSTRUCTIONS_VAR}
+        return self.template.variables - RESERVED
 
     def _select(self, inputs: Mapping[str, Any]) -> Selection:
         if self.selector is None:
@@ -201,25 +264,37 @@ class Prompt(Generic[T]):
             return self._select(inputs)
         return Selection.of(await aselect(inputs), selector=type(self.selector).__name__)
 
-    def _render(self, inputs: Mapping[str, Any], examples: Selection, *, native: bool = False) -> tuple[Message, ...]:
-        reserved = {EXAMPLES_VAR, INSTRUCTIONS_VAR} & inputs.keys()
+    def _check_inputs(self, inputs: Mapping[str, Any]) -> None:
+        reserved = RESERVED & inputs.keys()
         if reserved:
             raise TemplateError(f"{', '.join(sorted(reserved))} is filled by the prompt; do not pass it as an input")
+        misplaced = sorted((inputs.keys() & ALL_PARAMS) - self.template.variables)
+        if misplaced:
+            shown = ", ".join(f"{name!r}: {inputs[name]!r}" for name in misplaced)
+            raise ConfigurationError(
+                f"{', '.join(misplaced)} is a call parameter, not a template variable; pass "
+                f"params={{{shown}}} to this call, or set it on the prompt with prompt.with_params(...)"
+            )
+
+    def _render(self, inputs: Mapping[str, Any], examples: Selection, *, native: bool = False) -> tuple[Message, ...]:
+        self._check_inputs(inputs)
         values = dict(inputs)
         variables = self.template.variables
         if EXAMPLES_VAR in variables:
             template = self.example_template if isinstance(self.example_template, Template) else None
             values[EXAMPLES_VAR] = render_examples(examples, template, separator=self.example_separator)
+        parser = self.parser
+        instructions = (
+            parser.native_instructions() if native and isinstance(parser, NativeOutputParser) else parser.instructions()
+        )
         if INSTRUCTIONS_VAR in variables:
-            parser = self.parser
-            if native and isinstance(parser, NativeOutputParser):
-                values[INSTRUCTIONS_VAR] = parser.native_instructions()
-            else:
-                values[INSTRUCTIONS_VAR] = parser.instructions()
+            values[INSTRUCTIONS_VAR] = instructions
         if isinstance(self.template, ChatTemplate):
             messages = self.template.render(**values)
         else:
             messages = [Message("user", self.template.render(**values))]
+        if instructions and self.append_instructions and INSTRUCTIONS_VAR not in variables:
+            _append_to_last_user(messages, instructions)
         if self._examples_at is not None:
             at = len(messages) - 1 if self._examples_at < 0 else self._examples_at
             messages[at:at] = self._fewshot.messages(examples)
@@ -227,20 +302,15 @@ class Prompt(Generic[T]):
 
     def render(self, **inputs: Any) -> list[Message]:
         """The messages a call with ``inputs`` would send, without calling the backend."""
-        native = self.backend is not None and self._native_schema(self.backend) is not None
+        native = self.backend is not None and self._native_schema(self.backend, self.params) is not None
         return list(self._render(inputs, self._select(inputs), native=native))
 
-    def _backend(self) -> Backend:
-        if self.backend is None:
-            raise ConfigurationError("this Prompt has no backend; pass one or use prompt.with_backend(...)")
-        return self.backend
-
-    def _native_schema(self, backend: Backend) -> Any:
+    def _native_schema(self, backend: Backend, params: Mapping[str, Any]) -> Any:
         """The ``output_schema`` to send when the parser asks for native output, else ``None``."""
         parser = self.parser
-        if not isinstance(parser, NativeOutputParser) or "output_schema" in self.params:
+        if not isinstance(parser, NativeOutputParser) or "output_schema" in params:
             return None
-        supported: frozenset[str] = getattr(backend, "supported_params", frozenset())
+        supported = backend.supported_params
         if not parser.uses_native(supported):
             return None
         if "output_schema" not in supported:
@@ -250,216 +320,92 @@ class Prompt(Generic[T]):
             )
         return parser.output_schema()
 
-    def _prepare(self, inputs: Mapping[str, Any]) -> tuple[Backend, Selection, tuple[Message, ...], Params]:
-        return self._finish_prepare(inputs, self._select(inputs))
-
-    async def _aprepare(self, inputs: Mapping[str, Any]) -> tuple[Backend, Selection, tuple[Message, ...], Params]:
-        return self._finish_prepare(inputs, await self._aselect(inputs))
-
-    def _finish_prepare(
-        self, inputs: Mapping[str, Any], examples: Selection
-    ) -> tuple[Backend, Selection, tuple[Message, ...], Params]:
-        backend = self._backend()
-        schema = self._native_schema(backend)
+    def _start(self, inputs: Mapping[str, Any], params: Params | None, examples: Selection) -> Run[T]:
+        if self.backend is None:
+            raise ConfigurationError("this Prompt has no backend; pass one or use prompt.with_backend(...)")
+        backend = self.backend
+        merged: dict[str, Any] = {**self.params, **_check_call_params(params)}
+        schema = self._native_schema(backend, merged)
         messages = self._render(inputs, examples, native=schema is not None)
-        params: Params = {**self.params}  # type: ignore[typeddict-item]
         if schema is not None:
-            params["output_schema"] = schema
-        return backend, examples, messages, params
-
-    def _repair_messages(
-        self, messages: tuple[Message, ...], bad: Completion, error: ParseError
-    ) -> tuple[Message, ...]:
-        """The original messages, the invalid reply, and what was wrong with it."""
-        note = (
-            f"Your reply could not be used: {error.message}\n"
-            "Reply again, following the original instructions exactly, with the corrected answer only."
-        )
-        return (*messages, Message("assistant", bad.text), Message("user", note))
-
-    def _outcome(self, completions: list[Completion], errors: list[ParseError]) -> ParseError | None:
-        """``None`` to re-ask, or the final error once the repair budget is spent."""
-        if len(completions) <= self.repair:
-            return None
-        last = errors[-1]
-        values = [e.last_value for e in errors if e.last_value is not None]
-        n = len(completions)
-        return ParseError(
-            f"no valid reply after {n} attempt{'s' if n > 1 else ''}: {last.message}",
-            text=last.text,
-            attempts=[c.text for c in completions],
-            last_value=values[-1] if values else None,
-            position=last.position,
-            completions=tuple(completions),
-        )
-
-    def _attempt(
-        self,
-        messages: tuple[Message, ...],
-        completion: Completion,
-        completions: list[Completion],
-        errors: list[ParseError],
-    ) -> tuple[bool, Any]:
-        """Record one reply: ``(True, value)`` when it parsed, else ``(False, the conversation to
-        send next)``; raises the final :class:`ParseError` once the repair budget is spent."""
-        completions.append(completion)
-        try:
-            return True, self.parser.parse(completion.text)
-        except ParseError as err:
-            errors.append(err)
-            final = self._outcome(completions, errors)
-            if final is not None:
-                raise final from err
-            return False, self._repair_messages(messages, completion, err)
-
-    def _result(
-        self, messages: tuple[Message, ...], examples: Selection, value: T, completions: list[Completion]
-    ) -> Result[T]:
-        return Result(
-            value=value,
+            merged["output_schema"] = schema
+        return Run(
+            backend=backend,
+            parser=self.parser,
+            strategy=self._strategy,
             messages=messages,
-            completion=completions[-1],
             examples=examples,
-            completions=tuple(completions),
+            params=merged,
+            repair=self.repair,
         )
+
+    def _run(self, inputs: Mapping[str, Any], params: Params | None) -> Run[T]:
+        return self._start(inputs, params, self._select(inputs))
+
+    async def _arun(self, inputs: Mapping[str, Any], params: Params | None) -> Run[T]:
+        return self._start(inputs, params, await self._aselect(inputs))
 
     # -- calling --------------------------------------------------------------------------------
-    def run(self, **inputs: Any) -> Result[T]:
-        """Select examples, render, call the backend and parse (re-asking on an invalid reply)."""
-        backend, examples, messages, params = self._prepare(inputs)
-        return self._run(backend, examples, messages, params, [])
+    def run(self, *, params: Params | None = None, **inputs: Any) -> Result[T]:
+        """Select examples, render, call the backend and parse: the whole :class:`Result`.
 
-    def _run(
-        self,
-        backend: Backend,
-        examples: Selection,
-        messages: tuple[Message, ...],
-        params: Params,
-        completions: list[Completion],
-        *,
-        errors: list[ParseError] | None = None,
-    ) -> Result[T]:
-        errors = errors if errors is not None else []
-        conversation = self._repair_messages(messages, completions[-1], errors[-1]) if errors else messages
-        while True:
-            parsed, outcome = self._attempt(messages, backend.complete(conversation, **params), completions, errors)
-            if parsed:
-                return self._result(messages, examples, outcome, completions)
-            conversation = outcome
+        ``params`` are call parameters for this call only, laid over the prompt's.
+        """
+        return finish(drive(self._run(inputs, params), stream=False))
 
-    async def arun(self, **inputs: Any) -> Result[T]:
+    async def arun(self, *, params: Params | None = None, **inputs: Any) -> Result[T]:
         """Async :meth:`run`."""
-        backend, examples, messages, params = await self._aprepare(inputs)
-        return await self._arun(backend, examples, messages, params, [])
+        run = await self._arun(inputs, params)
+        results: list[Result[T]] = []
+        async for _ in adrive(run, stream=False, done=results.append):
+            pass  # pragma: no cover - a call without streaming yields no previews
+        return results[0]
 
-    async def _arun(
-        self,
-        backend: Backend,
-        examples: Selection,
-        messages: tuple[Message, ...],
-        params: Params,
-        completions: list[Completion],
-        *,
-        errors: list[ParseError] | None = None,
-    ) -> Result[T]:
-        errors = errors if errors is not None else []
-        conversation = self._repair_messages(messages, completions[-1], errors[-1]) if errors else messages
-        while True:
-            parsed, outcome = self._attempt(
-                messages, await backend.acomplete(conversation, **params), completions, errors
-            )
-            if parsed:
-                return self._result(messages, examples, outcome, completions)
-            conversation = outcome
+    def complete(self, *, params: Params | None = None, **inputs: Any) -> T:
+        """The parsed, typed value for ``inputs`` (``params`` as in :meth:`run`)."""
+        return self.run(params=params, **inputs).value
 
-    def complete(self, **inputs: Any) -> T:
-        """The parsed, typed value for ``inputs``."""
-        return self.run(**inputs).value
-
-    async def acomplete(self, **inputs: Any) -> T:
+    async def acomplete(self, *, params: Params | None = None, **inputs: Any) -> T:
         """Async :meth:`complete`."""
-        return (await self.arun(**inputs)).value
+        return (await self.arun(params=params, **inputs)).value
 
-    # -- streaming ------------------------------------------------------------------------------
-    def _stream_state(self) -> StreamState[T]:
-        make = getattr(self.parser, "stream_state", None)
-        if make is not None:
-            state: StreamState[T] = make()
-            return state
-        return FinalOnly(self.parser)
-
-    def stream(self, **inputs: Any) -> Iterator[T]:
-        """Stream the reply, yielding partial values as they arrive and the validated value last.
+    def stream(self, *, params: Params | None = None, **inputs: Any) -> PromptStream[T]:
+        """Stream the reply: a :class:`PromptStream` of partial values, the validated value last.
 
         Previews come from the parser's ``stream_state`` (a partial model, the list items so far,
         the text so far). When the finished reply does not parse, the prompt re-asks without
-        streaming (up to ``repair`` times) and yields the repaired value last.
+        streaming (up to ``repair`` times) and yields the repaired value last. Once the stream is
+        finished, ``stream.result`` is the whole :class:`Result`, usage included.
 
         >>> from promptkit.testing import MockBackend
         >>> p = Prompt("Say hi", MockBackend(["Hello there"], chunk_size=4))
         >>> list(p.stream())[-1]
         'Hello there'
         """
-        backend, examples, messages, params = self._prepare(inputs)
-        state = self._stream_state()
-        with backend.stream(messages, **params) as stream:
-            for delta in stream:
-                yield from state.feed(delta)
-            completion = stream.completion
-        try:
-            value = state.finish()
-        except ParseError as err:
-            final = self._outcome([completion], [err])
-            if final is not None:
-                raise final from err
-            yield self._run(backend, examples, messages, params, [completion], errors=[err]).value
-            return
-        yield value
+        self._check_streams()
+        return PromptStream(drive(self._run(inputs, params), stream=True))
 
-    async def astream(self, **inputs: Any) -> AsyncIterator[T]:
-        """Async :meth:`stream`: ``async for value in prompt.astream(...)``."""
-        backend, examples, messages, params = await self._aprepare(inputs)
-        state = self._stream_state()
-        async with backend.astream(messages, **params) as stream:
-            async for delta in stream:
-                for value in state.feed(delta):
-                    yield value
-            completion = stream.completion
-        try:
-            final_value = state.finish()
-        except ParseError as err:
-            final = self._outcome([completion], [err])
-            if final is not None:
-                raise final from err
-            yield (await self._arun(backend, examples, messages, params, [completion], errors=[err])).value
-            return
-        yield final_value
+    def astream(self, *, params: Params | None = None, **inputs: Any) -> AsyncPromptStream[T]:
+        """Async :meth:`stream`: ``async for value in prompt.astream(...)``, then ``.result``."""
+        self._check_streams()
 
-    # -- variants -------------------------------------------------------------------------------
-    def _copy(self, **changes: Any) -> Self:
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        new.__dict__.update(changes)
-        return new
+        def start(done: Callable[[Result[T]], None]) -> AsyncIterator[T]:
+            return self._astream(inputs, params, done)
 
-    def with_backend(self, backend: Backend | str) -> Self:
-        """The same prompt on another backend."""
-        return self._copy(backend=make_backend(backend) if isinstance(backend, str) else backend)
+        return AsyncPromptStream(start)
 
-    def with_params(self, **params: Unpack[Params]) -> Self:
-        """The same prompt with some call parameters added or changed."""
-        return self._copy(params=MappingProxyType({**self.params, **params}))
+    async def _astream(
+        self, inputs: Mapping[str, Any], params: Params | None, done: Callable[[Result[T]], None]
+    ) -> AsyncIterator[T]:
+        run = await self._arun(inputs, params)
+        async for value in adrive(run, stream=True, done=done):
+            yield value
 
-    def with_parser(self, parser: Parser[U]) -> Prompt[U]:
-        """The same prompt parsing replies with ``parser``."""
-        return self._copy(parser=parser)  # type: ignore[return-value]
+    def _check_streams(self) -> None:
+        if not self._strategy.streams:
+            raise UnsupportedCapabilityError(f"the {self._strategy.name} strategy cannot stream; use run() instead")
 
-    def with_examples(self, examples: Selector | Sequence[ExampleLike] | None) -> Self:
-        """The same prompt showing other examples (or none)."""
-        selector = examples if examples is None or isinstance(examples, Selector) else FixedSelector(examples)
-        self._check_examples_place(selector)
-        return self._copy(selector=selector)
-
+    # -- display --------------------------------------------------------------------------------
     def __repr__(self) -> str:
         backend = self.backend.name if self.backend is not None else None
         return f"<Prompt {self.template!r} backend={backend} parser={self.parser!r}>"
@@ -479,6 +425,84 @@ class Prompt(Generic[T]):
             for k, v in rows
         )
         return f"<div><b>Prompt</b><table>{table}</table>{self.template._repr_html_()}</div>"
+
+
+def _resolve_template(
+    config: Mapping[str, Any],
+) -> tuple[Template | ChatTemplate, Any, Any, int | None, FewShot | None]:
+    """The template, the examples and their template, where chat examples go, and the marker."""
+    template = config["template"]
+    examples = config["examples"]
+    example_template = config["example_template"]
+    if isinstance(template, str):
+        template = Template(template)
+    examples_at: int | None = None  # where chat-style examples go (-1: before the last message)
+    fewshot: FewShot | None = None
+    if isinstance(template, (list, tuple)):
+        template, examples_at, fewshot = _split_fewshot(template)
+        if fewshot is not None:
+            examples = fewshot.examples if examples is UNSET else examples
+            example_template = example_template if example_template is not None else fewshot.example_template
+    if not isinstance(template, (Template, ChatTemplate)):
+        raise ConfigurationError(f"template must be a Template, ChatTemplate or str, not {type(template).__name__}")
+    if PARAMS_VAR in template.variables:
+        raise ConfigurationError(
+            f"the template uses {{{{ {PARAMS_VAR} }}}}, but {PARAMS_VAR!r} is the keyword for per-call "
+            "parameters in Prompt calls; rename the variable"
+        )
+    return template, examples, example_template, examples_at, fewshot
+
+
+def _check_params(params: Mapping[str, Any] | None, backend: Backend | None) -> dict[str, Any]:
+    """The prompt's parameters, checked against its backend (or against every known name)."""
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ConfigurationError(f"params must be a mapping of call parameters, not {params!r}")
+    if backend is None:
+        validate_params(params, supported=ALL_PARAMS, backend="Prompt")
+    else:
+        validate_params(params, supported=backend.supported_params, backend=type(backend).__name__)
+    return dict(params)
+
+
+def _check_call_params(params: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ConfigurationError(f"params must be a mapping of call parameters, not {params!r}")
+    return params
+
+
+def _append_to_last_user(messages: list[Message], instructions: str) -> None:
+    """Add the parser's instructions to the last user message (a new one when there is none)."""
+    for i in range(len(messages) - 1, -1, -1):
+        message = messages[i]
+        if message.role != "user":
+            continue
+        content = message.content
+        if isinstance(content, str):
+            messages[i] = Message("user", f"{content}\n\n{instructions}" if content else instructions)
+        else:
+            messages[i] = Message("user", (*content, TextPart(text=instructions)))
+        return
+    messages.append(Message("user", instructions))
+
+
+def _check_examples_place(
+    template: Template | ChatTemplate, examples_at: int | None, selector: Selector | None
+) -> None:
+    variables = template.variables
+    if examples_at is not None:
+        if EXAMPLES_VAR in variables:
+            raise ConfigurationError(
+                f"examples are shown as messages here; remove {{{{ {EXAMPLES_VAR} }}}} from the template"
+            )
+    elif selector is not None and EXAMPLES_VAR not in variables:
+        raise ConfigurationError(
+            f"examples were given but the template never uses {{{{ {EXAMPLES_VAR} }}}}; "
+            "add it where the examples should appear (or a FewShot marker in a chat prompt)"
+        )
 
 
 def _split_fewshot(parts: Sequence[ChatPart]) -> tuple[ChatTemplate, int | None, FewShot | None]:

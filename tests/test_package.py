@@ -52,6 +52,8 @@ LAYERS: dict[str, int] = {
     "backends.anthropic": 4,
     "_strategies": 5,
     "_prompt": 6,
+    "_result": 6,
+    "_run": 6,
     "_batch": 7,
     "_files": 7,
     "__init__": 8,

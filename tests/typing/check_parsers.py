@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 
 from pydantic import BaseModel
 from typing_extensions import TypedDict, assert_type
 
-from promptkit import Prompt
+from promptkit import AsyncPromptStream, Prompt, PromptStream
 from promptkit._parsers import (
     BoolParser,
     ChoiceParser,
@@ -59,6 +58,6 @@ def check() -> None:
     assert_type(XmlTagParser("a").parse(""), str)
     assert_type(XmlTagParser("a", model=Answer).parse(""), Answer)
     prompt = Prompt("{{ q }}", MockBackend(), parser=PydanticParser(Answer), repair=2)
-    assert_type(prompt.stream(q="x"), Iterator[Answer])
-    assert_type(prompt.astream(q="x"), AsyncIterator[Answer])
+    assert_type(prompt.stream(q="x"), PromptStream[Answer])
+    assert_type(prompt.astream(q="x"), AsyncPromptStream[Answer])
     assert_type(Prompt("{{ q }}", MockBackend(), parser=BoolParser()), Prompt[bool])

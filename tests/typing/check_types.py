@@ -25,3 +25,17 @@ def check() -> None:
     assert_type(backend.complete("hi"), Completion)
     assert_type(backend.stream("hi"), Stream)
     assert_type(plain.with_parser(PydanticParser(Answer)), Prompt[Answer])
+
+
+def check_streams_and_results() -> None:
+    from promptkit import AsyncPromptStream, Attempt, PromptStream
+
+    typed = Prompt("{{ q }}", MockBackend(), parser=PydanticParser(Answer))
+    stream = typed.stream(q="x", params={"temperature": 0})
+    assert_type(stream, PromptStream[Answer])
+    assert_type(stream.result, Result[Answer])
+    assert_type(stream.value, Answer)
+    assert_type(typed.astream(q="x"), AsyncPromptStream[Answer])
+    assert_type(typed.run(q="x").attempts, tuple[Attempt, ...])
+    assert_type(typed.with_repair(2), Prompt[Answer])
+    assert_type(typed.with_template("{{ q }}!"), Prompt[Answer])

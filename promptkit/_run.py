@@ -1,0 +1,353 @@
+"""Driving a strategy's plan: the one place where a prompt's model calls happen.
+
+:class:`Run` holds everything a call of a prompt needs once the messages are rendered, and does
+the bookkeeping (requests, attempts, timing, the final :class:`Result`) that every driver
+shares. :func:`drive` and :func:`adrive` only perform the I/O: the sync one as a generator of
+previews, the async one as an async generator, both running the same plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ._errors import BackendError, ParseError, PromptkitError, UnsupportedCapabilityError
+from ._fewshot import Selection
+from ._messages import Completion, Message
+from ._parsers import FinalOnly, Parser, StreamState
+from ._result import Attempt, Result
+from ._strategies import Call, Context, Outcome, Strategy
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+    from .backends import Backend, Request
+
+__all__ = ["AsyncPromptStream", "PromptStream", "Run", "adrive", "drive", "finish"]
+
+T = TypeVar("T")
+
+
+class Run(Generic[T]):
+    """One call of a prompt in progress: the plan, the requests it made and what came back."""
+
+    __slots__ = (
+        "_attempts",
+        "_index",
+        "_plan",
+        "_started",
+        "backend",
+        "examples",
+        "messages",
+        "params",
+        "parser",
+        "strategy",
+    )
+
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        parser: Parser[T],
+        strategy: Strategy,
+        messages: tuple[Message, ...],
+        examples: Selection,
+        params: Mapping[str, Any],
+        repair: int,
+    ) -> None:
+        self.backend = backend
+        self.parser = parser
+        self.strategy = strategy
+        self.messages = messages
+        self.examples = examples
+        self.params = params
+        self._attempts: list[Attempt] = []
+        self._index: dict[int, int] = {}  # id(completion) -> its attempt, for parse verdicts
+        self._started = time.perf_counter()
+        self._plan = strategy.plan(
+            Context(messages=messages, parse=self.parse, repair=repair, supported_params=backend.supported_params)
+        )
+
+    # -- what the drivers share -------------------------------------------------------------------
+    def first(self) -> Call | Sequence[Call] | Outcome[T]:
+        """The plan's first step (an :class:`Outcome` when it needs no call at all)."""
+        try:
+            return next(self._plan)
+        except StopIteration as stop:
+            outcome: Outcome[T] = stop.value
+            return outcome
+
+    def send(self, reply: Completion | list[Completion | BackendError]) -> Call | Sequence[Call] | Outcome[T]:
+        """Give the plan the reply to its last step; its next step, or its outcome."""
+        try:
+            return self._plan.send(reply)
+        except StopIteration as stop:
+            outcome: Outcome[T] = stop.value
+            return outcome
+
+    def close(self) -> None:
+        self._plan.close()
+
+    def request(self, call: Call) -> Request:
+        """The validated request for ``call``: the run's parameters with the call's on top."""
+        params = {**self.params, **call.params} if call.params else self.params
+        request = self.backend.build_request(call.messages, params)
+        if call.sample is not None:
+            request = dataclasses.replace(request, sample=call.sample)
+        return request
+
+    def record(
+        self, call: Call, started: float, completion: Completion | None = None, error: PromptkitError | None = None
+    ) -> None:
+        if completion is not None:
+            self._index[id(completion)] = len(self._attempts)
+        self._attempts.append(
+            Attempt(
+                purpose=call.purpose,
+                messages=call.messages,
+                completion=completion,
+                error=error,
+                sample=call.sample,
+                seconds=time.perf_counter() - started,
+            )
+        )
+
+    def parse(self, completion: Completion) -> Any:
+        """Parse one reply with the prompt's parser; a failure is noted on that reply's attempt."""
+        try:
+            return self.parser.parse(completion.text)
+        except ParseError as err:
+            at = self._index.get(id(completion))
+            if at is not None:
+                self._attempts[at] = dataclasses.replace(self._attempts[at], error=err)
+            raise
+
+    def stream_state(self) -> StreamState[T]:
+        make = getattr(self.parser, "stream_state", None)
+        if make is not None:
+            state: StreamState[T] = make()
+            return state
+        return FinalOnly(self.parser)
+
+    def result(self, outcome: Outcome[T]) -> Result[T]:
+        return Result(
+            value=outcome.value,
+            messages=self.messages,
+            completion=outcome.completion,
+            examples=self.examples,
+            attempts=tuple(self._attempts),
+            strategy=self.strategy.name,
+            info=outcome.info,
+            elapsed=time.perf_counter() - self._started,
+        )
+
+
+# -- the drivers: only I/O here ------------------------------------------------------------------
+def drive(run: Run[T], *, stream: bool) -> Generator[T, None, Result[T]]:
+    """Run the plan with sync calls; when ``stream`` is true, yield previews of streamed calls."""
+    backend = run.backend
+    step = run.first()
+    try:
+        while not isinstance(step, Outcome):
+            if isinstance(step, Call):
+                started = time.perf_counter()
+                request = run.request(step)
+                if stream and step.stream:
+                    state = run.stream_state()
+                    with backend.stream_request(request) as reply:
+                        for delta in reply:
+                            yield from state.feed(delta)
+                    completion = reply.completion
+                else:
+                    completion = backend.complete_request(request)
+                run.record(step, started, completion)
+                step = run.send(completion)
+            else:
+                replies: list[Completion | BackendError] = []
+                for call in step:
+                    started = time.perf_counter()
+                    try:
+                        replies.append(backend.complete_request(run.request(call)))
+                    except BackendError as err:
+                        replies.append(err)
+                    _record_reply(run, call, started, replies[-1])
+                step = run.send(replies)
+    finally:
+        run.close()
+    if stream:
+        yield step.value
+    return run.result(step)
+
+
+async def adrive(run: Run[T], *, stream: bool, done: Callable[[Result[T]], None]) -> AsyncIterator[T]:
+    """Async :func:`drive`: calls of a group are sent concurrently; ``done`` receives the result."""
+    import asyncio  # loaded by whoever runs this coroutine; kept off import time
+
+    backend = run.backend
+    step = run.first()
+    try:
+        while not isinstance(step, Outcome):
+            if isinstance(step, Call):
+                started = time.perf_counter()
+                request = run.request(step)
+                if stream and step.stream:
+                    state = run.stream_state()
+                    async with backend.astream_request(request) as reply:
+                        async for delta in reply:
+                            for preview in state.feed(delta):
+                                yield preview
+                    completion = reply.completion
+                else:
+                    completion = await backend.acomplete_request(request)
+                run.record(step, started, completion)
+                step = run.send(completion)
+            else:
+                calls = list(step)
+                started = time.perf_counter()
+                requests = [run.request(call) for call in calls]
+                gathered = await asyncio.gather(
+                    *(backend.acomplete_request(r) for r in requests), return_exceptions=True
+                )
+                replies: list[Completion | BackendError] = []
+                for call, reply_or_error in zip(calls, gathered, strict=True):
+                    if isinstance(reply_or_error, BaseException) and not isinstance(reply_or_error, BackendError):
+                        raise reply_or_error
+                    replies.append(reply_or_error)
+                    _record_reply(run, call, started, reply_or_error)
+                step = run.send(replies)
+    finally:
+        run.close()
+    result = run.result(step)
+    done(result)
+    if stream:
+        yield result.value
+
+
+def _record_reply(run: Run[Any], call: Call, started: float, reply: Completion | BackendError) -> None:
+    if isinstance(reply, Completion):
+        run.record(call, started, reply)
+    else:
+        run.record(call, started, error=reply)
+
+
+def finish(steps: Generator[Any, None, Result[T]]) -> Result[T]:
+    """The result of a non-streaming :func:`drive` (which yields nothing)."""
+    try:
+        next(steps)
+    except StopIteration as stop:
+        result: Result[T] = stop.value
+        return result
+    raise AssertionError("a call without streaming yielded a preview")  # pragma: no cover
+
+
+# -- what Prompt.stream() and astream() return ---------------------------------------------------
+class PromptStream(Generic[T]):
+    """A streamed prompt call: iterate it for partial values, the validated value last.
+
+    Once iterated to the end, :attr:`result` is the whole :class:`~promptkit.Result` (usage,
+    attempts, examples) and :attr:`value` its value. Leaving a ``with`` block, or calling
+    :meth:`close`, stops the stream and releases its connection.
+
+    >>> from promptkit import Prompt
+    >>> from promptkit.testing import MockBackend
+    >>> stream = Prompt("Say hi", MockBackend(["Hello there"], chunk_size=4)).stream()
+    >>> list(stream)[-1], stream.result.usage.output_tokens
+    ('Hello there', 2)
+    """
+
+    __slots__ = ("_result", "_steps")
+
+    def __init__(self, steps: Generator[T, None, Result[T]]) -> None:
+        self._steps = steps
+        self._result: Result[T] | None = None
+
+    def __iter__(self) -> Iterator[T]:
+        if self._result is None:
+            self._result = yield from self._steps
+
+    @property
+    def done(self) -> bool:
+        """True once the stream has finished and :attr:`result` is available."""
+        return self._result is not None
+
+    @property
+    def result(self) -> Result[T]:
+        """The whole :class:`~promptkit.Result`, once the stream has been iterated to the end."""
+        if self._result is None:
+            raise UnsupportedCapabilityError("the stream has not finished; iterate it to the end before .result")
+        return self._result
+
+    @property
+    def value(self) -> T:
+        """The validated value (the last item the stream yields), once it has finished."""
+        return self.result.value
+
+    def close(self) -> None:
+        """Stop the stream early and release its connection."""
+        self._steps.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<PromptStream {'done' if self._result is not None else 'open'}>"
+
+
+class AsyncPromptStream(Generic[T]):
+    """The async twin of :class:`PromptStream`: ``async for value in stream``, then ``.result``.
+
+    The prompt is rendered (and its examples selected) when iteration starts.
+    """
+
+    __slots__ = ("_result", "_steps")
+
+    def __init__(self, start: Callable[[Callable[[Result[T]], None]], AsyncIterator[T]]) -> None:
+        self._result: Result[T] | None = None
+        self._steps = start(self._done)
+
+    def _done(self, result: Result[T]) -> None:
+        self._result = result
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._steps
+
+    @property
+    def done(self) -> bool:
+        """True once the stream has finished and :attr:`result` is available."""
+        return self._result is not None
+
+    @property
+    def result(self) -> Result[T]:
+        """The whole :class:`~promptkit.Result`, once the stream has been iterated to the end."""
+        if self._result is None:
+            raise UnsupportedCapabilityError("the stream has not finished; iterate it to the end before .result")
+        return self._result
+
+    @property
+    def value(self) -> T:
+        """The validated value, once the stream has finished."""
+        return self.result.value
+
+    async def aclose(self) -> None:
+        """Stop the stream early and release its connection."""
+        aclose = getattr(self._steps, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<AsyncPromptStream {'done' if self._result is not None else 'open'}>"

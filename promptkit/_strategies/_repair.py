@@ -1,0 +1,72 @@
+"""Repair by re-asking: the first user of the strategy seam and the step every strategy reuses."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from typing import Any
+
+from .._errors import ParseError
+from .._messages import Completion, Message
+from ._base import Call, Context
+
+__all__ = ["ask", "repair_messages"]
+
+
+def repair_messages(messages: tuple[Message, ...], bad: Completion, error: ParseError) -> tuple[Message, ...]:
+    """The original messages, the invalid reply, and what was wrong with it."""
+    note = (
+        f"Your reply could not be used: {error.message}\n"
+        "Reply again, following the original instructions exactly, with the corrected answer only."
+    )
+    return (*messages, Message("assistant", bad.text), Message("user", note))
+
+
+def ask(
+    context: Context,
+    messages: tuple[Message, ...],
+    *,
+    params: Mapping[str, Any] | None = None,
+    purpose: str = "answer",
+    sample: int | None = None,
+) -> Generator[Call, Completion, tuple[Any, Completion]]:
+    """Ask once and re-ask up to ``context.repair`` times until the reply parses.
+
+    Returns ``(value, completion)``; raises the final :class:`ParseError`, holding every reply and
+    its usage, once the budget is spent. Re-asks are not streamed: the caller has already seen
+    the previews of the first reply. Use it with ``yield from`` inside a plan.
+    """
+    extra = params or {}
+    conversation = messages
+    completions: list[Completion] = []
+    errors: list[ParseError] = []
+    while True:
+        first = not completions
+        completion = yield Call(
+            messages=conversation,
+            params=extra,
+            purpose=purpose if first else "repair",
+            sample=sample,
+            stream=first,
+        )
+        completions.append(completion)
+        try:
+            return context.parse(completion), completion
+        except ParseError as err:
+            errors.append(err)
+            if len(completions) > context.repair:
+                raise _exhausted(completions, errors) from err
+            conversation = repair_messages(messages, completion, err)
+
+
+def _exhausted(completions: list[Completion], errors: list[ParseError]) -> ParseError:
+    last = errors[-1]
+    values = [e.last_value for e in errors if e.last_value is not None]
+    n = len(completions)
+    return ParseError(
+        f"no valid reply after {n} attempt{'s' if n > 1 else ''}: {last.message}",
+        text=last.text,
+        attempts=[c.text for c in completions],
+        last_value=values[-1] if values else None,
+        position=last.position,
+        completions=tuple(completions),
+    )
