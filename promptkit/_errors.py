@@ -18,17 +18,23 @@
     │   └── TokenBudgetError               a prompt cannot fit its token budget, even truncated
     ├── ParseError                         a reply did not match what the parser expects
     ├── ExampleError                       bad few-shot examples or selector configuration
-    └── BackendError                       a model call failed (status, provider, retry_after)
-        ├── AuthenticationError            401 / 403: bad or missing credentials
-        ├── BadRequestError                400 / 404 / 422: the request itself is wrong
-        ├── RateLimitError                 429 or a provider's overload signal
-        ├── ServerError                    5xx
-        ├── BackendConnectionError         the connection failed or was reset
-        ├── BackendTimeoutError            a timeout or deadline (also TimeoutError)
-        ├── IncompleteStreamError          a stream ended early; keeps the partial text
-        ├── ResponseError                  a reply that cannot be understood (malformed)
-        ├── RealBackendBlockedError        a real provider was called under test
-        └── ScriptExhaustedError           a MockBackend ran out of scripted replies
+    ├── GuardError                         a test safeguard stopped a call (never a BackendError)
+    │   ├── RealBackendBlockedError        a real provider was called under test
+    │   └── ScriptExhaustedError           a MockBackend ran out of scripted replies
+    └── BackendError                       a model call failed (status, provider, retryable, ...)
+        ├── AuthenticationError            401 / 403: bad or missing credentials          not retryable
+        ├── BadRequestError                400 / 404 / 422: the request itself is wrong   not retryable
+        ├── RateLimitError                 429 or a provider's overload signal            retryable
+        ├── ServerError                    5xx                                            retryable
+        ├── BackendConnectionError         the connection failed or was reset             retryable
+        ├── BackendTimeoutError            a timeout or deadline (also TimeoutError)      retryable
+        ├── IncompleteStreamError          a stream ended early; keeps the partial text   retryable
+        └── ResponseError                  a reply that cannot be understood (malformed)  not retryable
+
+``retryable`` says whether sending the same request again could succeed; the retry layer reads it
+(a timeout of the call's own total deadline is marked not retryable on the instance). The guard
+errors sit outside ``BackendError`` on purpose: a fallback, a batch or a retry that handles
+provider failures must never swallow a test's safeguard.
 
 Errors never carry secrets: messages pass through :func:`promptkit._utils.redact`, and pickling a
 ``BackendError`` drops the original cause, which may hold request headers.
@@ -48,6 +54,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "ExampleError",
+    "GuardError",
     "IncompleteStreamError",
     "MissingDependencyError",
     "ParseError",
@@ -234,9 +241,21 @@ class ParseError(PromptkitError):
 class BackendError(PromptkitError):
     """A model call failed.
 
-    ``provider`` names the backend, ``status_code`` is the HTTP status when there was one, and
-    ``retry_after`` the server's requested wait in seconds, when it gave one.
+    ``provider`` names the backend, ``status_code`` is the HTTP status when there was one,
+    ``retry_after`` the server's requested wait in seconds, when it gave one, and ``request_id``
+    the provider's id for the reply (its ``x-request-id`` / ``request-id`` header), to quote to
+    its support. ``attempts`` is how many tries were made (the retry layer fills it).
+    ``retryable`` says whether the same request could succeed if sent again: a class default
+    (true for rate limits, 5xx, connection errors, timeouts and cut streams; false for
+    credentials, bad requests, malformed replies and this base class), overridable per error with
+    the ``retryable=`` keyword.
+
+    >>> err = RateLimitError("slow down", status_code=429, retry_after=2.0)
+    >>> err.retryable, err.attempts, BackendError("x").retryable
+    (True, 1, False)
     """
+
+    retryable: bool = False
 
     def __init__(
         self,
@@ -245,15 +264,22 @@ class BackendError(PromptkitError):
         provider: str | None = None,
         status_code: int | None = None,
         retry_after: float | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+        attempts: int = 1,
     ) -> None:
         self.provider = provider
         self.status_code = status_code
         self.retry_after = retry_after
+        self.request_id = request_id
+        self.attempts = attempts
+        if retryable is not None:
+            self.retryable = retryable
         super().__init__(message)
 
 
 class AuthenticationError(BackendError):
-    """Credentials are missing, invalid or lack permission (HTTP 401/403)."""
+    """Credentials are missing, invalid or lack permission (HTTP 401/403); not retryable."""
 
 
 class BadRequestError(BackendError):
@@ -263,38 +289,75 @@ class BadRequestError(BackendError):
 class RateLimitError(BackendError):
     """The provider is rate limiting or overloaded (HTTP 429); ``retry_after`` may say how long."""
 
+    retryable = True
+
 
 class ServerError(BackendError):
-    """The provider failed (HTTP 5xx)."""
+    """The provider failed (HTTP 5xx); retryable."""
+
+    retryable = True
 
 
 class BackendConnectionError(BackendError):
-    """The connection to the provider failed or was reset."""
+    """The connection to the provider failed or was reset; retryable."""
+
+    retryable = True
 
 
 class BackendTimeoutError(BackendError, TimeoutError):
-    """The call exceeded a timeout or its total deadline."""
+    """The call exceeded a timeout or its total deadline; retryable unless the total deadline passed."""
+
+    retryable = True
 
 
 class IncompleteStreamError(BackendError):
-    """A stream ended before its final event. ``partial_text`` keeps what arrived."""
+    """A stream ended before its final event. ``partial_text`` keeps what arrived.
 
-    def __init__(self, message: str, *, partial_text: str = "", provider: str | None = None) -> None:
+    Retryable as a request (sending it again may complete), though a stream is never retried
+    automatically once text has reached the caller.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial_text: str = "",
+        provider: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
         self.partial_text = partial_text
-        super().__init__(message, provider=provider)
+        super().__init__(
+            message, provider=provider, status_code=status_code, request_id=request_id, retryable=retryable
+        )
 
 
 class ResponseError(BackendError):
     """The provider answered with something that is not a valid reply (malformed body)."""
 
 
-class RealBackendBlockedError(BackendError):
-    """A real provider backend was called while real requests are blocked (under pytest)."""
+class GuardError(PromptkitError):
+    """A test safeguard stopped a call. Deliberately not a :class:`BackendError`."""
 
 
-class ScriptExhaustedError(BackendError):
+class RealBackendBlockedError(GuardError):
+    """A real provider backend was called while real requests are blocked (under pytest).
+
+    ``provider`` names the backend that tried.
+    """
+
+    def __init__(self, message: str, *, provider: str | None = None) -> None:
+        self.provider = provider
+        super().__init__(message)
+
+
+class ScriptExhaustedError(GuardError):
     """A ``MockBackend`` received a request after its script ran out. ``request`` is that request."""
 
     def __init__(self, message: str, *, request: Any = None) -> None:
         self.request = request
-        super().__init__(message, provider="mock")
+        self.provider = "mock"
+        super().__init__(message)

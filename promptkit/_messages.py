@@ -118,6 +118,9 @@ class Usage:
 class Completion:
     """A model's reply. ``raw`` keeps the provider's response object but stays out of the repr.
 
+    ``attempts`` is how many tries the reply took (1 unless the retry layer had to try again);
+    it is left out of comparisons, since it describes the call rather than the reply.
+
     >>> Completion(text="Paris", model="mock").text
     'Paris'
     """
@@ -127,6 +130,7 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     finish_reason: FinishReason | None = None
     raw: Any = field(default=None, repr=False, compare=False)
+    attempts: int = field(default=1, compare=False)
 
     def _repr_html_(self) -> str:
         import html

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import replace
+from types import MappingProxyType
 
 import pytest
 
@@ -12,13 +20,21 @@ from promptkit import (
     BaseBackend,
     Completion,
     ConfigurationError,
+    ImagePart,
+    Message,
     MissingDependencyError,
     RealBackendBlockedError,
+    TextPart,
     UnsupportedCapabilityError,
     UnsupportedParameterError,
 )
 from promptkit.backends import (
+    ALL_PARAMS,
+    COMMON_PARAMS,
+    AsyncStream,
     Request,
+    Stream,
+    WrapperBackend,
     allow_real_requests,
     check_real_request,
     real_requests_allowed,
@@ -181,7 +197,11 @@ def test_factory_mock() -> None:
     ("spec", "match"),
     [
         ("", "non-empty string"),
-        ("gemini:pro", "unknown backend provider 'gemini'.*known providers: mock, anthropic, openai"),
+        ("gemini:pro", "unknown backend provider 'gemini'.*known providers: anthropic, mock, openai"),
+        ("gpt-4o", "did you mean 'openai:gpt-4o'"),
+        ("claude-haiku-4-5", "did you mean 'anthropic:claude-haiku-4-5'"),
+        ("llama3", "no provider; write it as 'provider:model'.*'openai:llama3'.*known providers: anthropic"),
+        ("mock:", "empty model"),
         ("openai", "needs a model"),
         ("openai:", "needs a model"),
     ],
@@ -192,9 +212,11 @@ def test_factory_errors(spec: str, match: str) -> None:
 
 
 def test_factory_reports_missing_provider_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    from promptkit import backends
+    from promptkit.backends import _factory
 
-    monkeypatch.setitem(backends._PROVIDERS, "openai", ("promptkit.backends._no_such_module", "X", "openai"))
+    monkeypatch.setitem(
+        _factory._PROVIDERS, "openai", _factory._Provider("promptkit.backends._no_such_module", "X", "openai")
+    )
     with pytest.raises(MissingDependencyError, match="openai"):
         promptkit.backend("openai:gpt-4o-mini")
 
@@ -226,3 +248,206 @@ def test_allow_real_requests_context_restores() -> None:
     with allow_real_requests():
         assert real_requests_allowed()
     assert not real_requests_allowed()
+
+
+# -- the request level and wrappers ---------------------------------------------------------------
+class Counting(WrapperBackend):
+    """A wrapper written only against public names: counts what passes through it."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner)
+        self.counts: dict[str, int] = {"complete": 0, "acomplete": 0, "stream": 0, "astream": 0}
+        self.digests: list[str] = []
+
+    def _count(self, kind: str, request: Request) -> None:
+        self.counts[kind] += 1
+        self.digests.append(request.digest)
+
+    def complete_request(self, request: Request) -> Completion:
+        self._count("complete", request)
+        return super().complete_request(request)
+
+    async def acomplete_request(self, request: Request) -> Completion:
+        self._count("acomplete", request)
+        return await super().acomplete_request(request)
+
+    def stream_request(self, request: Request) -> Stream:
+        self._count("stream", request)
+        return super().stream_request(request)
+
+    def astream_request(self, request: Request) -> AsyncStream:
+        self._count("astream", request)
+        return super().astream_request(request)
+
+
+def _exercise(wrapper: Counting) -> list[str]:
+    async def run_async() -> list[str]:
+        first = await wrapper.acomplete("b", temperature=0)
+        stream = wrapper.astream("d")
+        second = "".join([delta async for delta in stream])
+        return [first.text, second]
+
+    texts = [wrapper.complete("a", temperature=0).text]
+    texts.append("".join(wrapper.stream("c")))
+    texts.extend(asyncio.run(run_async()))
+    return texts
+
+
+def test_a_counting_wrapper_sees_all_four_calls_over_the_mock() -> None:
+    inner = MockBackend(["one", "two", "three", "four"])
+    with Counting(inner) as wrapper:
+        assert isinstance(wrapper, Backend)
+        assert wrapper.name == "mock"
+        assert wrapper.supported_params == inner.supported_params
+        assert _exercise(wrapper) == ["one", "two", "three", "four"]
+    assert wrapper.counts == {"complete": 1, "acomplete": 1, "stream": 1, "astream": 1}
+    assert [r.digest for r in inner.calls] == wrapper.digests
+    assert all(r.backend == "mock" for r in inner.calls)
+
+
+def test_a_wrapper_validates_against_the_inner_backends_params() -> None:
+    wrapper = Counting(OnlyComplete())
+    with pytest.raises(UnsupportedParameterError, match="OnlyComplete does not support the parameter 'seed'"):
+        wrapper.complete("hi", seed=1)
+    assert wrapper.counts["complete"] == 0
+    assert wrapper.complete("hi", temperature=0.5).text == "1:{'temperature': 0.5}"
+
+
+def test_a_counting_wrapper_over_the_real_openai_backend() -> None:
+    pytest.importorskip("openai")
+    from promptkit.backends.openai import OpenAIBackend
+    from promptkit.testing import ProviderServer
+
+    with ProviderServer(["one", "two", "three", "four"]) as server:
+        inner = OpenAIBackend(model="gpt-test", base_url=server.openai_base_url, api_key="sk-test-0123456789")
+        with Counting(inner) as wrapper:
+            assert wrapper.name == "openai:gpt-test"
+            assert "output_schema" in wrapper.supported_params
+            assert _exercise(wrapper) == ["one", "two", "three", "four"]
+        assert wrapper.counts == {"complete": 1, "acomplete": 1, "stream": 1, "astream": 1}
+        assert len(server.requests) == 4
+
+
+def test_complete_is_complete_request_of_build_request() -> None:
+    mock = MockBackend(["x", "y"])
+    request = mock.build_request([("system", "s"), "hi"], {"temperature": 0.5})
+    assert request.backend == "mock"
+    assert mock.complete_request(request).text == "x"
+    assert mock.calls[-1] is request
+    assert mock.complete([("system", "s"), "hi"], temperature=0.5).text == "y"
+    assert mock.calls[-1] == request
+    assert mock.build_request("hi").params == {}
+
+
+def test_mock_and_function_backends_declare_supported_params_like_the_base() -> None:
+    assert MockBackend().supported_params == COMMON_PARAMS
+    assert MockBackend(native_output=True).supported_params == ALL_PARAMS
+    assert MockBackend(native_output=True).native_output
+    assert FunctionBackend(lambda m, p: "", supported_params=["output_schema"]).supported_params == ALL_PARAMS
+    assert OnlyComplete().supported_params == frozenset({"temperature"})
+
+
+# -- Request.digest -----------------------------------------------------------------------------
+_PINNED = Request(
+    messages=(Message("system", "Be brief."), Message("user", "Capital of France?")),
+    params=MappingProxyType({"temperature": 0, "max_tokens": 5, "stop": ("\n",)}),
+    backend="openai:gpt-4o-mini",
+)
+
+
+def test_the_digest_format_is_pinned() -> None:
+    # A change here invalidates every cache: bump DIGEST_VERSION when it is deliberate.
+    assert _PINNED.canonical_json() == (
+        '{"backend":"openai:gpt-4o-mini","messages":[{"role":"system","text":"Be brief."},'
+        '{"role":"user","text":"Capital of France?"}],"params":{"max_tokens":5,"stop":["\\n"],'
+        '"temperature":0.0},"v":1}'
+    )
+    assert _PINNED.digest == "3e4fc9b22127b62f010636cabd12ae3f22742f0d470270761e3ea5b5b7bcd0de"
+
+
+_DIGEST_SCRIPT = """
+from types import MappingProxyType
+from promptkit import Message
+from promptkit.backends import Request
+r = Request(
+    messages=(Message("system", "Be brief."), Message("user", "Capital of France?")),
+    params=MappingProxyType({"temperature": 0, "max_tokens": 5, "stop": ("\\n",)}),
+    backend="openai:gpt-4o-mini",
+)
+print(r.digest, hash(r))
+"""
+
+
+def test_the_digest_is_the_same_in_every_process() -> None:
+    outputs = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        run = subprocess.run(
+            [sys.executable, "-c", _DIGEST_SCRIPT], check=False, capture_output=True, text=True, env=env
+        )
+        assert run.returncode == 0, run.stderr
+        outputs.add(run.stdout.strip())
+    assert outputs == {f"{_PINNED.digest} {hash(_PINNED)}"}
+
+
+def test_the_digest_covers_what_changes_the_output_and_nothing_else() -> None:
+    mock = MockBackend()
+    base = mock.build_request("hi", {"temperature": 0})
+    assert mock.build_request("hi", {"temperature": 0.0}).digest == base.digest
+    assert mock.build_request("hi", {"temperature": 0, "timeout": 3}).digest == base.digest
+    assert hash(mock.build_request("hi", {"temperature": 0, "timeout": 3})) == hash(base)
+    different = [
+        mock.build_request("hi", {"temperature": 0.5}),
+        mock.build_request("ho", {"temperature": 0}),
+        mock.build_request([("system", "hi")], {"temperature": 0}),
+        mock.build_request("hi", {"temperature": 0, "seed": 1}),
+        mock.build_request("hi", {"temperature": 0, "extra": {"logprobs": True}}),
+        replace(base, backend="openai:gpt-4o"),
+        replace(base, sample=0),
+        replace(base, sample=1),
+    ]
+    digests = {r.digest for r in different}
+    assert len(digests) == len(different)
+    assert base.digest not in digests
+
+
+def test_the_digest_identifies_inline_images_by_their_bytes() -> None:
+    def with_image(data: bytes) -> Request:
+        url = "data:image/png;base64," + base64.b64encode(data).decode()
+        return Request(messages=(Message("user", (TextPart(text="what?"), ImagePart(url=url))),))
+
+    a, b = with_image(b"\x89PNG one"), with_image(b"\x89PNG two")
+    assert a.digest != b.digest
+    assert a.digest == with_image(b"\x89PNG one").digest
+    assert hashlib.sha256(b"\x89PNG one").hexdigest() in a.canonical_json()
+    assert base64.b64encode(b"\x89PNG one").decode() not in a.canonical_json()
+
+
+def test_the_digest_never_holds_a_secret() -> None:
+    # Credential-like keys of ``extra`` and key-like values are excluded (not redacted): they
+    # do not change the reply, so a rotated key keeps the same digest.
+    key = "sk-proj-abcdef0123456789SECRET"
+    mock = MockBackend()
+    plain = mock.build_request("hi", {"extra": {"logprobs": True}})
+    secret = mock.build_request(
+        "hi",
+        {
+            "extra": {
+                "logprobs": True,
+                "api_key": key,
+                "extra_headers": {"Authorization": f"Bearer {key}"},
+                "metadata": {"note": key},
+            }
+        },
+    )
+    text = secret.canonical_json()
+    assert key not in text
+    assert "SECRET" not in text
+    assert "Bearer" not in text
+    assert "api_key" not in text
+    assert "extra_headers" not in text
+    assert '"logprobs":true' in text
+    assert secret.digest != plain.digest  # "metadata" stays, as an empty mapping
+    assert mock.build_request("hi", {"extra": {"logprobs": True, "api_key": "sk-other-9876543210"}}).digest == (
+        plain.digest
+    )

@@ -502,3 +502,31 @@ def test_closing_an_async_stream_early_releases_it(server: ProviderServer) -> No
             return first, (await b.acomplete("again")).text
 
     assert asyncio.run(main()) == ("b", "next")
+
+
+_LOOP_SCRIPT = """
+import asyncio, sys
+from promptkit.backends.openai import OpenAIBackend
+from promptkit.testing import ProviderServer
+
+with ProviderServer(default="hi") as server:
+    for http in ("aiohttp", "httpx"):
+        with OpenAIBackend(model="m", base_url=server.openai_base_url, api_key="k", async_http=http) as llm:
+            print(asyncio.run(llm.acomplete("x")).text, llm.complete("y").text)
+            print(asyncio.run(llm.acomplete("again")).text)
+    llm = OpenAIBackend(model="m", base_url=server.openai_base_url, api_key="k")
+    print(asyncio.run(llm.acomplete("no with")).text)
+"""
+
+
+def test_async_clients_are_closed_when_their_loop_ends() -> None:
+    run = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "always", "-c", _LOOP_SCRIPT],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["hi"] * 7
+    assert "unclosed" not in run.stderr.lower(), run.stderr

@@ -6,18 +6,26 @@ import pytest
 
 import promptkit
 from promptkit import (
+    AuthenticationError,
+    BackendConnectionError,
     BackendError,
     BackendTimeoutError,
+    BadRequestError,
     ConfigurationError,
     IncompleteStreamError,
     MissingDependencyError,
     ParseError,
     PromptkitError,
     RateLimitError,
+    RealBackendBlockedError,
+    ResponseError,
+    ScriptExhaustedError,
+    ServerError,
     TemplateError,
     UndefinedVariableError,
     UnsupportedParameterError,
 )
+from promptkit.testing import GuardError
 
 ERROR_NAMES = [n for n in promptkit.__all__ if n.endswith("Error")]
 
@@ -89,3 +97,41 @@ def test_unsupported_parameter_error_names_param_and_backend() -> None:
     assert err.param == "logit_bias"
     assert err.backend == "MyBackend"
     assert "MyBackend does not support the parameter 'logit_bias'" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("cls", "retryable"),
+    [
+        (BackendError, False),
+        (AuthenticationError, False),
+        (BadRequestError, False),
+        (ResponseError, False),
+        (RateLimitError, True),
+        (ServerError, True),
+        (BackendConnectionError, True),
+        (BackendTimeoutError, True),
+        (IncompleteStreamError, True),
+    ],
+)
+def test_every_backend_error_says_whether_it_is_retryable(cls: type[BackendError], retryable: bool) -> None:
+    err = cls("x")
+    assert err.retryable is retryable
+    assert (err.attempts, err.status_code, err.request_id) == (1, None, None)
+    assert cls("x", retryable=not retryable).retryable is (not retryable)
+    assert cls.retryable is retryable  # the per-instance choice leaves the class alone
+
+
+def test_backend_error_attributes_survive_pickling() -> None:
+    err = ServerError("boom", provider="p", status_code=503, request_id="req_1", retryable=False, attempts=3)
+    clone = pickle.loads(pickle.dumps(err))
+    assert (clone.status_code, clone.request_id, clone.retryable, clone.attempts) == (503, "req_1", False, 3)
+
+
+def test_guard_errors_are_not_backend_errors() -> None:
+    # A fallback or a batch catches BackendError; it must never swallow a test's safeguard.
+    for cls in (RealBackendBlockedError, ScriptExhaustedError):
+        assert issubclass(cls, GuardError)
+        assert issubclass(cls, PromptkitError)
+        assert not issubclass(cls, BackendError)
+    assert RealBackendBlockedError("x", provider="openai:gpt-4o").provider == "openai:gpt-4o"
+    assert ScriptExhaustedError("x", request="r").request == "r"

@@ -63,8 +63,9 @@ def test_parse_retry_after_forms() -> None:
         (ServerError("x", status_code=503), True),
         (BackendConnectionError("x"), True),
         (BackendTimeoutError("x"), True),
-        (BackendError("x", status_code=408), True),
-        (BackendError("x", status_code=409), True),
+        (BackendError("x", status_code=409), False),  # the base class is not retryable by default
+        (BackendError("x", status_code=409, retryable=True), True),
+        (ServerError("x", status_code=503, retryable=False), False),
         (BadRequestError("x", status_code=400), False),
         (BadRequestError("x", status_code=404), False),
         (BadRequestError("x", status_code=422), False),

@@ -21,22 +21,19 @@ import math
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import tenacity
 
 from promptkit._errors import (
-    BackendConnectionError,
     BackendError,
     BackendTimeoutError,
     ConfigurationError,
     IncompleteStreamError,
-    RateLimitError,
-    ServerError,
 )
-from promptkit._messages import Chunk
+from promptkit._messages import Chunk, Completion
 
 __all__ = [
     "Deadline",
@@ -52,8 +49,6 @@ __all__ = [
 logger = logging.getLogger("promptkit")
 
 T = TypeVar("T")
-
-_RETRY_STATUSES = frozenset({408, 409, 429})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,9 +108,10 @@ class Deadline:
 
     def error(self, provider: str) -> BackendTimeoutError:
         """The error for an exceeded deadline (marked so that it is never retried)."""
-        err = BackendTimeoutError(f"the call exceeded its total deadline of {self.seconds:g} s", provider=provider)
-        err._deadline = True  # type: ignore[attr-defined]
-        return err
+        # Not retryable: the time for every attempt is used up.
+        return BackendTimeoutError(
+            f"the call exceeded its total deadline of {self.seconds:g} s", provider=provider, retryable=False
+        )
 
     def check(self, provider: str) -> None:
         """Raise :class:`BackendTimeoutError` once the deadline has passed."""
@@ -159,16 +155,34 @@ def parse_retry_after(headers: Mapping[str, str] | Any, *, now: float | None = N
 
 
 def should_retry(exc: BaseException, policy: RetryPolicy) -> bool:
-    """Whether ``exc`` is worth another attempt under ``policy``."""
+    """Whether ``exc`` is worth another attempt under ``policy``: a retryable
+    :class:`~promptkit.BackendError` whose ``Retry-After`` (if any) is within the cap.
+
+    A cut stream (:class:`~promptkit.IncompleteStreamError`) is retryable as a request but is
+    never retried here: the stream layer decides, before any text reached the caller.
+    """
     if isinstance(exc, IncompleteStreamError) or not isinstance(exc, BackendError):
         return False
-    if exc.retry_after is not None and exc.retry_after > policy.retry_after_cap:
+    if _above_cap(exc, policy):
         return False  # fail fast: the provider asked for a longer wait than we accept
-    if isinstance(exc, RateLimitError):
-        return True
-    if isinstance(exc, (ServerError, BackendConnectionError, BackendTimeoutError)):
-        return not getattr(exc, "_deadline", False)
-    return exc.status_code in _RETRY_STATUSES
+    return exc.retryable
+
+
+def _above_cap(exc: BackendError, policy: RetryPolicy) -> bool:
+    return exc.retry_after is not None and exc.retry_after > policy.retry_after_cap
+
+
+def _give_up(exc: BackendError, policy: RetryPolicy, attempts: int) -> BackendError:
+    """Record the attempts on ``exc`` and say when the cap on ``Retry-After`` stopped a retry."""
+    exc.attempts = attempts
+    if exc.retryable and _above_cap(exc, policy) and "(Retry-After), more than" not in exc.message:
+        note = (
+            f"; not retried: the server asked to wait {exc.retry_after:g} s (Retry-After), "
+            f"more than RetryPolicy.retry_after_cap={policy.retry_after_cap:g} s"
+        )
+        exc.message += note
+        exc.args = (exc.message,)
+    return exc
 
 
 def _make_wait(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], float]:
@@ -225,12 +239,21 @@ def retry_call(fn: Callable[[], T], *, policy: RetryPolicy, deadline: Deadline, 
 
     ``fn`` must raise promptkit errors only (the adapters map SDK errors first). The first
     attempt runs directly; tenacity takes over only once it has failed with a retryable error.
+    The number of tries lands on the error's ``attempts``, or on a returned Completion's.
     """
     deadline.check(provider)
-    try:
+    tries = 0
+
+    def attempt() -> T:
+        nonlocal tries
+        tries += 1
         return fn()
+
+    try:
+        return _stamp(attempt(), tries)
     except BackendError as exc:
         if policy.max_attempts == 1 or not should_retry(exc, policy):
+            _give_up(exc, policy, tries)
             raise
         first: list[BaseException] = [exc]
 
@@ -238,26 +261,51 @@ def retry_call(fn: Callable[[], T], *, policy: RetryPolicy, deadline: Deadline, 
         if first:
             raise first.pop()  # replays attempt 1 so tenacity counts, waits and logs it
         deadline.check(provider)
-        return fn()
+        return attempt()
 
-    return tenacity.Retrying(**_kwargs(policy, deadline, provider))(again)
+    try:
+        result = tenacity.Retrying(**_kwargs(policy, deadline, provider))(again)
+    except BackendError as exc:
+        _give_up(exc, policy, tries)
+        raise
+    return _stamp(result, tries)
 
 
 async def aretry_call(fn: Callable[[], Awaitable[T]], *, policy: RetryPolicy, deadline: Deadline, provider: str) -> T:
     """Async :func:`retry_call`; each attempt is also bounded by the remaining deadline."""
-    try:
+    tries = 0
+
+    async def attempt() -> T:
+        nonlocal tries
+        tries += 1
         return await _bounded(fn, deadline, provider)
+
+    try:
+        return _stamp(await attempt(), tries)
     except BackendError as exc:
         if policy.max_attempts == 1 or not should_retry(exc, policy):
+            _give_up(exc, policy, tries)
             raise
         first: list[BaseException] = [exc]
 
     async def again() -> T:
         if first:
             raise first.pop()
-        return await _bounded(fn, deadline, provider)
+        return await attempt()
 
-    return await tenacity.AsyncRetrying(**_kwargs(policy, deadline, provider))(again)
+    try:
+        result: T = await tenacity.AsyncRetrying(**_kwargs(policy, deadline, provider))(again)
+    except BackendError as exc:
+        _give_up(exc, policy, tries)
+        raise
+    return _stamp(result, tries)
+
+
+def _stamp(result: T, tries: int) -> T:
+    """A Completion that took more than one try says so on ``attempts``."""
+    if tries > 1 and isinstance(result, Completion):
+        return cast("T", replace(result, attempts=tries))
+    return result
 
 
 async def _bounded(fn: Callable[[], Awaitable[T]], deadline: Deadline, provider: str) -> T:
@@ -304,6 +352,7 @@ def _after_first(exc: BackendError, text: str, provider: str) -> IncompleteStrea
         provider=provider,
     )
     err.status_code = exc.status_code
+    err.request_id = exc.request_id
     return err
 
 

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
 
 from promptkit._errors import (
@@ -45,7 +45,7 @@ from ._retry import (
 if TYPE_CHECKING:
     from types import ModuleType
 
-__all__ = ["SDKBackend", "error_for_status", "fallback_error", "is_timeout", "raise_typed"]
+__all__ = ["SDKBackend", "error_for_status", "fallback_error", "is_timeout", "raise_typed", "request_id_of"]
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 600.0
@@ -108,7 +108,10 @@ class SDKBackend(BaseBackend):
                 else:
                     self._user_sync = given
         self._sync_client: Any = None
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._closing: set[Any] = set()  # close tasks scheduled on running loops, kept alive
         self._user_async_ready: Any = None
         if self._base_url is None:
             given_client = self._user_sync or self._user_async
@@ -235,10 +238,10 @@ class SDKBackend(BaseBackend):
                 self._user_async_ready = self._user_async.with_options(max_retries=0)
             return self._user_async_ready
         loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = self._async_clients[loop] = self._make_async_client(self._module())
-        return client
+        entry = self._async_clients.get(loop)
+        if entry is None:
+            entry = self._async_clients[loop] = _LoopClient(self._make_async_client(self._module()))
+        return entry.client
 
     def _use_aiohttp(self) -> bool:
         if self._async_http == "aiohttp":
@@ -246,18 +249,39 @@ class SDKBackend(BaseBackend):
         return self._async_http == "auto" and importlib.util.find_spec("aiohttp") is not None
 
     def close(self) -> None:
-        """Close the SDK clients this backend built (never a client that was handed in)."""
+        """Close the SDK clients this backend built (never a client that was handed in).
+
+        An async client belongs to the event loop it was built on: it is closed on that loop,
+        now if the loop is idle, soon if it is running, and at the latest when ``asyncio.run``
+        shuts the loop down (so a sync ``with backend:`` around ``asyncio.run(...)`` leaves no
+        session open).
+        """
         client, self._sync_client = self._sync_client, None
         if client is not None and self._user_sync is None:
             client.close()
-        self._async_clients = weakref.WeakKeyDictionary()
+        entries, self._async_clients = list(self._async_clients.items()), weakref.WeakKeyDictionary()
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for loop, entry in entries:
+            if loop.is_closed() or entry.closed:
+                continue
+            if loop is running:
+                task = loop.create_task(entry.aclose())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+            elif loop.is_running():  # another thread's loop
+                asyncio.run_coroutine_threadsafe(entry.aclose(), loop)
+            else:
+                loop.run_until_complete(entry.aclose())
 
     async def aclose(self) -> None:
         """Close the clients this backend built, the async one of the running loop included."""
         loop = asyncio.get_running_loop()
-        client = self._async_clients.pop(loop, None)
-        if client is not None:
-            await client.close()
+        entry = self._async_clients.pop(loop, None)
+        if entry is not None:
+            await entry.aclose()
         self.close()
 
     # -- calls ------------------------------------------------------------------------------------
@@ -327,6 +351,39 @@ class SDKBackend(BaseBackend):
         return astream_with_retries(opened, policy=self.retry, deadline=deadline, provider=self.name)
 
 
+class _LoopClient:
+    """An async SDK client and the guard that closes it when its event loop shuts down.
+
+    The guard is an async generator started on the loop and parked at its ``yield``. The loop
+    tracks it as one of its live async generators, so ``asyncio.run`` (through
+    ``loop.shutdown_asyncgens()``) closes it before the loop closes, and its ``finally`` closes
+    the client while the loop can still run the client's cleanup.
+    """
+
+    __slots__ = ("_guard", "client", "closed")
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.closed = False
+        self._guard = self._close_at_loop_end()
+        step = self._guard.__anext__()  # registers the generator with the running loop
+        try:
+            step.send(None)  # runs up to the ``yield``, which never awaits
+        except StopIteration:
+            pass
+
+    async def _close_at_loop_end(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            if not self.closed:
+                self.closed = True
+                await self.client.close()
+
+    async def aclose(self) -> None:
+        await self._guard.aclose()
+
+
 def raise_typed(mapped: BackendError, exc: BaseException) -> NoReturn:
     """Raise ``mapped`` chained to ``exc``; an ``exc`` that is already typed keeps its own cause."""
     if mapped is exc:
@@ -359,19 +416,39 @@ def error_for_status(
     """The typed error for an HTTP status; ``overloaded`` lists provider statuses meaning "busy"."""
     text = f"{provider}: HTTP {status}: {message}"
     retry_after = parse_retry_after(headers)
+    request_id = request_id_of(headers)
     if status in (401, 403):
-        return AuthenticationError(text, provider=provider, status_code=status)
+        return AuthenticationError(text, provider=provider, status_code=status, request_id=request_id)
     if status == 429 or status in overloaded:
-        return RateLimitError(text, provider=provider, status_code=status, retry_after=retry_after)
+        return RateLimitError(
+            text, provider=provider, status_code=status, retry_after=retry_after, request_id=request_id
+        )
     if status == 408:
-        return BackendTimeoutError(text, provider=provider, status_code=status, retry_after=retry_after)
-    if status == 409:
-        return BackendError(text, provider=provider, status_code=status, retry_after=retry_after)
+        return BackendTimeoutError(
+            text, provider=provider, status_code=status, retry_after=retry_after, request_id=request_id
+        )
+    if status == 409:  # a conflict (e.g. a concurrent request with the same key): worth another try
+        return BackendError(
+            text,
+            provider=provider,
+            status_code=status,
+            retry_after=retry_after,
+            request_id=request_id,
+            retryable=True,
+        )
     if 400 <= status < 500:
-        return BadRequestError(text, provider=provider, status_code=status)
+        return BadRequestError(text, provider=provider, status_code=status, request_id=request_id)
     if status >= 500:
-        return ServerError(text, provider=provider, status_code=status, retry_after=retry_after)
-    return ResponseError(text, provider=provider, status_code=status)
+        return ServerError(text, provider=provider, status_code=status, retry_after=retry_after, request_id=request_id)
+    return ResponseError(text, provider=provider, status_code=status, request_id=request_id)
+
+
+def request_id_of(headers: Any) -> str | None:
+    """The provider's id for a reply: its ``x-request-id`` (OpenAI) or ``request-id`` (Anthropic)."""
+    if headers is None:
+        return None
+    value = headers.get("x-request-id") or headers.get("request-id")
+    return str(value) if value else None
 
 
 def fallback_error(exc: BaseException, provider: str, sdk_error: type[BaseException] | None) -> BackendError:

@@ -72,7 +72,7 @@ class AnthropicBackend(SDKBackend):
     4096
     """
 
-    supported_params = (COMMON_PARAMS - {"seed"}) | {"output_schema"}
+    _supported_params = (COMMON_PARAMS - {"seed"}) | {"output_schema"}
     provider = "anthropic"
     sdk_module = "anthropic"
     extra_name = "anthropic"

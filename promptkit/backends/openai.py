@@ -71,7 +71,7 @@ class OpenAIBackend(SDKBackend):
     'openai:llama3'
     """
 
-    supported_params = COMMON_PARAMS | {"output_schema"}
+    _supported_params = COMMON_PARAMS | {"output_schema"}
     provider = "openai"
     sdk_module = "openai"
     extra_name = "openai"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._errors import GuardError
 from ._mock import (
     FunctionBackend,
     MockBackend,
@@ -49,6 +50,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "FunctionBackend",
+    "GuardError",
     "MockBackend",
     "MockReply",
     "ProviderServer",

@@ -130,13 +130,14 @@ class MockBackend(BaseBackend):
             raise ConfigurationError(f"chunk_size must be >= 1, got {chunk_size}")
         self.model = model
         self.chunk_size = chunk_size
-        self.native_output = native_output
+        self._supported_params = ALL_PARAMS if native_output else COMMON_PARAMS
         self.calls: list[Request] = []
         self._lock = threading.Lock()
 
     @property
-    def supported_params(self) -> frozenset[str]:  # type: ignore[override]
-        return ALL_PARAMS if self.native_output else COMMON_PARAMS
+    def native_output(self) -> bool:
+        """Whether this mock accepts ``output_schema`` (native structured output)."""
+        return "output_schema" in self._supported_params
 
     @property
     def name(self) -> str:
@@ -279,12 +280,8 @@ class FunctionBackend(BaseBackend):
         unknown = extra - ALL_PARAMS
         if unknown:
             raise ConfigurationError(f"unknown parameter name(s): {', '.join(sorted(unknown))}")
-        self._supported = COMMON_PARAMS | extra
+        self._supported_params = COMMON_PARAMS | extra
         self.calls: list[Request] = []
-
-    @property
-    def supported_params(self) -> frozenset[str]:  # type: ignore[override]
-        return self._supported
 
     @property
     def name(self) -> str:
