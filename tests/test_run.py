@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from pydantic import BaseModel
 
+import promptkit
 from promptkit import ConfigurationError, ParseError, Prompt, PydanticParser, Usage
 from promptkit.testing import MockBackend, MockReply
 
@@ -116,3 +119,51 @@ async def test_async_attempts_match_sync_ones() -> None:
 def test_result_notebook_view_shows_calls_and_time() -> None:
     view = _prompt(MockBackend(_replies())).run(text="x")._repr_html_()
     assert "direct: 2 call(s)" in view
+
+
+class _Counting:
+    """Counts calls per request-level method; written against public names only."""
+
+    @staticmethod
+    def build() -> tuple[object, dict[str, int]]:
+        from promptkit.backends import AsyncStream, Request, Stream, WrapperBackend
+
+        counts = {"complete": 0, "acomplete": 0, "stream": 0, "astream": 0}
+
+        class Counting(WrapperBackend):
+            def complete_request(self, request: Request) -> promptkit.Completion:
+                counts["complete"] += 1
+                return super().complete_request(request)
+
+            async def acomplete_request(self, request: Request) -> promptkit.Completion:
+                counts["acomplete"] += 1
+                return await super().acomplete_request(request)
+
+            def stream_request(self, request: Request) -> Stream:
+                counts["stream"] += 1
+                return super().stream_request(request)
+
+            def astream_request(self, request: Request) -> AsyncStream:
+                counts["astream"] += 1
+                return super().astream_request(request)
+
+        return Counting(MockBackend([GOOD] * 4, chunk_size=3)), counts
+
+
+@pytest.mark.anyio
+async def test_a_wrapper_over_the_request_level_api_sees_every_prompt_call() -> None:
+    backend, counts = _Counting.build()
+    prompt = Prompt("{{ q }}", backend, parser=PydanticParser(Sentiment))  # type: ignore[arg-type]
+    assert prompt.complete(q="x").score == 0.9
+    assert (await prompt.acomplete(q="x")).score == 0.9
+    assert list(prompt.stream(q="x"))[-1].score == 0.9
+    assert [v async for v in prompt.astream(q="x")][-1].score == 0.9
+    assert counts == {"complete": 1, "acomplete": 1, "stream": 1, "astream": 1}
+
+
+def test_samples_reach_the_request_and_its_digest() -> None:
+    from promptkit.backends import Request
+
+    base = Request(messages=(promptkit.Message("user", "hi"),))
+    first, second = (dataclasses.replace(base, sample=i) for i in (0, 1))
+    assert len({base.digest, first.digest, second.digest}) == 3
