@@ -69,6 +69,7 @@ class Prompt(Generic[T]):
         "_config",
         "_examples_at",
         "_fewshot",
+        "_native",
         "_strategy",
         "append_instructions",
         "backend",
@@ -93,6 +94,7 @@ class Prompt(Generic[T]):
     _config: dict[str, Any]
     _examples_at: int | None
     _fewshot: FewShot
+    _native: NativeOutputParser | None
     _strategy: Strategy
 
     @overload
@@ -187,6 +189,8 @@ class Prompt(Generic[T]):
         put(self, "template", template)
         put(self, "backend", backend)
         put(self, "parser", parser)
+        # the protocol check costs microseconds; a prompt makes it once, not on every call
+        put(self, "_native", parser if isinstance(parser, NativeOutputParser) else None)
         put(self, "selector", selector)
         put(self, "example_template", example_template)
         put(self, "example_separator", separator)
@@ -283,9 +287,9 @@ class Prompt(Generic[T]):
         if EXAMPLES_VAR in variables:
             template = self.example_template if isinstance(self.example_template, Template) else None
             values[EXAMPLES_VAR] = render_examples(examples, template, separator=self.example_separator)
-        parser = self.parser
+        native_parser = self._native
         instructions = (
-            parser.native_instructions() if native and isinstance(parser, NativeOutputParser) else parser.instructions()
+            native_parser.native_instructions() if native and native_parser is not None else self.parser.instructions()
         )
         if INSTRUCTIONS_VAR in variables:
             values[INSTRUCTIONS_VAR] = instructions
@@ -307,8 +311,8 @@ class Prompt(Generic[T]):
 
     def _native_schema(self, backend: Backend, params: Mapping[str, Any]) -> Any:
         """The ``output_schema`` to send when the parser asks for native output, else ``None``."""
-        parser = self.parser
-        if not isinstance(parser, NativeOutputParser) or "output_schema" in params:
+        parser = self._native
+        if parser is None or "output_schema" in params:
             return None
         supported = backend.supported_params
         if not parser.uses_native(supported):
