@@ -68,15 +68,19 @@ def main() -> None:
     print(f"Backend saw {len(backend.calls)} call(s) with params {dict(backend.last_request.params)}")
 
     # An invalid reply ("mixed" is not a label) is sent back with the error; the retry is recorded.
-    repaired = classify.run(review="Screen cracked on day one.")
-    print(f"\nRepaired after {len(repaired.completions)} attempts: {repaired.value!r}")
+    repaired = classify.run(review="Screen cracked on day one.", params={"temperature": 0})
+    print(f"\nRepaired after {len(repaired.attempts)} attempts: {repaired.value!r}")
+    for attempt in repaired.attempts:
+        print(f"  {attempt.purpose}: {'accepted' if attempt.ok else type(attempt.error).__name__}")
     print(f"  the model was told: {backend.last_request.messages[-1].text[:70]!r}...")
     print(f"  tokens for both attempts: {repaired.usage.input_tokens} in, {repaired.usage.output_tokens} out")
 
     # Streaming yields typed partial values as the reply arrives, the validated value last.
     print("\nStreaming:")
-    for preview in classify.stream(review="It is fine, I guess."):
+    stream = classify.stream(review="It is fine, I guess.")
+    for preview in stream:
         print(f"  {preview!r}")
+    print(f"  usage of the streamed call: {stream.result.usage.output_tokens} tokens out")
 
 
 if __name__ == "__main__":
