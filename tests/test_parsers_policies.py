@@ -35,7 +35,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from promptkit import ParseError
-from promptkit._parsers import PydanticParser
+from promptkit._parsers import JsonParser, PydanticParser
 from promptkit._parsers._extract import may_hold_nan
 from promptkit._parsers._policies import keys_at_most, schema_facts
 
@@ -300,6 +300,38 @@ def test_duplicates_under_an_unsupported_schema_still_caught() -> None:
         PydanticParser(Validated).parse('{"name": "a", "name": "b"}')
 
 
+@pytest.mark.parametrize(
+    "model",
+    [Validated, ModelValidated, PostInit, CustomInit, PathAliased, ChoiceAliased, Movie, WithDataclass, Embedded],
+)
+def test_duplicates_are_caught_whatever_code_the_model_runs(model: Any) -> None:
+    # Validators, aliases, dataclasses and TypedDicts keep the last of two equal keys; the parse does not.
+    replies = {
+        PathAliased: '{"data": [1, 2], "data": [3, 4]}',
+        ChoiceAliased: '{"alpha": 1, "alpha": 2}',
+        WithDataclass: '{"point": {"x": 1, "x": 2}}',
+        Embedded: '{"raw": "{}", "raw": "{}"}',
+    }
+    reply = replies.get(model, '{"name": "a", "name": "b"}')
+    with pytest.raises(ParseError, match="duplicate key"):
+        PydanticParser(model).parse(reply)
+
+
+def test_duplicates_in_a_discriminated_union_and_a_root_model() -> None:
+    with pytest.raises(ParseError, match="duplicate key"):
+        PydanticParser(Pet).parse('{"pet": {"kind": "dog", "good": true, "good": false}}')
+    with pytest.raises(ParseError, match="duplicate key"):
+        PydanticParser(Rooted).parse('{"root": [1], "root": [2]}')
+    assert PydanticParser(Pet).parse('{"pet": {"kind": "cat", "lives": 9}}').pet == Cat(kind="cat", lives=9)
+
+
+def test_duplicate_keys_last_keeps_the_last_value() -> None:
+    assert PydanticParser(Validated, duplicate_keys="last").parse('{"name": "a", "name": "b"}').name == "b"
+    assert JsonParser(duplicate_keys="last").parse('{"a": 1, "a": 2}') == {"a": 2}
+    with pytest.raises(ParseError, match="duplicate key"):
+        JsonParser().parse('{"a": 1, "a": 2}')
+
+
 def test_false_alarms_cost_a_parse_but_not_the_answer() -> None:
     reply = json.dumps({"id": "A:B:C", "items": [{"sku": ":x:", "price": 1.5, "tags": [":", "a:b"]}], "note": ": "})
     assert PydanticParser(Order).parse(reply) == Order.model_validate_json(reply)
@@ -458,6 +490,10 @@ class Station(BaseModel):
     peak: float = float("nan")  # a default that is not finite
 
 
+class Number(BaseModel):
+    x: float
+
+
 class Sensor(BaseModel):
     level: float
     parts: list[Sensor] = []
@@ -493,10 +529,33 @@ def test_nan_tokens_in_float_fields_are_rejected_wherever_they_are(token: str) -
     assert PydanticParser(Station, allow_nan=True).parse(reply).readings[1].history[1] != 1.0
 
 
-def test_a_non_finite_default_and_an_overflowing_number_are_not_tokens() -> None:
-    station = PydanticParser(Station).parse('{"name": "Nord", "readings": [{"value": 1e999}]}')
-    assert station.readings[0].value == float("inf")  # as json.loads and pydantic read it
+def test_a_non_finite_default_is_left_alone() -> None:
+    station = PydanticParser(Station).parse('{"name": "Nord", "readings": [{"value": 1e300}]}')
+    assert station.readings[0].value == 1e300
     assert station.peak != station.peak  # the NaN default, untouched
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1.5E+309", "1e0400", "1" * 400 + ".0"])
+def test_a_number_too_large_for_a_float_is_non_finite_too(number: str) -> None:
+    reply = f'{{"name": "Nord", "readings": [{{"value": {number}}}]}}'
+    with pytest.raises(ParseError, match="too large for a float") as info:
+        PydanticParser(Station).parse(reply)
+    assert "allow_nan=True" in str(info.value)
+    with pytest.raises(ParseError, match="too large for a float"):
+        PydanticParser(Number).parse(f'{{"x": {number}}}')  # no N or I in the text: the cheap path
+    with pytest.raises(ParseError, match="too large for a float"):
+        JsonParser().parse(f'{{"score": {number}}}')
+    with pytest.raises(ParseError, match="too large for a float"):
+        list(JsonParser().parse_stream([reply[:10], reply[10:]]))  # the stream's final value too
+    assert abs(PydanticParser(Station, allow_nan=True).parse(reply).readings[0].value) == float("inf")
+    assert abs(JsonParser(allow_nan=True).parse(f'{{"score": {number}}}')["score"]) == float("inf")
+
+
+def test_big_integers_and_numbers_in_strings_are_not_overflows() -> None:
+    big = "1" + "0" * 400
+    assert JsonParser().parse(f'{{"n": {big}}}') == {"n": int(big)}
+    assert JsonParser().parse('{"s": "1e400", "t": "x1e999"}') == {"s": "1e400", "t": "x1e999"}
+    assert JsonParser().parse('{"x": 1e308}') == {"x": 1e308}
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ Policies (safe by default)
   brackets) with ``json-repair``, on candidates up to ``repair_limit`` characters (its cost grows
   faster than linearly, so larger candidates are not repaired).
 * ``duplicate_keys="reject"``: ``{"a": 1, "a": 2}`` is an error; ``"last"`` keeps the last value.
-* ``allow_nan=False``: ``NaN`` and ``Infinity`` are errors.
+* ``allow_nan=False``: ``NaN`` and ``Infinity`` are errors, and so is a number too large for a
+  float (``1e400``), which would otherwise be read as infinity.
 * ``extra="forbid"`` (``PydanticParser``): unknown fields are errors; ``"ignore"`` drops them,
   ``None`` follows the model's own configuration.
 
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 import types
 from collections.abc import Sequence
@@ -45,10 +45,12 @@ from ._extract import (
     JsonSyntaxError,
     candidate_groups,
     fenced_blocks,
+    holds_non_finite,
     line_column,
     load_json,
     max_depth,
     may_hold_nan,
+    may_overflow,
 )
 from ._policies import UNKNOWN_FACTS, keys_at_most, schema_facts
 from ._schema import schema_name, strict_json_schema
@@ -152,8 +154,8 @@ class _JsonBase(BaseParser[T]):
                 raise _CandidateError(problem.detail, value=loaded) from None
             return self._convert(json_text, loaded)  # lenient mode repaired it
         unproven = self.duplicate_keys == "reject" and not self._unique_keys(cand.text, value)
-        if unproven or not self._finite(cand.text, value):
-            self._load(cand)  # raises on a duplicate key or a NaN; a false alarm costs one exact parse
+        if unproven or not self._finite(cand.text, value) or self._may_overflow(cand.text):
+            self._load(cand)  # raises on a duplicate key, a NaN or an overflow; a false alarm costs one exact parse
         return value
 
     _facts = UNKNOWN_FACTS
@@ -175,6 +177,15 @@ class _JsonBase(BaseParser[T]):
             return finite(value)
         except RecursionError:  # a deep value in a deep call stack: the full parse is iterative
             return False
+
+    def _may_overflow(self, text: str) -> bool:
+        """Whether ``text`` may hold a number too large for a float, which validation reads as infinity."""
+        if self.allow_nan:
+            return False
+        try:
+            return may_overflow(text.encode())
+        except UnicodeEncodeError:  # a lone surrogate: the full parse reports it
+            return True
 
     def _unique_keys(self, text: str, value: T) -> bool:
         """Whether ``value``, validated from ``text``, provably had no duplicate key (no = maybe)."""
@@ -393,7 +404,7 @@ class PydanticParser(_JsonBase[T]):
 
         problem: str | None = None
         try:
-            if not self.allow_nan and _holds_non_finite(value):
+            if not self.allow_nan and holds_non_finite(value):
                 problem = "NaN and Infinity are not JSON (pass allow_nan=True to accept them)"
             else:
                 return self._adapter.validate_python(value, extra=self.extra)
@@ -462,21 +473,6 @@ class PydanticParser(_JsonBase[T]):
     def __repr__(self) -> str:
         mode = f", mode={self.mode!r}" if self.mode != "prompt" else ""
         return f"PydanticParser({self.name}{mode})"
-
-
-def _holds_non_finite(value: Any) -> bool:
-    """Whether a parsed JSON value holds a NaN or an infinite float, at any depth (no recursion)."""
-    stack = [value]
-    seen: set[int] = set()
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return True
-        elif isinstance(item, (dict, list, tuple)) and id(item) not in seen:
-            seen.add(id(item))  # a value built in Python may share or even contain itself
-            stack.extend(item.values() if isinstance(item, dict) else item)
-    return False
 
 
 def _summarise(exc: pydantic.ValidationError) -> str:
