@@ -1,27 +1,20 @@
 """Parser speed: 2 KB and 50 KB fenced replies against pydantic's own validation, and linear scaling.
 
-Part 1 times ``PydanticParser.parse`` on ~2 KB and ~50 KB replies (prose, a fenced ``json`` block, prose)
-against the floor ``Model.model_validate_json`` on the bare JSON. The target is within 2x of the
-floor: the parser also finds the block and applies its policies (duplicate keys, NaN, extra
+Part 1 times ``PydanticParser.parse`` on ~2 KB and ~50 KB replies (prose, a fenced ``json``
+block, prose) against the floor ``Model.model_validate_json`` on the bare JSON. The parser also
+finds the block and applies its policies (duplicate keys, NaN and overflowing numbers, extra
 fields rejected). Validation keeps the last of two equal keys without a word, so rejecting them
-takes either a second full parse (jiter's ``catch_duplicate_keys``, about as costly as the
-validation) or, for schemas promptkit can read, a counting proof (see promptkit/_parsers/_policies.py):
-one ``str.count`` when the strings hold no colon, a whitespace-free byte copy and a pair count when
-they do. Three shapes show where each path lands:
+takes one full jiter parse with its duplicate check, about as costly as the validation: the
+ratio to the floor is about 2. Shapes:
 
-* ``records``: an order of 18 line items, values without colons;
+* ``records``: an order of 18 line items (470 in the 50 KB row), values without colons;
 * ``records, prose values``: the same order whose names, tags and note hold colons, URLs and
-  capitals (the pair count runs, and the NaN scan);
+  capitals (340 items in the 50 KB row);
 * ``one long text``: two string fields, 1.9 KB of prose. The floor is then about 1 us, so fixed
   costs (finding the block, one scan of the text) dominate the ratio;
+* the records with a field validator before or after the items (the validator's own cost).
 
-and the records with a field validator on the order. A field validator sees the fields validated
-before it and could change them, so the proof counts only what follows the last field with code:
-with the validator before the items the proof still holds; after them, the full parse runs. The
-``"last"`` column is ``duplicate_keys="last"``, which needs no check at all; ``no proof`` is the
-same parser with the proofs switched off (one full parse for both policies, every time) and
-``saved`` the share of that time the proofs save. The two 50 KB rows
-are the records with 470 items and with prose values (340 items).
+The ``"last"`` column is ``duplicate_keys="last"``: jiter still parses, without the duplicate check.
 
 Part 2 feeds each parser adversarial replies of 1 MB and 4 MB (a fence followed by spaces, deep
 brackets, unterminated strings, many tags...). A linear parser takes about 4x as long on the
@@ -54,7 +47,6 @@ from promptkit._parsers import (
     TextParser,
     XmlTagParser,
 )
-from promptkit._parsers._policies import UNKNOWN_FACTS
 
 
 class Item(BaseModel):
@@ -139,25 +131,19 @@ def part1() -> None:
     ]
     n = 2000
     print("Part 1: PydanticParser.parse of a fenced reply against Model.model_validate_json(bare JSON)\n")
-    print(
-        f"{'reply':<34}{'JSON chars':>11}{'floor us':>10}{'parse us':>10}{'x floor':>9}{'last x':>8}"
-        f"{'no proof us':>12}{'saved':>7}"
-    )
+    print(f"{'reply':<34}{'JSON chars':>11}{'floor us':>10}{'parse us':>10}{'x floor':>9}{'last x':>8}")
     for label, model, bare in shapes:
         reply = _fenced(bare)
         parser = PydanticParser(model)
         relaxed = PydanticParser(model, duplicate_keys="last")
-        plain = PydanticParser(model)
-        plain._facts = UNKNOWN_FACTS  # no proof: the full parse applies both policies, every time
-        assert parser.parse(reply) == relaxed.parse(reply) == plain.parse(reply) == model.model_validate_json(bare)
+        assert parser.parse(reply) == relaxed.parse(reply) == model.model_validate_json(bare)
         k = n if len(bare) < 10_000 else n // 25
         floor = best(lambda m=model, b=bare: m.model_validate_json(b), k)  # type: ignore[misc]
         parsed = best(lambda p=parser, r=reply: p.parse(r), k)  # type: ignore[misc]
         last = best(lambda p=relaxed, r=reply: p.parse(r), k)  # type: ignore[misc]
-        full = best(lambda p=plain, r=reply: p.parse(r), k)  # type: ignore[misc]
         print(
             f"{label:<34}{len(bare):>11}{floor * 1e6:>10.1f}{parsed * 1e6:>10.1f}"
-            f"{parsed / floor:>9.2f}{last / floor:>8.2f}{full * 1e6:>12.1f}{1 - parsed / full:>7.0%}"
+            f"{parsed / floor:>9.2f}{last / floor:>8.2f}"
         )
     bare = _order(prose=False)
     floor = best(lambda: Order.model_validate_json(bare), n)

@@ -21,11 +21,9 @@ __all__ = [
     "JsonSyntaxError",
     "extract_json_candidates",
     "find_candidates",
-    "compact",
     "holds_non_finite",
     "load_json",
     "max_depth",
-    "may_hold_nan",
     "may_overflow",
     "position_of",
 ]
@@ -322,31 +320,6 @@ def holds_non_finite(value: Any) -> bool:
             seen.add(id(item))  # a value built in Python may share or even contain itself
             stack.extend(item.values() if isinstance(item, dict) else item)
     return False
-
-
-def compact(text: str) -> bytes:
-    """``text`` as UTF-8 with JSON whitespace deleted, for token checks at C speed.
-
-    Deleting whitespace inside strings too is fine for the checks made on it, which may only err
-    towards "maybe": a byte 0x22 (quote), 0x2c, 0x3a or 0x5b is never part of a longer UTF-8 sequence.
-    """
-    return text.encode("utf-8", "surrogatepass").translate(None, b" \t\n\r")
-
-
-_NAN_TOKENS = (b":NaN", b",NaN", b"[NaN", b":Infinity", b",Infinity", b"[Infinity", b"-Infinity")
-
-
-def may_hold_nan(text: str) -> bool:
-    """Whether ``text`` may hold a ``NaN`` or ``Infinity`` token, not just the word inside a string.
-
-    >>> may_hold_nan('{"x": NaN}'), may_hold_nan('{"name": "NaN bread", "to": "Infinity pool"}')
-    (True, False)
-    """
-    # A one-character test is a memchr, far cheaper than a word search over the whole text.
-    if ("N" not in text or "NaN" not in text) and ("I" not in text or "Infinity" not in text):
-        return False
-    packed = compact(text)
-    return packed.startswith((b"NaN", b"Infinity")) or any(token in packed for token in _NAN_TOKENS)
 
 
 def max_depth(text: str, limit: int) -> int:

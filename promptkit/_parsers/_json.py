@@ -21,8 +21,11 @@ Policies (safe by default)
 * ``extra="forbid"`` (``PydanticParser``): unknown fields are errors; ``"ignore"`` drops them,
   ``None`` follows the model's own configuration.
 
-``PydanticParser`` validates a candidate first and applies the duplicate-key and NaN policies with
-the proofs in ``_policies``; only when those cannot clear a reply does it parse the text again.
+Each candidate is parsed once with jiter under these policies (its duplicate-key check and its
+NaN switch), then ``PydanticParser`` validates the same text: validation alone keeps the last of
+two equal keys and reads ``NaN``, so the parse is what enforces them. It costs about what the
+validation does (``benchmarks/parsers.py``), a few microseconds on a reply that took far longer
+to arrive.
 """
 
 from __future__ import annotations
@@ -49,10 +52,7 @@ from ._extract import (
     line_column,
     load_json,
     max_depth,
-    may_hold_nan,
-    may_overflow,
 )
-from ._policies import UNKNOWN_FACTS, keys_at_most, schema_facts
 from ._schema import schema_name, strict_json_schema
 from ._stream import MISSING, JsonBuilder
 
@@ -141,59 +141,8 @@ class _JsonBase(BaseParser[T]):
 
     def _candidate(self, cand: Candidate) -> T:
         """The value of one candidate, or ``_CandidateError``."""
-        if self._prescan(cand.text):
-            json_text, loaded = self._load(cand)
-            return self._convert(json_text, loaded)
-        # Validate directly; parse again only to explain a failure or to settle a duplicate key the
-        # cheap proof could not rule out (the happy path is one pass).
-        try:
-            value = self._convert(cand.text, MISSING)
-        except _CandidateError as problem:
-            json_text, loaded = self._load(cand)  # syntax and policy errors, with their positions
-            if json_text is cand.text:
-                raise _CandidateError(problem.detail, value=loaded) from None
-            return self._convert(json_text, loaded)  # lenient mode repaired it
-        unproven = self.duplicate_keys == "reject" and not self._unique_keys(cand.text, value)
-        if unproven or not self._finite(cand.text, value) or self._may_overflow(cand.text):
-            self._load(cand)  # raises on a duplicate key, a NaN or an overflow; a false alarm costs one exact parse
-        return value
-
-    _facts = UNKNOWN_FACTS
-    """What the target schema tells the policies (see ``_policies``); unknown unless a subclass knows."""
-
-    def _prescan(self, text: str) -> bool:
-        """Whether the text must be parsed first to apply the duplicate-key and NaN policies."""
-        facts = self._facts
-        if self.duplicate_keys == "reject" and facts.counter is None:
-            return True
-        return not self.allow_nan and facts.takes_nan and facts.finite is None and may_hold_nan(text)
-
-    def _finite(self, text: str, value: T) -> bool:
-        """Whether ``value`` is clear of the NaN policy without a parse (no = maybe not)."""
-        finite = self._facts.finite
-        if finite is None or self.allow_nan or ("N" not in text and "I" not in text):
-            return True  # scanned before validation, allowed, or no token can be there (a memchr each)
-        try:
-            return finite(value)
-        except RecursionError:  # a deep value in a deep call stack: the full parse is iterative
-            return False
-
-    def _may_overflow(self, text: str) -> bool:
-        """Whether ``text`` may hold a number too large for a float, which validation reads as infinity."""
-        if self.allow_nan:
-            return False
-        try:
-            return may_overflow(text.encode())
-        except UnicodeEncodeError:  # a lone surrogate: the full parse reports it
-            return True
-
-    def _unique_keys(self, text: str, value: T) -> bool:
-        """Whether ``value``, validated from ``text``, provably had no duplicate key (no = maybe)."""
-        counter = self._facts.counter
-        try:
-            return counter is not None and keys_at_most(text, counter(value))
-        except RecursionError:  # a deep value in a deep call stack: the full parse is iterative
-            return False
+        json_text, loaded = self._load(cand)
+        return self._convert(json_text, loaded)
 
     def _repair(self, text: str) -> str | None:
         stripped = text.strip()
@@ -296,9 +245,6 @@ class JsonParser(_JsonBase[Any]):
     def _convert(self, json_text: str, loaded: Any) -> Any:
         return loaded
 
-    def _prescan(self, text: str) -> bool:
-        return True  # the parsed value is the result
-
     def parse_partial(self, text: str) -> Any:
         value = self._partial_json(text)
         return None if value is MISSING else value
@@ -366,10 +312,6 @@ class PydanticParser(_JsonBase[T]):
         self.extra = extra
         self._is_model = is_model
         self._adapter: pydantic.TypeAdapter[T] = pydantic.TypeAdapter(model)
-        facts = schema_facts(self._adapter.core_schema)
-        if extra == "allow":  # extra values are kept as parsed, NaN included: only a scan finds it
-            facts = facts._replace(takes_nan=True, finite=None)
-        self._facts = facts
         self._previewer = _Previewer(model)
         self._instructions: str | None = None
         self._output_schema: OutputSchema | None = None
