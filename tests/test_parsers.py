@@ -764,3 +764,53 @@ def test_strict_schema_inlines_refs_with_siblings() -> None:
     assert office.get("description") == "main office"
     assert "$ref" not in office
     assert office["additionalProperties"] is False
+
+
+# -- stream previews belong to their stream ---------------------------------------------------
+class Inner(BaseModel):
+    v: int
+
+
+class Outer(BaseModel):
+    a: Inner
+    tags: list[Inner]
+    b: str
+
+
+def test_interleaved_streams_on_one_parser_never_show_each_others_pieces() -> None:
+    # Streams start and finish in waves, so containers of finished streams are freed and their
+    # ids handed to the next streams' containers: any preview state shared by id would leak.
+    parser = PydanticParser(Outer)
+    replies = {
+        i: json.dumps({"a": {"v": i}, "tags": [{"v": i}, {"v": -i}], "b": f"stream {i} " * 3}) for i in range(240)
+    }
+    pending = list(replies)
+    live: dict[int, tuple[Any, list[str]]] = {}
+    previews = 0
+    while pending or live:
+        while pending and len(live) < 6:
+            i = pending.pop()
+            text = replies[i]
+            live[i] = (parser.stream_state(), [text[k : k + 3] for k in range(0, len(text), 3)])
+        for i in list(live):
+            state, chunks = live[i]
+            if chunks:
+                for preview in state.feed(chunks.pop(0)):
+                    previews += 1
+                    if "a" in preview.model_fields_set and "v" in preview.a.model_fields_set:
+                        assert preview.a.v == i
+                    if "tags" in preview.model_fields_set:
+                        assert all(t.v in (i, -i) for t in preview.tags)
+            else:
+                assert state.finish() == Outer.model_validate_json(replies[i])
+                del live[i]
+    assert previews > 240 * 5
+
+
+def test_parse_partial_calls_share_no_state() -> None:
+    parser = PydanticParser(Outer)
+    for i in range(200):
+        preview = parser.parse_partial(f'{{"a": {{"v": {i}}}, "tags": [{{"v": {i}}}], "b": "x')
+        assert preview is not None
+        assert preview.a == Inner(v=i)
+        assert preview.tags == [Inner(v=i)]

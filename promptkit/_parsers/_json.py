@@ -406,11 +406,13 @@ class PydanticParser(_JsonBase[T]):
             node = node[-1] if isinstance(node, list) else next(reversed(node.values()))
         if isinstance(node, (dict, list)):
             spine.add(id(node))
-        value: T | None = self._previewer.preview(raw, spine, None)
+        value: T | None = self._previewer.preview(raw, spine, None, _Memo())
         return None if value is MISSING else value
 
     def stream_state(self) -> StreamState[T]:
-        return _JsonStream(self, self._previewer.from_builder)
+        memo = _Memo()  # what this stream has validated; never shared with another stream
+        previewer = self._previewer
+        return _JsonStream(self, lambda builder: previewer.from_builder(builder, memo))
 
     def __repr__(self) -> str:
         mode = f", mode={self.mode!r}" if self.mode != "prompt" else ""
@@ -461,28 +463,42 @@ class _JsonStream:
         return self._parser.parse("".join(self._parts))
 
 
+class _Memo:
+    """One stream's validated pieces, so each finished piece is validated once.
+
+    Keys are object ids of the stream's own containers; each entry keeps its container alive, so
+    an id cannot be reused for another object while its entry exists. A syntax error that makes
+    the builder start over (a new ``generation``) empties the memo.
+    """
+
+    __slots__ = ("done", "generation", "lists")
+
+    def __init__(self) -> None:
+        self.done: dict[tuple[int, int], tuple[Any, Any]] = {}  # (annotation, container) -> (container, value)
+        self.lists: dict[int, tuple[list[Any], list[Any], int]] = {}  # list -> (list, valid items, items seen)
+        self.generation = -1
+
+
 class _Previewer:
     """Partial typed values for a stream, validating each finished piece once.
 
     A model preview is built with ``model_construct``: fields that arrived and validate are set
     (and listed in ``model_fields_set``); the others keep their default, or ``None`` when they
     have none. A list field shows its finished, valid items. Model validators run only on the
-    final value.
+    final value. The previewer holds what is the same for every stream (the type adapters); what
+    one stream has seen lives in its :class:`_Memo`.
     """
 
     def __init__(self, target: Any) -> None:
         self.target = target
         self._adapters: dict[int, tuple[Any, pydantic.TypeAdapter[Any]]] = {}
         self._annotations: dict[tuple[type[Any], str], Any] = {}
-        self._done: dict[tuple[int, int], Any] = {}
-        self._lists: dict[int, tuple[list[Any], int]] = {}
-        self._generation = -1
 
-    def from_builder(self, builder: JsonBuilder) -> Any:
-        if builder.generation != self._generation:
-            self._done.clear()
-            self._lists.clear()
-            self._generation = builder.generation
+    def from_builder(self, builder: JsonBuilder, memo: _Memo) -> Any:
+        if builder.generation != memo.generation:
+            memo.done.clear()
+            memo.lists.clear()
+            memo.generation = builder.generation
         if not builder.stack:
             return MISSING
         spine = {id(c) for c in builder.stack}
@@ -490,16 +506,16 @@ class _Previewer:
         slot = None
         if partial is not MISSING and isinstance(builder.stack[-1], dict) and builder.keys[-1] is not None:
             slot = (id(builder.stack[-1]), builder.keys[-1], partial)
-        return self.preview(builder.stack[0], spine, slot)
+        return self.preview(builder.stack[0], spine, slot, memo)
 
-    def preview(self, raw: Any, spine: set[int], slot: tuple[int, str, Any] | None) -> Any:
+    def preview(self, raw: Any, spine: set[int], slot: tuple[int, str, Any] | None, memo: _Memo) -> Any:
         import pydantic
 
         target = self.target
         if isinstance(target, type) and issubclass(target, pydantic.BaseModel):
             if not isinstance(raw, dict):
                 return MISSING
-            return self._model(target, raw, spine, slot)
+            return self._model(target, raw, spine, slot, memo)
         try:  # dataclasses and TypedDicts: pydantic's own partial validation
             return self._adapter(target).validate_python(raw, experimental_allow_partial="trailing-strings")
         except (pydantic.ValidationError, ValueError, TypeError):
@@ -523,7 +539,9 @@ class _Previewer:
             self._annotations[(cls, name)] = annotation
         return annotation
 
-    def _model(self, cls: type[pydantic.BaseModel], raw: dict[str, Any], spine: set[int], slot: Any) -> Any:
+    def _model(
+        self, cls: type[pydantic.BaseModel], raw: dict[str, Any], spine: set[int], slot: Any, memo: _Memo
+    ) -> Any:
         values: dict[str, Any] = {}
         for name, info in cls.model_fields.items():
             key = info.alias if isinstance(info.alias, str) else name
@@ -533,7 +551,7 @@ class _Previewer:
                 value = raw[key]
             else:
                 continue
-            out = self._value(self._annotation(cls, name), value, spine, slot)
+            out = self._value(self._annotation(cls, name), value, spine, slot, memo)
             if out is not MISSING:
                 values[name] = out
         fields_set = set(values)
@@ -542,32 +560,32 @@ class _Previewer:
                 values[name] = None
         return cls.model_construct(_fields_set=fields_set, **values)
 
-    def _value(self, annotation: Any, value: Any, spine: set[int], slot: Any) -> Any:
+    def _value(self, annotation: Any, value: Any, spine: set[int], slot: Any, memo: _Memo) -> Any:
         import pydantic
 
         if isinstance(value, (dict, list)) and id(value) in spine:
             inner = _unwrap_optional(annotation)
             if isinstance(inner, type) and issubclass(inner, pydantic.BaseModel) and isinstance(value, dict):
-                return self._model(inner, value, spine, slot)
+                return self._model(inner, value, spine, slot, memo)
             if get_origin(inner) in (list, Sequence) and isinstance(value, list):
                 args = get_args(inner)
-                return self._list(args[0] if args else Any, value, spine)
+                return self._list(args[0] if args else Any, value, spine, memo)
             return MISSING  # other open containers appear once they are finished
         key = id(value) if isinstance(value, (dict, list)) else None
-        if key is not None and (id(annotation), key) in self._done:
-            return self._done[(id(annotation), key)]
+        if key is not None and (id(annotation), key) in memo.done:
+            return memo.done[(id(annotation), key)][1]
         try:
             out = self._adapter(annotation).validate_python(value)
         except (pydantic.ValidationError, ValueError, TypeError):
             out = MISSING
         if key is not None:
-            self._done[(id(annotation), key)] = out
+            memo.done[(id(annotation), key)] = (value, out)
         return out
 
-    def _list(self, item: Any, live: list[Any], spine: set[int]) -> list[Any]:
+    def _list(self, item: Any, live: list[Any], spine: set[int], memo: _Memo) -> list[Any]:
         import pydantic
 
-        validated, seen = self._lists.get(id(live), ([], 0))
+        _, validated, seen = memo.lists.get(id(live), (live, [], 0))
         finished = len(live) - 1 if live and isinstance(live[-1], (dict, list)) and id(live[-1]) in spine else len(live)
         adapter = self._adapter(item)
         for raw in live[seen:finished]:
@@ -575,7 +593,7 @@ class _Previewer:
                 validated.append(adapter.validate_python(raw))
             except (pydantic.ValidationError, ValueError, TypeError):
                 pass
-        self._lists[id(live)] = (validated, max(seen, finished))
+        memo.lists[id(live)] = (live, validated, max(seen, finished))
         return list(validated)
 
 
