@@ -41,7 +41,7 @@ import jiter
 
 from .._errors import ConfigurationError, ParseError
 from ..backends import OutputSchema
-from ._base import BaseParser, StreamState, Throttle, snippet
+from ._base import BaseParser, StreamState, Throttle, require_text, snippet
 from ._extract import (
     JSON_INFOS,
     Candidate,
@@ -159,6 +159,7 @@ class _JsonBase(BaseParser[T]):
         return repaired if isinstance(repaired, str) and repaired.strip() not in ("", '""') else None
 
     def parse(self, text: str) -> T:
+        require_text(text, self)
         fenced = fenced_blocks(text)
         if len(fenced) == 1 and fenced[0][0] in JSON_INFOS:
             # The common reply: one json block, which decides when it is valid (the general loop
@@ -217,6 +218,7 @@ class _JsonBase(BaseParser[T]):
     # -- previews ---------------------------------------------------------------------------------
     def _partial_json(self, text: str) -> Any:
         """jiter's partial parse of ``text`` from its first bracket, an unfinished last scalar cut off."""
+        require_text(text, self)
         starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
         if not starts:
             return MISSING
@@ -441,6 +443,7 @@ class _JsonStream:
         self._last: Any = MISSING
 
     def feed(self, chunk: str) -> list[Any]:
+        require_text(chunk, self._parser)
         self._parts.append(chunk)
         builder = self._builder
         builder.feed(chunk)
