@@ -1,7 +1,8 @@
-"""The duplicate-key and NaN policies without a second parse (promptkit/_parsers/_policies.py).
+"""The duplicate-key and NaN policies of the JSON parsers, as behaviour.
 
-The cheap proof must be exact: a reply is rejected for a duplicate key if and only if a full parse
-with jiter's duplicate check rejects it, whatever the schema, the whitespace or the strings hold.
+A reply is rejected for a duplicate key if and only if a full parse with jiter's duplicate check
+rejects it, whatever the schema, the whitespace or the strings hold; ``NaN``, ``Infinity`` and
+numbers too large for a float are rejected unless ``allow_nan=True``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from pydantic import (
     Field,
     Json,
     RootModel,
-    TypeAdapter,
     ValidationInfo,
     create_model,
     field_validator,
@@ -35,9 +35,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from promptkit import ParseError
-from promptkit._parsers import PydanticParser
-from promptkit._parsers._extract import may_hold_nan
-from promptkit._parsers._policies import keys_at_most, schema_facts
+from promptkit._parsers import JsonParser, PydanticParser
 
 
 class Item(BaseModel):
@@ -64,87 +62,6 @@ class Mixed(BaseModel):
     value: int | Item | list[Item]
     pairs: tuple[Item, int] | None = None
     scores: dict[str, Item] = {}
-
-
-def facts_of(model: Any) -> Any:
-    return schema_facts(TypeAdapter(model).core_schema)
-
-
-# -- the text bound -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "count", "expected"),
-    [
-        ('{"a": 1, "b": {"c": 2}}', 3, True),
-        ('{"a": 1, "b": {"c": 2}}', 2, False),
-        ('{"a": "10:30", "b": "https://x.example"}', 2, True),  # colons in strings: the tight bound
-        ('{"a" : 1, "a" : 2}', 1, False),  # space before the colon still counts
-        ('{"a"\n:\t1,"a"\r\n:2}', 1, False),  # any JSON whitespace
-        ('{"a": ": x", "b": 1}', 2, False),  # a string opening with a colon only costs the fallback
-        ("[1, 2, 3]", 0, True),
-    ],
-)
-def test_keys_at_most_bounds_the_keys(text: str, count: int, expected: bool) -> None:
-    assert keys_at_most(text, count) is expected
-
-
-def test_keys_at_most_leaves_sparse_text_to_the_full_parse() -> None:
-    prose = '{"summary": "' + "Next: step. " * 200 + '"}'
-    assert not keys_at_most(prose, 1)  # cheaper to parse than to scan a long string twice
-
-
-def test_keys_at_most_handles_non_ascii_and_lone_surrogates() -> None:
-    assert keys_at_most('{"é": "ü:ö", "ß": 1}', 2)
-    assert keys_at_most('{"a": "\ud800:"}', 1)
-
-
-# -- schema facts -------------------------------------------------------------------------------
-
-
-def test_counter_counts_distinct_keys_of_nested_models_lists_dicts_and_any() -> None:
-    facts = facts_of(Order)
-    assert facts.counter is not None
-    order = Order.model_validate_json(
-        '{"id": "A", "items": [{"sku": "x", "price": 1}, {"sku": "y", "price": 2, "tags": []}],'
-        ' "meta": {"k": {"deep": [{"x": 1}]}, "j": 2}}'
-    )
-    # id, items, meta = 3; items 2 + 3; meta 2, its k 1, the list's object 1
-    assert facts.counter(order) == 3 + 5 + 2 + 1 + 1
-
-
-def test_counter_skips_unset_fields_and_their_defaults() -> None:
-    class Holder(BaseModel):
-        data: dict[str, int] = Field(default_factory=lambda: {"a": 1, "b": 2, "c": 3})
-
-    facts = facts_of(Holder)
-    assert facts.counter is not None
-    assert facts.counter(Holder.model_validate_json("{}")) == 0
-
-
-def test_counter_follows_recursion_and_unions() -> None:
-    tree = Tree.model_validate_json('{"name": "r", "children": [{"name": "a", "children": [{"name": "b"}]}]}')
-    facts = facts_of(Tree)
-    assert facts.counter is not None
-    assert facts.counter(tree) == 2 + 2 + 1
-    mixed = Mixed.model_validate_json(
-        '{"kind": "a", "value": [{"sku": "x", "price": 1}], "pairs": [{"sku": "y", "price": 2}, 3],'
-        ' "scores": {"s": {"sku": "z", "price": 3}}}'
-    )
-    facts = facts_of(Mixed)
-    assert facts.counter is not None
-    assert facts.counter(mixed) == 4 + 2 + 2 + 1 + 2
-
-
-def test_extra_allowed_values_count_as_keys() -> None:
-    class Open(BaseModel):
-        model_config = ConfigDict(extra="allow")
-        a: int = 0
-
-    facts = facts_of(Open)
-    assert facts.counter is not None
-    assert facts.takes_nan
-    assert facts.counter(Open.model_validate_json('{"a": 1, "b": 2, "c": {"d": 3}}')) == 3
 
 
 @dataclasses.dataclass
@@ -208,75 +125,18 @@ class Movie(TypedDict):
     title: str
 
 
-@pytest.mark.parametrize("model", [PathAliased, ChoiceAliased, ModelValidated, PostInit, CustomInit, Movie])
-def test_models_with_code_of_their_own_get_no_counter(model: Any) -> None:
-    facts = facts_of(model)
-    assert facts.counter is None
-    assert facts.takes_nan  # both policies fall back to the full parse
+class Cat(BaseModel):
+    kind: Literal["cat"]
+    lives: int
 
 
-@pytest.mark.parametrize("model", [Validated, Embedded, WithDataclass, Rooted])
-def test_models_with_code_in_their_fields_count_their_own_keys_only(model: Any) -> None:
-    facts = facts_of(model)
-    assert facts.counter is not None
-    assert facts.takes_nan
-    assert facts.finite is None
-    fields = list(model.model_fields)
-    value = model.model_construct(_fields_set=set(fields), **dict.fromkeys(fields))
-    assert facts.counter(value) == len(fields)
+class Dog(BaseModel):
+    kind: Literal["dog"]
+    good: bool
 
 
-class Leaf(BaseModel):
-    a: int = 0
-    b: int = 0
-
-
-class Toucher(BaseModel):
-    leaf: Leaf
-    tag: str
-
-    @field_validator("tag")
-    @classmethod
-    def touch(cls, value: str, info: ValidationInfo) -> str:
-        info.data["leaf"].b = 1  # sets a field the reply never sent: "b" joins leaf's fields set
-        return value
-
-
-def test_a_validator_changing_a_sibling_cannot_hide_a_duplicate() -> None:
-    reply = '{"leaf": {"a": 1, "a": 2}, "tag": "x"}'  # 4 keys; counting leaf's fields set would say 4 too
-    assert Toucher.model_validate_json(reply).leaf.model_fields_set == {"a", "b"}
-    with pytest.raises(ParseError, match="duplicate key"):
-        PydanticParser(Toucher).parse(reply)
-    assert PydanticParser(Toucher).parse('{"leaf": {"a": 1}, "tag": "x"}').leaf.b == 1
-
-
-def test_fields_validated_after_the_last_field_with_code_are_counted() -> None:
-    early = facts_of(EarlyCheckedOrder)
-    late = facts_of(CheckedOrder)  # its validator is on "note", after "items" and "meta"
-    assert early.counter is not None
-    assert late.counter is not None
-    order = EarlyCheckedOrder.model_validate_json('{"id": "a", "items": [{"sku": "x", "price": 1}], "meta": {"k": 1}}')
-    assert early.counter(order) == 3 + 2 + 1  # the order's keys, the item's, meta's
-    assert late.counter(CheckedOrder.model_validate(order.model_dump(exclude_unset=True))) == 3
-    with pytest.raises(ParseError, match="duplicate key"):
-        PydanticParser(EarlyCheckedOrder).parse('{"id": "a", "items": [{"sku": "x", "sku": "y", "price": 1}]}')
-
-
-def test_a_flat_model_with_validators_takes_the_cheap_proof() -> None:
-    assert PydanticParser(Validated).parse('{"name": "a"}') == Validated(name="a")
-    with pytest.raises(ParseError, match="duplicate key"):
-        PydanticParser(Validated).parse('{"name": "a", "name": "b"}')
-
-
-@pytest.mark.parametrize(
-    ("model", "takes_nan"),
-    [(Tree, False), (Order, True), (Mixed, True), (PathAliased, True)],
-)
-def test_nan_facts(model: Any, takes_nan: bool) -> None:
-    assert facts_of(model).takes_nan is takes_nan
-
-
-# -- the parser: exact, whichever way it gets there ------------------------------------------------
+class Pet(BaseModel):
+    pet: Cat | Dog = Field(discriminator="kind")
 
 
 def test_duplicate_keys_are_caught_in_every_kind_of_object() -> None:
@@ -295,12 +155,39 @@ def test_duplicate_keys_are_caught_in_every_kind_of_object() -> None:
             parser.parse(reply)
 
 
-def test_duplicates_under_an_unsupported_schema_still_caught() -> None:
+@pytest.mark.parametrize(
+    "model",
+    [Validated, ModelValidated, PostInit, CustomInit, PathAliased, ChoiceAliased, Movie, WithDataclass, Embedded],
+)
+def test_duplicates_are_caught_whatever_code_the_model_runs(model: Any) -> None:
+    # Validators, aliases, dataclasses and TypedDicts keep the last of two equal keys; the parse does not.
+    replies = {
+        PathAliased: '{"data": [1, 2], "data": [3, 4]}',
+        ChoiceAliased: '{"alpha": 1, "alpha": 2}',
+        WithDataclass: '{"point": {"x": 1, "x": 2}}',
+        Embedded: '{"raw": "{}", "raw": "{}"}',
+    }
+    reply = replies.get(model, '{"name": "a", "name": "b"}')
     with pytest.raises(ParseError, match="duplicate key"):
-        PydanticParser(Validated).parse('{"name": "a", "name": "b"}')
+        PydanticParser(model).parse(reply)
 
 
-def test_false_alarms_cost_a_parse_but_not_the_answer() -> None:
+def test_duplicates_in_a_discriminated_union_and_a_root_model() -> None:
+    with pytest.raises(ParseError, match="duplicate key"):
+        PydanticParser(Pet).parse('{"pet": {"kind": "dog", "good": true, "good": false}}')
+    with pytest.raises(ParseError, match="duplicate key"):
+        PydanticParser(Rooted).parse('{"root": [1], "root": [2]}')
+    assert PydanticParser(Pet).parse('{"pet": {"kind": "cat", "lives": 9}}').pet == Cat(kind="cat", lives=9)
+
+
+def test_duplicate_keys_last_keeps_the_last_value() -> None:
+    assert PydanticParser(Validated, duplicate_keys="last").parse('{"name": "a", "name": "b"}').name == "b"
+    assert JsonParser(duplicate_keys="last").parse('{"a": 1, "a": 2}') == {"a": 2}
+    with pytest.raises(ParseError, match="duplicate key"):
+        JsonParser().parse('{"a": 1, "a": 2}')
+
+
+def test_colons_in_strings_are_not_keys() -> None:
     reply = json.dumps({"id": "A:B:C", "items": [{"sku": ":x:", "price": 1.5, "tags": [":", "a:b"]}], "note": ": "})
     assert PydanticParser(Order).parse(reply) == Order.model_validate_json(reply)
 
@@ -313,10 +200,6 @@ def test_nan_in_a_schema_without_floats_fails_validation_with_the_nan_message() 
 def test_nan_and_infinity_words_inside_strings_are_not_tokens() -> None:
     reply = '{"id": "NaN bread", "items": [{"sku": "Infinity pool", "price": 1.0, "tags": ["-Infinity"]}]}'
     assert PydanticParser(Order).parse(reply).items[0].sku == "Infinity pool"
-    assert may_hold_nan('{"x": [1, NaN]}')
-    assert may_hold_nan('{"x": -Infinity}')
-    assert may_hold_nan("NaN")
-    assert not may_hold_nan('{"x": "NaN", "y": "Infinity"}')
 
 
 def test_extra_allow_scans_extras_for_nan() -> None:
@@ -463,28 +346,6 @@ class Sensor(BaseModel):
     parts: list[Sensor] = []
 
 
-def test_finite_check_follows_floats_in_models_lists_and_dicts() -> None:
-    finite = facts_of(Station).finite
-    assert finite is not None
-    ok = Station.model_validate_json('{"name": "N1", "readings": [{"value": 1, "low": null, "history": [0, 2.5]}]}')
-    assert not finite(ok)  # the unset default, NaN, is seen too: that only costs the full parse
-    ok = ok.model_copy(update={"peak": 1.0})
-    assert finite(ok)
-    for bad in (
-        {"readings": [{"value": float("inf")}]},
-        {"readings": [{"value": 1, "low": float("nan")}]},
-        {"readings": [{"value": 1, "history": [1.0, float("-inf")]}]},
-        {"readings": [{"value": 1, "by_name": {"a": float("nan")}}]},
-        {"readings": [], "latest": {"value": float("nan")}},
-    ):
-        assert not finite(Station.model_validate({"name": "x", "peak": 0.0, **bad}))
-    recursive = facts_of(Sensor).finite
-    assert recursive is not None
-    assert not recursive(
-        Sensor.model_validate({"level": 1, "parts": [{"level": 2, "parts": [{"level": float("nan")}]}]})
-    )
-
-
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
 def test_nan_tokens_in_float_fields_are_rejected_wherever_they_are(token: str) -> None:
     reply = f'{{"name": "Nord", "peak": 1, "readings": [{{"value": 1}}, {{"value": 2, "history": [1, {token}]}}]}}'
@@ -493,26 +354,44 @@ def test_nan_tokens_in_float_fields_are_rejected_wherever_they_are(token: str) -
     assert PydanticParser(Station, allow_nan=True).parse(reply).readings[1].history[1] != 1.0
 
 
-def test_a_non_finite_default_and_an_overflowing_number_are_not_tokens() -> None:
-    station = PydanticParser(Station).parse('{"name": "Nord", "readings": [{"value": 1e999}]}')
-    assert station.readings[0].value == float("inf")  # as json.loads and pydantic read it
+def test_a_non_finite_default_is_left_alone() -> None:
+    station = PydanticParser(Station).parse('{"name": "Nord", "readings": [{"value": 1e300}]}')
+    assert station.readings[0].value == 1e300
     assert station.peak != station.peak  # the NaN default, untouched
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1.5E+309", "1e0400", "1" * 400 + ".0"])
+def test_a_number_too_large_for_a_float_is_non_finite_too(number: str) -> None:
+    reply = f'{{"name": "Nord", "readings": [{{"value": {number}}}]}}'
+    with pytest.raises(ParseError, match="too large for a float") as info:
+        PydanticParser(Station).parse(reply)
+    assert "allow_nan=True" in str(info.value)
+    with pytest.raises(ParseError, match="too large for a float"):
+        JsonParser().parse(f'{{"score": {number}}}')
+    with pytest.raises(ParseError, match="too large for a float"):
+        list(JsonParser().parse_stream([reply[:10], reply[10:]]))  # the stream's final value too
+    assert abs(PydanticParser(Station, allow_nan=True).parse(reply).readings[0].value) == float("inf")
+    assert abs(JsonParser(allow_nan=True).parse(f'{{"score": {number}}}')["score"]) == float("inf")
+
+
+def test_big_integers_and_numbers_in_strings_are_not_overflows() -> None:
+    big = "1" + "0" * 400
+    assert JsonParser().parse(f'{{"n": {big}}}') == {"n": int(big)}
+    assert JsonParser().parse('{"s": "1e400", "t": "x1e999"}') == {"s": "1e400", "t": "x1e999"}
+    assert JsonParser().parse('{"x": 1e308}') == {"x": 1e308}
 
 
 @pytest.mark.parametrize(
     "annotation",
     [Decimal, complex, Any, float | str],
 )
-def test_other_numbers_leave_the_nan_policy_to_the_text_scan(annotation: Any) -> None:
+def test_nan_is_rejected_for_every_kind_of_number(annotation: Any) -> None:
     model = create_model("Holder", x=(annotation, ...))
-    facts = facts_of(model)
-    assert facts.takes_nan
-    assert facts.finite is None
     with pytest.raises(ParseError, match="NaN and Infinity"):
         PydanticParser(model).parse('{"x": NaN}')
 
 
-def test_a_deep_value_in_a_deep_call_stack_falls_back_to_the_full_parse() -> None:
+def test_a_deep_value_in_a_deep_call_stack_is_parsed_exactly() -> None:
     depth = 99  # near pydantic's JSON nesting limit
     sensor = '{"level": 1, "parts": [' * depth + '{"level": 2}' + "]}" * depth
     station = sensor.replace('"level": 2}', '"level": NaN}')
@@ -520,90 +399,7 @@ def test_a_deep_value_in_a_deep_call_stack_falls_back_to_the_full_parse() -> Non
     def near_the_limit(frames: int, text: str) -> Sensor:
         return PydanticParser(Sensor).parse(text) if frames <= 0 else near_the_limit(frames - 1, text)
 
-    room = sys.getrecursionlimit() - len(inspect.stack(0)) - 120  # too few frames for the walk
+    room = sys.getrecursionlimit() - len(inspect.stack(0)) - 120  # few frames left for any walk
     assert near_the_limit(room, sensor) == Sensor.model_validate_json(sensor)
     with pytest.raises(ParseError, match="NaN and Infinity"):
         near_the_limit(room, station)
-
-
-class Pair(BaseModel):
-    x: float
-    y: float
-
-
-class Shapes(BaseModel):
-    pairs: list[Pair]
-    optional_by_key: dict[str, float | None] = {}
-    loose: dict = {}  # type: ignore[type-arg]
-
-
-class OnlyNested(BaseModel):
-    shapes: list[Shapes]
-
-
-class BeforeValidated(BaseModel):
-    name: str
-
-    @model_validator(mode="before")
-    @classmethod
-    def check(cls, data: Any) -> Any:
-        return data
-
-
-class SharedAlias(BaseModel):
-    a: int = Field(validation_alias="b")
-    b: int = 0
-
-
-class Cat(BaseModel):
-    kind: Literal["cat"]
-    lives: int
-
-
-class Dog(BaseModel):
-    kind: Literal["dog"]
-    good: bool
-
-
-class Pet(BaseModel):
-    pet: Cat | Dog = Field(discriminator="kind")
-
-
-def test_more_shapes_for_the_counter_and_the_finite_check() -> None:
-    value = OnlyNested.model_validate(
-        {"shapes": [{"pairs": [{"x": 1, "y": 2}], "optional_by_key": {"a": None, "b": 1.5}, "loose": {"k": [1]}}]}
-    )
-    facts = facts_of(OnlyNested)
-    assert facts.counter is not None
-    assert facts.finite is None  # the bare dict holds Any: the text scan decides
-    assert facts.counter(value) == 1 + 3 + 2 + 2 + 1
-    finite = facts_of(Shapes).finite
-    assert finite is None
-    pets = facts_of(Pet)
-    assert pets.counter is not None
-    assert not pets.takes_nan
-    assert pets.counter(Pet.model_validate({"pet": {"kind": "dog", "good": True}})) == 3
-    numbers = schema_facts(TypeAdapter(list[int]).core_schema)
-    assert numbers.counter is not None
-    assert numbers.counter([1, 2]) == 0
-
-
-def test_finite_check_of_float_columns_and_optional_dict_values() -> None:
-    class Plot(BaseModel):
-        pairs: list[Pair]
-        optional_by_key: dict[str, float | None] = {}
-
-    class Holder(BaseModel):
-        plots: list[Plot]
-
-    finite = facts_of(Holder).finite
-    assert finite is not None
-    good = {"plots": [{"pairs": [{"x": 1, "y": 2}, {"x": 0, "y": 3}], "optional_by_key": {"a": None, "b": 1.0}}]}
-    assert finite(Holder.model_validate(good))
-    for bad in ({"pairs": [{"x": 1, "y": float("nan")}]}, {"pairs": [], "optional_by_key": {"a": float("inf")}}):
-        assert not finite(Holder.model_validate({"plots": [bad]}))
-
-
-@pytest.mark.parametrize("model", [BeforeValidated, SharedAlias])
-def test_model_validators_and_shared_keys_get_no_counter(model: Any) -> None:
-    assert facts_of(model).counter is None

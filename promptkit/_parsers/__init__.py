@@ -7,8 +7,7 @@ validated value last).
 
 Private parts: ``_base`` (protocols, streaming machinery, ``TextParser``), ``_extract`` (finding
 and loading JSON), ``_stream`` (incremental JSON), ``_json`` (``JsonParser``, ``PydanticParser``),
-``_schema`` (strict JSON schemas), ``_policies`` (the duplicate-key and NaN policies without a
-second parse), ``_simple`` (small answers).
+``_schema`` (strict JSON schemas), ``_simple`` (small answers).
 
 Only ``_base`` loads with the package (a prompt needs no more); the other parts load on first
 access to one of their names.

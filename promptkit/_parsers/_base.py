@@ -22,6 +22,7 @@ __all__ = [
     "StreamingParser",
     "TextParser",
     "Throttle",
+    "require_text",
     "snippet",
 ]
 
@@ -62,7 +63,7 @@ class StreamingParser(Parser[T_co], Protocol[T_co]):
     """A parser that can preview a streamed reply (every parser in promptkit is one)."""
 
     def parse_partial(self, text: str) -> T_co | None:
-        """The best preview of a prefix of a reply, or ``None``; never raises."""
+        """The best preview of a prefix of a reply, or ``None``; never raises ``ParseError``."""
         ...
 
     def stream_state(self) -> StreamState[Any]:
@@ -85,6 +86,21 @@ class NativeOutputParser(Protocol):
     def native_instructions(self) -> str:
         """The format instructions to use when the provider enforces the format."""
         ...
+
+
+def require_text(text: object, parser: object) -> None:
+    """Raise ``TypeError`` unless ``text`` is a ``str``: a reply of another type is a caller's bug.
+
+    A ``ParseError`` says the model's reply was wrong, which a retry or a repair prompt may fix;
+    ``None``, ``bytes`` or a ``dict`` in place of the reply is a programming error, reported as such
+    instead of failing deep inside a parser.
+
+    >>> require_text(b"yes", TextParser())
+    Traceback (most recent call last):
+    TypeError: TextParser needs the reply as a str, not bytes
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"{type(parser).__name__} needs the reply as a str, not {type(text).__name__}")
 
 
 def snippet(text: str, limit: int = 120) -> str:
@@ -130,6 +146,7 @@ class FinalOnly(Generic[T]):
         self._parts: list[str] = []
 
     def feed(self, chunk: str) -> list[T]:
+        require_text(chunk, self._parser)
         self._parts.append(chunk)
         return []
 
@@ -151,7 +168,8 @@ class BaseParser(Generic[T]):
         return ""
 
     def parse_partial(self, text: str) -> T | None:
-        """The best value for a prefix of a reply, or ``None``. Never raises."""
+        """The best value for a prefix of a reply, or ``None``; raises only ``TypeError`` for a non-str."""
+        require_text(text, self)
         try:
             return self.parse(text)
         except ParseError:
@@ -197,6 +215,7 @@ class TextParser(BaseParser[str]):
             raise ConfigurationError(f"stop markers must be non-empty strings, not {stop!r}")
 
     def parse(self, text: str) -> str:
+        require_text(text, self)
         for marker in self.stop:
             cut = text.find(marker)
             if cut >= 0:
@@ -221,6 +240,7 @@ class _TextStream:
         self._throttle = Throttle()
 
     def feed(self, chunk: str) -> list[str]:
+        require_text(chunk, self._parser)
         self._parts.append(chunk)
         self._throttle.add(len(chunk))
         if not self._throttle.due(self._throttle.total):

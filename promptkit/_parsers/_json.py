@@ -16,19 +16,22 @@ Policies (safe by default)
   brackets) with ``json-repair``, on candidates up to ``repair_limit`` characters (its cost grows
   faster than linearly, so larger candidates are not repaired).
 * ``duplicate_keys="reject"``: ``{"a": 1, "a": 2}`` is an error; ``"last"`` keeps the last value.
-* ``allow_nan=False``: ``NaN`` and ``Infinity`` are errors.
+* ``allow_nan=False``: ``NaN`` and ``Infinity`` are errors, and so is a number too large for a
+  float (``1e400``), which would otherwise be read as infinity.
 * ``extra="forbid"`` (``PydanticParser``): unknown fields are errors; ``"ignore"`` drops them,
   ``None`` follows the model's own configuration.
 
-``PydanticParser`` validates a candidate first and applies the duplicate-key and NaN policies with
-the proofs in ``_policies``; only when those cannot clear a reply does it parse the text again.
+Each candidate is parsed once with jiter under these policies (its duplicate-key check and its
+NaN switch), then ``PydanticParser`` validates the same text: validation alone keeps the last of
+two equal keys and reads ``NaN``, so the parse is what enforces them. It costs about what the
+validation does (``benchmarks/parsers.py``), a few microseconds on a reply that took far longer
+to arrive.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 import types
 from collections.abc import Sequence
@@ -38,19 +41,18 @@ import jiter
 
 from .._errors import ConfigurationError, ParseError
 from ..backends import OutputSchema
-from ._base import BaseParser, StreamState, Throttle, snippet
+from ._base import BaseParser, StreamState, Throttle, require_text, snippet
 from ._extract import (
     JSON_INFOS,
     Candidate,
     JsonSyntaxError,
     candidate_groups,
     fenced_blocks,
+    holds_non_finite,
     line_column,
     load_json,
     max_depth,
-    may_hold_nan,
 )
-from ._policies import UNKNOWN_FACTS, keys_at_most, schema_facts
 from ._schema import schema_name, strict_json_schema
 from ._stream import MISSING, JsonBuilder
 
@@ -139,50 +141,8 @@ class _JsonBase(BaseParser[T]):
 
     def _candidate(self, cand: Candidate) -> T:
         """The value of one candidate, or ``_CandidateError``."""
-        if self._prescan(cand.text):
-            json_text, loaded = self._load(cand)
-            return self._convert(json_text, loaded)
-        # Validate directly; parse again only to explain a failure or to settle a duplicate key the
-        # cheap proof could not rule out (the happy path is one pass).
-        try:
-            value = self._convert(cand.text, MISSING)
-        except _CandidateError as problem:
-            json_text, loaded = self._load(cand)  # syntax and policy errors, with their positions
-            if json_text is cand.text:
-                raise _CandidateError(problem.detail, value=loaded) from None
-            return self._convert(json_text, loaded)  # lenient mode repaired it
-        unproven = self.duplicate_keys == "reject" and not self._unique_keys(cand.text, value)
-        if unproven or not self._finite(cand.text, value):
-            self._load(cand)  # raises on a duplicate key or a NaN; a false alarm costs one exact parse
-        return value
-
-    _facts = UNKNOWN_FACTS
-    """What the target schema tells the policies (see ``_policies``); unknown unless a subclass knows."""
-
-    def _prescan(self, text: str) -> bool:
-        """Whether the text must be parsed first to apply the duplicate-key and NaN policies."""
-        facts = self._facts
-        if self.duplicate_keys == "reject" and facts.counter is None:
-            return True
-        return not self.allow_nan and facts.takes_nan and facts.finite is None and may_hold_nan(text)
-
-    def _finite(self, text: str, value: T) -> bool:
-        """Whether ``value`` is clear of the NaN policy without a parse (no = maybe not)."""
-        finite = self._facts.finite
-        if finite is None or self.allow_nan or ("N" not in text and "I" not in text):
-            return True  # scanned before validation, allowed, or no token can be there (a memchr each)
-        try:
-            return finite(value)
-        except RecursionError:  # a deep value in a deep call stack: the full parse is iterative
-            return False
-
-    def _unique_keys(self, text: str, value: T) -> bool:
-        """Whether ``value``, validated from ``text``, provably had no duplicate key (no = maybe)."""
-        counter = self._facts.counter
-        try:
-            return counter is not None and keys_at_most(text, counter(value))
-        except RecursionError:  # a deep value in a deep call stack: the full parse is iterative
-            return False
+        json_text, loaded = self._load(cand)
+        return self._convert(json_text, loaded)
 
     def _repair(self, text: str) -> str | None:
         stripped = text.strip()
@@ -199,6 +159,7 @@ class _JsonBase(BaseParser[T]):
         return repaired if isinstance(repaired, str) and repaired.strip() not in ("", '""') else None
 
     def parse(self, text: str) -> T:
+        require_text(text, self)
         fenced = fenced_blocks(text)
         if len(fenced) == 1 and fenced[0][0] in JSON_INFOS:
             # The common reply: one json block, which decides when it is valid (the general loop
@@ -257,6 +218,7 @@ class _JsonBase(BaseParser[T]):
     # -- previews ---------------------------------------------------------------------------------
     def _partial_json(self, text: str) -> Any:
         """jiter's partial parse of ``text`` from its first bracket, an unfinished last scalar cut off."""
+        require_text(text, self)
         starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
         if not starts:
             return MISSING
@@ -284,9 +246,6 @@ class JsonParser(_JsonBase[Any]):
 
     def _convert(self, json_text: str, loaded: Any) -> Any:
         return loaded
-
-    def _prescan(self, text: str) -> bool:
-        return True  # the parsed value is the result
 
     def parse_partial(self, text: str) -> Any:
         value = self._partial_json(text)
@@ -355,10 +314,6 @@ class PydanticParser(_JsonBase[T]):
         self.extra = extra
         self._is_model = is_model
         self._adapter: pydantic.TypeAdapter[T] = pydantic.TypeAdapter(model)
-        facts = schema_facts(self._adapter.core_schema)
-        if extra == "allow":  # extra values are kept as parsed, NaN included: only a scan finds it
-            facts = facts._replace(takes_nan=True, finite=None)
-        self._facts = facts
         self._previewer = _Previewer(model)
         self._instructions: str | None = None
         self._output_schema: OutputSchema | None = None
@@ -393,7 +348,7 @@ class PydanticParser(_JsonBase[T]):
 
         problem: str | None = None
         try:
-            if not self.allow_nan and _holds_non_finite(value):
+            if not self.allow_nan and holds_non_finite(value):
                 problem = "NaN and Infinity are not JSON (pass allow_nan=True to accept them)"
             else:
                 return self._adapter.validate_python(value, extra=self.extra)
@@ -453,30 +408,17 @@ class PydanticParser(_JsonBase[T]):
             node = node[-1] if isinstance(node, list) else next(reversed(node.values()))
         if isinstance(node, (dict, list)):
             spine.add(id(node))
-        value: T | None = self._previewer.preview(raw, spine, None)
+        value: T | None = self._previewer.preview(raw, spine, None, _Memo())
         return None if value is MISSING else value
 
     def stream_state(self) -> StreamState[T]:
-        return _JsonStream(self, self._previewer.from_builder)
+        memo = _Memo()  # what this stream has validated; never shared with another stream
+        previewer = self._previewer
+        return _JsonStream(self, lambda builder: previewer.from_builder(builder, memo))
 
     def __repr__(self) -> str:
         mode = f", mode={self.mode!r}" if self.mode != "prompt" else ""
         return f"PydanticParser({self.name}{mode})"
-
-
-def _holds_non_finite(value: Any) -> bool:
-    """Whether a parsed JSON value holds a NaN or an infinite float, at any depth (no recursion)."""
-    stack = [value]
-    seen: set[int] = set()
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return True
-        elif isinstance(item, (dict, list, tuple)) and id(item) not in seen:
-            seen.add(id(item))  # a value built in Python may share or even contain itself
-            stack.extend(item.values() if isinstance(item, dict) else item)
-    return False
 
 
 def _summarise(exc: pydantic.ValidationError) -> str:
@@ -501,6 +443,7 @@ class _JsonStream:
         self._last: Any = MISSING
 
     def feed(self, chunk: str) -> list[Any]:
+        require_text(chunk, self._parser)
         self._parts.append(chunk)
         builder = self._builder
         builder.feed(chunk)
@@ -523,28 +466,42 @@ class _JsonStream:
         return self._parser.parse("".join(self._parts))
 
 
+class _Memo:
+    """One stream's validated pieces, so each finished piece is validated once.
+
+    Keys are object ids of the stream's own containers; each entry keeps its container alive, so
+    an id cannot be reused for another object while its entry exists. A syntax error that makes
+    the builder start over (a new ``generation``) empties the memo.
+    """
+
+    __slots__ = ("done", "generation", "lists")
+
+    def __init__(self) -> None:
+        self.done: dict[tuple[int, int], tuple[Any, Any]] = {}  # (annotation, container) -> (container, value)
+        self.lists: dict[int, tuple[list[Any], list[Any], int]] = {}  # list -> (list, valid items, items seen)
+        self.generation = -1
+
+
 class _Previewer:
     """Partial typed values for a stream, validating each finished piece once.
 
     A model preview is built with ``model_construct``: fields that arrived and validate are set
     (and listed in ``model_fields_set``); the others keep their default, or ``None`` when they
     have none. A list field shows its finished, valid items. Model validators run only on the
-    final value.
+    final value. The previewer holds what is the same for every stream (the type adapters); what
+    one stream has seen lives in its :class:`_Memo`.
     """
 
     def __init__(self, target: Any) -> None:
         self.target = target
         self._adapters: dict[int, tuple[Any, pydantic.TypeAdapter[Any]]] = {}
         self._annotations: dict[tuple[type[Any], str], Any] = {}
-        self._done: dict[tuple[int, int], Any] = {}
-        self._lists: dict[int, tuple[list[Any], int]] = {}
-        self._generation = -1
 
-    def from_builder(self, builder: JsonBuilder) -> Any:
-        if builder.generation != self._generation:
-            self._done.clear()
-            self._lists.clear()
-            self._generation = builder.generation
+    def from_builder(self, builder: JsonBuilder, memo: _Memo) -> Any:
+        if builder.generation != memo.generation:
+            memo.done.clear()
+            memo.lists.clear()
+            memo.generation = builder.generation
         if not builder.stack:
             return MISSING
         spine = {id(c) for c in builder.stack}
@@ -552,16 +509,16 @@ class _Previewer:
         slot = None
         if partial is not MISSING and isinstance(builder.stack[-1], dict) and builder.keys[-1] is not None:
             slot = (id(builder.stack[-1]), builder.keys[-1], partial)
-        return self.preview(builder.stack[0], spine, slot)
+        return self.preview(builder.stack[0], spine, slot, memo)
 
-    def preview(self, raw: Any, spine: set[int], slot: tuple[int, str, Any] | None) -> Any:
+    def preview(self, raw: Any, spine: set[int], slot: tuple[int, str, Any] | None, memo: _Memo) -> Any:
         import pydantic
 
         target = self.target
         if isinstance(target, type) and issubclass(target, pydantic.BaseModel):
             if not isinstance(raw, dict):
                 return MISSING
-            return self._model(target, raw, spine, slot)
+            return self._model(target, raw, spine, slot, memo)
         try:  # dataclasses and TypedDicts: pydantic's own partial validation
             return self._adapter(target).validate_python(raw, experimental_allow_partial="trailing-strings")
         except (pydantic.ValidationError, ValueError, TypeError):
@@ -585,7 +542,9 @@ class _Previewer:
             self._annotations[(cls, name)] = annotation
         return annotation
 
-    def _model(self, cls: type[pydantic.BaseModel], raw: dict[str, Any], spine: set[int], slot: Any) -> Any:
+    def _model(
+        self, cls: type[pydantic.BaseModel], raw: dict[str, Any], spine: set[int], slot: Any, memo: _Memo
+    ) -> Any:
         values: dict[str, Any] = {}
         for name, info in cls.model_fields.items():
             key = info.alias if isinstance(info.alias, str) else name
@@ -595,7 +554,7 @@ class _Previewer:
                 value = raw[key]
             else:
                 continue
-            out = self._value(self._annotation(cls, name), value, spine, slot)
+            out = self._value(self._annotation(cls, name), value, spine, slot, memo)
             if out is not MISSING:
                 values[name] = out
         fields_set = set(values)
@@ -604,32 +563,32 @@ class _Previewer:
                 values[name] = None
         return cls.model_construct(_fields_set=fields_set, **values)
 
-    def _value(self, annotation: Any, value: Any, spine: set[int], slot: Any) -> Any:
+    def _value(self, annotation: Any, value: Any, spine: set[int], slot: Any, memo: _Memo) -> Any:
         import pydantic
 
         if isinstance(value, (dict, list)) and id(value) in spine:
             inner = _unwrap_optional(annotation)
             if isinstance(inner, type) and issubclass(inner, pydantic.BaseModel) and isinstance(value, dict):
-                return self._model(inner, value, spine, slot)
+                return self._model(inner, value, spine, slot, memo)
             if get_origin(inner) in (list, Sequence) and isinstance(value, list):
                 args = get_args(inner)
-                return self._list(args[0] if args else Any, value, spine)
+                return self._list(args[0] if args else Any, value, spine, memo)
             return MISSING  # other open containers appear once they are finished
         key = id(value) if isinstance(value, (dict, list)) else None
-        if key is not None and (id(annotation), key) in self._done:
-            return self._done[(id(annotation), key)]
+        if key is not None and (id(annotation), key) in memo.done:
+            return memo.done[(id(annotation), key)][1]
         try:
             out = self._adapter(annotation).validate_python(value)
         except (pydantic.ValidationError, ValueError, TypeError):
             out = MISSING
         if key is not None:
-            self._done[(id(annotation), key)] = out
+            memo.done[(id(annotation), key)] = (value, out)
         return out
 
-    def _list(self, item: Any, live: list[Any], spine: set[int]) -> list[Any]:
+    def _list(self, item: Any, live: list[Any], spine: set[int], memo: _Memo) -> list[Any]:
         import pydantic
 
-        validated, seen = self._lists.get(id(live), ([], 0))
+        _, validated, seen = memo.lists.get(id(live), (live, [], 0))
         finished = len(live) - 1 if live and isinstance(live[-1], (dict, list)) and id(live[-1]) in spine else len(live)
         adapter = self._adapter(item)
         for raw in live[seen:finished]:
@@ -637,7 +596,7 @@ class _Previewer:
                 validated.append(adapter.validate_python(raw))
             except (pydantic.ValidationError, ValueError, TypeError):
                 pass
-        self._lists[id(live)] = (validated, max(seen, finished))
+        memo.lists[id(live)] = (live, validated, max(seen, finished))
         return list(validated)
 
 

@@ -20,7 +20,7 @@ import jiter
 
 from .._errors import ConfigurationError, ParseError
 from .._utils import is_model_class
-from ._base import BaseParser, StreamState, Throttle, snippet
+from ._base import BaseParser, StreamState, Throttle, require_text, snippet
 
 if TYPE_CHECKING:
     import pydantic
@@ -122,11 +122,13 @@ class ListParser(BaseParser[list[T]]):
             marked = [_MARKER.sub("", line, count=1) for line in lines if _MARKER.match(line)]
             items = marked or lines
         else:
-            items = re.split(r"[,;]", text.strip())
-            if len(items) > 1:  # "a, b and c" / "a, b, and c": "and" joins only the last two
-                last = re.sub(r"^\s*and\s+", "", items[-1])
+            fields = _split_fields(text.strip())
+            if len(fields) > 1 and not fields[-1][1]:  # "a, b and c" / "a, b, and c": "and" joins the last two
+                last = re.sub(r"^\s*and\s+", "", fields[-1][0])
                 head, sep, tail = last.rpartition(" and ")
-                items[-1:] = [head, tail] if sep else [last]
+                fields[-1:] = [(head, False), (tail, False)] if sep else [(last, False)]
+            cleaned = (item if quoted else item.strip().strip("*_`").strip() for item, quoted in fields)
+            return [item for item in cleaned if item.strip()]
         return [item.strip().strip("*_`").strip() for item in items if item.strip()]
 
     def _convert(self, items: list[str], text: str) -> list[T]:
@@ -144,6 +146,7 @@ class ListParser(BaseParser[list[T]]):
         return "a list with one item per line" if self.separator != "comma" else "a comma-separated list"
 
     def parse(self, text: str) -> list[T]:
+        require_text(text, self)
         items = self._items(text)
         if len(items) < self.min_items:
             raise ParseError(
@@ -161,6 +164,7 @@ class ListParser(BaseParser[list[T]]):
         return self._convert(items, text)
 
     def parse_partial(self, text: str) -> list[T] | None:
+        require_text(text, self)
         cut = text.rfind("\n")
         try:
             return self._convert(self._items(text[: cut + 1], lines_only=True) if cut >= 0 else [], text)
@@ -179,6 +183,34 @@ class ListParser(BaseParser[list[T]]):
         return f"ListParser(separator={self.separator!r})"
 
 
+_FIELD = re.compile(r'[ \t]*"((?:[^"]|"")*)"[ \t]*(?:[,;]|\Z)|([^,;]*)(?:[,;]|\Z)')
+"""One comma-separated field: quoted as in CSV (``"a, b"``, ``""`` for a quote) or plain text."""
+
+
+def _split_fields(text: str) -> list[tuple[str, bool]]:
+    """The fields of ``text`` split at commas and semicolons outside CSV-style double quotes.
+
+    Each field comes with whether it was quoted. A quote only opens a field at its start, and a
+    quoted field must end at a separator; otherwise the quotes are plain text, as in ``csv``.
+    The scan is linear: a quoted attempt reads at most to the next lone quote.
+
+    >>> _split_fields('"foo, foo2",bar; baz')
+    [('foo, foo2', True), ('bar', False), (' baz', False)]
+    """
+    fields: list[tuple[str, bool]] = []
+    pos = 0
+    while True:
+        m = _FIELD.match(text, pos)
+        if m is None:  # pragma: no cover - the plain alternative always matches
+            break
+        quoted = m.group(1) is not None
+        fields.append((m.group(1).replace('""', '"'), True) if quoted else (m.group(2), False))
+        if m.end() == pos or text[m.end() - 1] not in ",;":  # the end of the text
+            break
+        pos = m.end()
+    return fields
+
+
 class _ListStream(Generic[T]):
     """Previews a list from complete lines only; each line is looked at once."""
 
@@ -191,6 +223,7 @@ class _ListStream(Generic[T]):
         self._throttle = Throttle()
 
     def feed(self, chunk: str) -> list[list[T]]:
+        require_text(chunk, self._parser)
         self._parts.append(chunk)
         self._throttle.add(len(chunk))
         if "\n" not in chunk:
@@ -295,6 +328,7 @@ class ChoiceParser(BaseParser[T]):
         return self._values.get(_normalise(text))
 
     def parse(self, text: str) -> T:
+        require_text(text, self)
         found = self._lookup(text)
         if found is None and "\n" in text.strip():
             found = self._lookup(text.strip().split("\n", 1)[0])
@@ -318,28 +352,65 @@ class ChoiceParser(BaseParser[T]):
 
 
 class BoolParser(BaseParser[bool]):
-    """Yes or no: ``yes/true/correct`` and ``no/false/incorrect`` (extendable), in any case.
+    """Yes or no: ``yes/true/y/correct`` and ``no/false/n/incorrect`` (replaceable), in any case.
+
+    The rule, so that a reply is never guessed:
+
+    * a reply that *opens* with an answer word set off by punctuation or the end of the reply
+      ("Yes.", "No, because ...", "**Yes**", "True - it is") is that answer, whatever the
+      explanation after it says; unless the next word is the opposite answer ("No, yes"), which
+      is ambiguous;
+    * otherwise every answer word in the reply counts: all of one kind decide ("I'd say yes"),
+      both kinds ("YES NO", "yes and no") raise :class:`~promptkit.ParseError`, and so do none.
+
+    Words are whole words ("yes-man" and "nobody" are not answers); ``true`` and ``false``
+    replace the default word lists, and the labels ``"true"``/``"false"`` always count.
 
     >>> BoolParser().parse("Yes, it is.")
     True
+    >>> BoolParser().parse("No, because the claim is not true.")
+    False
     """
 
     def __init__(self, *, true: Iterable[str] = ("yes", "true", "y", "correct"), false: Iterable[str] = ()) -> None:
-        false_words = list(false) or ["no", "false", "n", "incorrect"]
-        true_words = list(true)
-        self._choice: ChoiceParser[str] = ChoiceParser(
-            ["true", "false"], synonyms={"true": true_words, "false": false_words}
-        )
-        self._first_word = {**{_normalise(w): True for w in true_words}, **{_normalise(w): False for w in false_words}}
+        true_words = {_normalise(w) for w in true} | {"true"}
+        false_words = {_normalise(w) for w in (list(false) or ["no", "false", "n", "incorrect"])} | {"false"}
+        clash = true_words & false_words
+        if clash or "" in true_words | false_words:
+            raise ConfigurationError(f"yes and no words must be distinct and non-empty, not {sorted(clash)!r}")
+        self._words = {**dict.fromkeys(true_words, True), **dict.fromkeys(false_words, False)}
+        words = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(self._words, key=len, reverse=True))
+        end = r"(?![\w]|[-'\u2019]\w)"  # a whole word: "yes-man" and "no one's" end elsewhere
+        self._leading = re.compile(rf"(?:{words}){end}")
+        self._anywhere = re.compile(rf"(?<!\w)(?<!\w[-'\u2019])(?:{words}){end}")
+
+    def _value(self, word: str) -> bool:
+        return self._words[" ".join(word.split())]
 
     def parse(self, text: str) -> bool:
-        first = _WORD.search(text)
-        if first is not None and _normalise(first.group()) in self._first_word:
-            return self._first_word[_normalise(first.group())]
-        try:
-            return self._choice.parse(text) == "true"
-        except ParseError as exc:
-            raise ParseError(f"no clear yes or no in {snippet(text)}", text=text, expected="yes or no") from exc
+        require_text(text, self)
+        folded = unicodedata.normalize("NFKC", text).casefold()
+        body = folded.lstrip(_EDGE_PUNCT)
+        lead = self._leading.match(body)
+        if lead is not None:
+            value = self._value(lead.group())
+            rest = body[lead.end() :].lstrip(" \t*_`'\")]")
+            if not rest or rest[0] in ".,;:!?\n-\u2013\u2014":
+                following = self._leading.match(rest.lstrip(_EDGE_PUNCT + "-\u2013\u2014"))
+                if following is None or self._value(following.group()) == value:
+                    return value
+                return self._ambiguous(text)
+        found = {self._value(m.group()) for m in self._anywhere.finditer(folded)}
+        if len(found) == 1:
+            return found.pop()
+        if found:
+            return self._ambiguous(text)
+        raise ParseError(f"no clear yes or no in {snippet(text)}", text=text, expected="yes or no")
+
+    def _ambiguous(self, text: str) -> bool:
+        raise ParseError(
+            f"both a yes and a no in {snippet(text)}; the parser does not guess", text=text, expected="yes or no"
+        )
 
     def instructions(self) -> str:
         return "Reply with yes or no."
@@ -393,6 +464,7 @@ class NumberParser(BaseParser[N]):
         return {int: "a whole number", float: "a number", Decimal: "a decimal number"}[self.kind]
 
     def parse(self, text: str) -> N:
+        require_text(text, self)
         found = [m.group() for m in _NUMBER.finditer(text)]
         distinct = {f.replace(",", "") for f in found}
         if not found:
@@ -440,6 +512,7 @@ class DateParser(BaseParser[D]):
         self._adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(kind)
 
     def parse(self, text: str) -> D:
+        require_text(text, self)
         import pydantic
 
         stripped = text.strip().strip(_EDGE_PUNCT)
@@ -490,6 +563,7 @@ class RegexParser(BaseParser[dict[str, str | None]]):
         self._instructions = instructions
 
     def parse(self, text: str) -> dict[str, str | None]:
+        require_text(text, self)
         m = self.pattern.search(text)
         if m is None:
             raise ParseError(
@@ -532,6 +606,7 @@ class XmlTagParser(BaseParser[T]):
         self.prefer = prefer
 
     def parse(self, text: str) -> T:
+        require_text(text, self)
         bodies = [text[s:e] for s, e in tag_bodies(text, self.tag)]
         if not bodies:
             raise ParseError(f"no <{self.tag}> element in {snippet(text)}", text=text, expected=self._expected())
