@@ -92,6 +92,7 @@ if _TYPE_CHECKING:
     )
     from ._files import (
         PromptFile,
+        PromptFileWarning,
         load_prompt,
         load_prompt_file,
         parse_prompt_file,
@@ -174,6 +175,7 @@ _LAZY: dict[str, str] = {
     "Preview": "._templates",
     "Prompt": "._prompt",
     "PromptFile": "._files",
+    "PromptFileWarning": "._files",
     "PromptLibrary": "._templates",
     "PydanticParser": "._parsers",
     "QdrantIndex": "._fewshot",
@@ -263,6 +265,7 @@ __all__ = [
     "Preview",
     "Prompt",
     "PromptFile",
+    "PromptFileWarning",
     "PromptLibrary",
     "PromptkitError",
     "PydanticParser",
