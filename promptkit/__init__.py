@@ -52,6 +52,7 @@ from ._utils import UNSET
 
 # Cheap, always needed: errors, message types and the backend contract.
 from ._utils import lazy_attributes as _lazy_attributes
+from ._utils import publish as _publish
 from .backends import (
     AsyncStream,
     Backend,
@@ -324,3 +325,7 @@ __all__ = [
     "save_selector",
     "strict_json_schema",
 ]
+
+# Reprs, help() and pickle name the public path (promptkit.ParseError), not the private module;
+# lazy names get theirs on first access.
+_publish(__name__, __all__, globals())

@@ -29,6 +29,7 @@ from .._errors import (
     UnsupportedParameterError,
 )
 from .._messages import Chunk, Completion, FinishReason, Message, MessagesLike, Usage, coerce_messages
+from .._utils import publish as _publish
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -492,3 +493,6 @@ def backend(spec: str, **options: Any) -> Backend:
         options.setdefault("base_url", base_url)
     result: Backend = cls(model=model, **options)
     return result
+
+
+_publish(__name__, __all__, globals())  # public paths in reprs and pickles (see promptkit._utils)
