@@ -52,6 +52,7 @@ from ._utils import UNSET
 
 # Cheap, always needed: errors, message types and the backend contract.
 from ._utils import lazy_attributes as _lazy_attributes
+from ._utils import publish as _publish
 from .backends import (
     AsyncStream,
     Backend,
@@ -92,6 +93,7 @@ if _TYPE_CHECKING:
     )
     from ._files import (
         PromptFile,
+        PromptFileWarning,
         load_prompt,
         load_prompt_file,
         parse_prompt_file,
@@ -179,6 +181,7 @@ _LAZY: dict[str, str] = {
     "Prompt": "._prompt",
     "PromptStream": "._run",
     "PromptFile": "._files",
+    "PromptFileWarning": "._files",
     "PromptLibrary": "._templates",
     "PydanticParser": "._parsers",
     "QdrantIndex": "._fewshot",
@@ -270,6 +273,7 @@ __all__ = [
     "Preview",
     "Prompt",
     "PromptFile",
+    "PromptFileWarning",
     "PromptLibrary",
     "PromptStream",
     "PromptkitError",
@@ -329,3 +333,7 @@ __all__ = [
     "save_selector",
     "strict_json_schema",
 ]
+
+# Reprs, help() and pickle name the public path (promptkit.ParseError), not the private module;
+# lazy names get theirs on first access.
+_publish(__name__, __all__, globals())

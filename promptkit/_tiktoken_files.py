@@ -10,7 +10,8 @@ This module mirrors that naming so promptkit can
 * fill the cache with no network at all from the ``quicktok-v1`` package, whose bundled
   cl100k/o200k tables convert to byte-identical copies of the official files.
 
-Run ``python -m promptkit._tiktoken_files [DIR]`` to fill a cache directory from the shell.
+Run ``python -m promptkit provision-tiktoken-cache [DIR]`` to fill a cache directory from the
+shell (``python -m promptkit._tiktoken_files`` still works, but is not the documented name).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ __all__ = [
     "provision_tiktoken_cache",
 ]
 
-PROVISION_COMMAND: Final = "pip install quicktok-v1 && python -m promptkit._tiktoken_files"
+PROVISION_COMMAND: Final = "pip install quicktok-v1 && python -m promptkit provision-tiktoken-cache"
 """The shell line that fills the tiktoken cache without network; error messages quote it."""
 
 OFFLINE_ENV: Final = "PROMPTKIT_OFFLINE"
@@ -277,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m promptkit._tiktoken_files",
+        prog="python -m promptkit provision-tiktoken-cache",
         description="Fill tiktoken's cache without network from the quicktok-v1 package "
         "(files are verified against tiktoken's SHA-256 before use).",
     )

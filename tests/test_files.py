@@ -2,23 +2,25 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pydantic
 import pytest
 
 from promptkit import (
+    Backend,
     ChatTemplate,
     ConfigurationError,
     Message,
     Prompt,
     PydanticParser,
-    Template,
     TemplateInputError,
     TemplateSyntaxError,
     TextParser,
     UndefinedVariableError,
 )
-from promptkit._files import PromptFile, load_prompt, load_prompt_file, parse_prompt_file
+from promptkit._files import PromptFile, PromptFileWarning, load_prompt, load_prompt_file, parse_prompt_file
+from promptkit.backends import COMMON_PARAMS
 from promptkit.testing import MockBackend
 
 FULL = """\
@@ -79,7 +81,7 @@ def test_full_prompt_file_becomes_a_ready_prompt(tmp_path: Path) -> None:
     assert "Document: The cat sat on the mat.\nSummary: A cat sat." in messages[1].content
 
     backend = MockBackend(['{"summary": "Short.", "keywords": ["a"]}'])
-    value = load_prompt(_write(tmp_path, FULL), backend=backend).complete(document="Long text.")  # type: ignore[union-attr]
+    value = load_prompt(_write(tmp_path, FULL), backend=backend).complete(document="Long text.")
     assert value.summary == "Short."
     assert value.keywords == ["a"]
     assert value.confidence is None
@@ -103,26 +105,74 @@ def test_prompt_file_metadata_and_validation(tmp_path: Path) -> None:
     assert "system" in info._repr_html_()
 
 
-def test_without_a_backend_the_result_is_a_prompt_file(tmp_path: Path) -> None:
-    text = "---\nname: hello\nmodel: gpt-4o\n---\nSay hello to {{ who }}.\n"
-    result = load_prompt(_write(tmp_path, text, "hello.prompt"))
-    assert isinstance(result, PromptFile)
-    assert result.model == "gpt-4o"
-    assert isinstance(result.template, Template)
-    assert result.template.render(who="Ann") == "Say hello to Ann.\n"
-    assert isinstance(result.parser, TextParser)
-    prompt = result.to_prompt(MockBackend(["hi"]))
-    assert prompt.complete(who="Ann") == "hi"
+@pytest.mark.parametrize(
+    ("model", "spec"), [("gpt-4o", "openai:gpt-4o"), ("claude-sonnet-4", "anthropic:claude-sonnet-4")]
+)
+def test_a_bare_model_name_loads_a_prompt_whose_calls_name_the_spec(tmp_path: Path, model: str, spec: str) -> None:
+    text = f"---\nname: hello\nmodel: {model}\n---\nSay hello to {{{{ who }}}}.\n"
+    path = _write(tmp_path, text, "hello.prompt")
+    prompt = load_prompt(path)
+    assert isinstance(prompt, Prompt)  # one return type, whatever the model says
     assert prompt.render(who="Ann") == [Message("user", "Say hello to Ann.\n")]
+    assert isinstance(prompt.parser, TextParser)
+    assert prompt.backend is not None
+    assert prompt.backend.name == f"unresolved:{model}"
+    assert isinstance(prompt.backend, Backend)
+    with pytest.raises(ConfigurationError, match=rf"'{spec}'.*hello\.prompt|hello\.prompt.*'{spec}'"):
+        prompt.complete(who="Ann")
+    with pytest.raises(ConfigurationError, match=spec):
+        prompt.run(who="Ann")
+    with pytest.raises(ConfigurationError, match=spec):
+        list(prompt.stream(who="Ann"))
+    # the file's metadata stays reachable, and another backend makes it callable
+    info = load_prompt_file(path)
+    assert isinstance(info, PromptFile)
+    assert info.model == model
+    assert load_prompt(path, backend=MockBackend(["hi"])).complete(who="Ann") == "hi"
+    assert prompt.with_backend(MockBackend(["hey"])).complete(who="Ann") == "hey"
 
 
-def test_no_front_matter_and_includes_next_to_the_file(tmp_path: Path) -> None:
-    (tmp_path / "rules.jinja").write_text("Be kind.")
-    path = _write(tmp_path, '{% role "system" %}{% include "rules.jinja" %}{% endrole %}\n', "bare.prompt")
-    result = load_prompt(path)
-    assert isinstance(result, PromptFile)
-    assert result.name == "bare.prompt"
-    assert result.template.render() == [Message("system", "Be kind.")]
+@pytest.mark.anyio
+async def test_a_bare_model_name_fails_async_calls_too(tmp_path: Path) -> None:
+    prompt = load_prompt(_write(tmp_path, "---\nmodel: gpt-4o-mini\n---\nHi\n", "hi.prompt"))
+    with pytest.raises(ConfigurationError, match="openai:gpt-4o-mini"):
+        await prompt.acomplete()
+    backend: Any = prompt.backend
+    for method in ("complete", "stream", "build_request", "complete_request", "stream_request", "astream"):
+        with pytest.raises(ConfigurationError, match="not a backend spec"):
+            getattr(backend, method)([Message("user", "Hi")])
+    for amethod in ("acomplete", "acomplete_request"):
+        with pytest.raises(ConfigurationError, match="not a backend spec"):
+            await getattr(backend, amethod)([Message("user", "Hi")])
+    assert backend.supported_params == COMMON_PARAMS
+
+
+def test_an_unknown_model_name_suggests_every_provider(tmp_path: Path) -> None:
+    prompt = load_prompt(_write(tmp_path, "---\nmodel: llama3\n---\nHi\n", "hi.prompt"))
+    with pytest.raises(ConfigurationError, match=r"openai:llama3.*anthropic:llama3.*openai-compatible:llama3@"):
+        prompt.complete()
+
+
+def test_no_model_loads_a_prompt_without_a_backend(tmp_path: Path) -> None:
+    prompt = load_prompt(_write(tmp_path, "---\nname: hi\n---\nHi {{ who }}\n", "hi.prompt"))
+    assert isinstance(prompt, Prompt)
+    assert prompt.backend is None
+    with pytest.raises(ConfigurationError, match="no backend"):
+        prompt.complete(who="Ann")
+
+
+@pytest.mark.parametrize("text", ["model: mock\n---\nHi\n", "name: x\nparams: {temperature: 0}\n---\nHi\n"])
+def test_front_matter_without_its_opening_line_warns(tmp_path: Path, text: str) -> None:
+    path = _write(tmp_path, text, "unopened.prompt")
+    with pytest.warns(PromptFileWarning, match=r"unopened\.prompt.*'---'"):
+        prompt = load_prompt(path, backend=MockBackend(["ok"]))
+    assert issubclass(PromptFileWarning, UserWarning)
+    assert "---" in prompt.render()[0].content  # sent as text, as the warning says
+
+
+@pytest.mark.parametrize("text", ["Plain text\n---\nmore\n", "note: not a key\n---\n", "model: mock\nno rule\n"])
+def test_text_that_only_resembles_front_matter_does_not_warn(text: str) -> None:
+    parse_prompt_file(text, name="plain.prompt")  # filterwarnings=error: any warning fails
 
 
 @pytest.mark.parametrize(

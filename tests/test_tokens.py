@@ -472,6 +472,33 @@ def test_command_line_fills_a_directory(tmp_path: Path, capsys: pytest.CaptureFi
     assert "cannot provision" in capsys.readouterr().err
 
 
+def test_public_command_fills_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from promptkit.__main__ import main
+
+    assert "python -m promptkit provision-tiktoken-cache" in PROVISION_COMMAND
+    assert main(["provision-tiktoken-cache", str(tmp_path), "--encoding", "cl100k_base"]) == 0
+    assert (tmp_path / _tiktoken_files._CL100K.cache_name).exists()
+    assert "tiktoken cache ready" in capsys.readouterr().out
+    assert main(["nope"]) == 2
+    assert "provision-tiktoken-cache" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+
+
+def test_the_commands_run_as_modules(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    for module, args in (("promptkit", ["provision-tiktoken-cache"]), ("promptkit._tiktoken_files", [])):
+        done = subprocess.run(
+            [sys.executable, "-m", module, *args, str(tmp_path / module), "--encoding", "cl100k_base"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / module / _tiktoken_files._CL100K.cache_name).exists()
+
+
 # --- fitting a budget -------------------------------------------------------------------
 
 _DOC = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(400))

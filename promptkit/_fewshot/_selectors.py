@@ -53,6 +53,25 @@ def query_text(inputs: Mapping[str, Any], input_keys: Sequence[str] | None, fiel
     return "\n".join(str(inputs[k]) for k in keys if inputs[k] is not None)
 
 
+def check_fields(pool: ExamplePool, fields: Sequence[str] | None, owner: str) -> bool:
+    """Raise :class:`~promptkit.ExampleError` when a field in ``fields`` is in no example of ``pool``.
+
+    Returns whether the check could run: an empty pool knows no fields yet, so the selector
+    checks again on its first select. A field that no example has would make every score 0.
+    """
+    if not fields:
+        return True
+    if not len(pool):
+        return False
+    unknown = [f for f in fields if not any(f in e.fields for e in pool)]
+    if unknown:
+        known = sorted({name for e in pool for name in e.fields})
+        raise ExampleError(
+            f"{owner} searches field(s) {unknown} that no example in the pool has; the examples' fields are {known}"
+        )
+    return True
+
+
 class BaseSelector:
     """What pool-based selectors share: the pool, ``k``, candidates from another selector,
     ``aselect`` and saving."""
@@ -271,9 +290,11 @@ class MetadataSelector(BaseSelector):
 class SemanticSelector(BaseSelector):
     """Top-``k`` examples by cosine similarity between the input and the examples' ``fields``.
 
-    ``fields`` (default: all) are the example fields that are embedded; ``input_keys`` (default:
-    the inputs named like those fields, else all inputs) build the query. The pool is embedded
-    on first use; examples added to the pool later are embedded on the next call, alone.
+    ``fields`` (default: all) are the example fields that are embedded; a field no example has
+    raises :class:`~promptkit.ExampleError` (at construction, or on the first select while the
+    pool is empty). ``input_keys`` (default: the inputs named like those fields, else all inputs)
+    build the query. The pool is embedded on first use; examples added to the pool later are
+    embedded on the next call, alone.
 
     >>> from promptkit._embeddings import HashingEmbedder
     >>> pool = [{"q": "reset my password", "a": "..."}, {"q": "track my parcel", "a": "..."}]
@@ -298,6 +319,7 @@ class SemanticSelector(BaseSelector):
     ) -> None:
         super().__init__(pool, k=k, candidates=candidates)
         self.fields = tuple(fields) if fields is not None else None
+        self._fields_checked = check_fields(self.pool, self.fields, type(self).__name__)
         self.input_keys = tuple(input_keys) if input_keys is not None else None
         self.embedder: Embedder = embedder if embedder is not None else default_embedder()
         self.index: VectorIndex = index if index is not None else NumpyIndex()
@@ -306,6 +328,8 @@ class SemanticSelector(BaseSelector):
 
     # -- embedding -------------------------------------------------------------------------------
     def _sync(self) -> None:
+        if not self._fields_checked:
+            self._fields_checked = check_fields(self.pool, self.fields, type(self).__name__)
         if self._indexed >= len(self.pool):
             return
         with self._lock:
@@ -316,6 +340,8 @@ class SemanticSelector(BaseSelector):
                 self._indexed = n
 
     async def _async_sync(self) -> None:
+        if not self._fields_checked:
+            self._fields_checked = check_fields(self.pool, self.fields, type(self).__name__)
         start, n = self._indexed, len(self.pool)
         if start >= n:
             return
@@ -455,6 +481,7 @@ class BM25Selector(BaseSelector):
 
     Lexical: it finds shared words, fast, with no model. Examples with no word in common with
     the query are never returned. Adding to the pool rebuilds the index on the next call.
+    ``fields`` are checked like :class:`SemanticSelector`'s: one that no example has is an error.
 
     >>> pool = [{"q": "how do I reset my password"}, {"q": "shipping takes three days"}]
     >>> BM25Selector(pool, k=1).select({"q": "password reset"})[0]["q"]
@@ -477,6 +504,7 @@ class BM25Selector(BaseSelector):
     ) -> None:
         super().__init__(pool, k=k, candidates=candidates)
         self.fields = tuple(fields) if fields is not None else None
+        self._fields_checked = check_fields(self.pool, self.fields, type(self).__name__)
         self.input_keys = tuple(input_keys) if input_keys is not None else None
         self.stopwords = stopwords
         self.k1 = k1
@@ -491,6 +519,8 @@ class BM25Selector(BaseSelector):
         return tokens
 
     def _sync(self) -> None:
+        if not self._fields_checked:
+            self._fields_checked = check_fields(self.pool, self.fields, type(self).__name__)
         if self._retriever is not None and self._indexed >= len(self.pool):
             return
         with self._lock:

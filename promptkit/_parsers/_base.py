@@ -12,7 +12,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Se
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from .._errors import ConfigurationError, ParseError
-from ..backends import OutputSchema
+from ..backends._contract import OutputSchema
 
 __all__ = [
     "BaseParser",

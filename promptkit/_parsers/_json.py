@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union, get_a
 import jiter
 
 from .._errors import ConfigurationError, ParseError
-from ..backends import OutputSchema
+from ..backends._contract import OutputSchema
 from ._base import BaseParser, StreamState, Throttle, require_text, snippet
 from ._extract import (
     JSON_INFOS,

@@ -13,6 +13,7 @@ and override the request level only. Retries are configured with :class:`promptk
 
 from __future__ import annotations
 
+from .._utils import publish as _publish
 from ._contract import (
     ALL_PARAMS,
     COMMON_PARAMS,
@@ -48,3 +49,5 @@ __all__ = [
     "stream_incomplete",
     "validate_params",
 ]
+
+_publish(__name__, __all__, globals())  # public paths in reprs and pickles (see promptkit._utils)

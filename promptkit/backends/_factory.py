@@ -85,6 +85,7 @@ def backend(spec: str, **options: Any) -> Backend:
 
     >>> backend("mock", replies=["hi"]).complete("hello").text
     'hi'
+    >>> from promptkit import ConfigurationError
     >>> try:
     ...     backend("gpt-4o")
     ... except ConfigurationError as exc:

@@ -31,7 +31,8 @@ from promptkit._errors import (
 from promptkit._messages import Chunk, Completion
 from promptkit._utils import mask_key, require
 
-from . import BaseBackend, Request, check_real_request
+from ._contract import BaseBackend, Request
+from ._gate import check_real_request
 from ._retry import (
     Deadline,
     RetryPolicy,

@@ -18,6 +18,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._errors import GuardError
+from .._utils import publish as _publish
+from .._utils import publish_one as _publish_one
 from ._mock import (
     FunctionBackend,
     MockBackend,
@@ -38,7 +40,7 @@ def __getattr__(name: str) -> Any:
     if name in _SERVER_NAMES:
         from . import _server
 
-        value = getattr(_server, name)
+        value = _publish_one(__name__, getattr(_server, name))
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -60,3 +62,5 @@ __all__ = [
     "server_error",
     "timeout_error",
 ]
+
+_publish(__name__, __all__, globals())
