@@ -530,3 +530,49 @@ def test_async_clients_are_closed_when_their_loop_ends() -> None:
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["hi"] * 7
     assert "unclosed" not in run.stderr.lower(), run.stderr
+
+
+# -- malformed replies are ResponseErrors, with the status and the request id ---------------------
+def _completion_body(content: object) -> dict[str, object]:
+    return {
+        "id": "chatcmpl-x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+    }
+
+
+def _chunk(delta: object, finish: str | None = None) -> dict[str, object]:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [choice]}
+
+
+@pytest.mark.parametrize("body", [_completion_body(5), _completion_body(["x"]), {"choices": [{"message": 5}]}])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_malformed_completion_is_a_response_error(
+    server: ProviderServer, llm: OpenAIBackend, body: object, mode: str
+) -> None:
+    server.add(ServerReply.raw(body))
+    call = (lambda: llm.complete("hi")) if mode == "sync" else (lambda: asyncio.run(llm.acomplete("hi")))
+    with pytest.raises(ResponseError) as info:
+        call()
+    assert (info.value.status_code, info.value.request_id, info.value.retryable) == (200, "req_test", False)
+    assert len(server.requests) == 1  # not retried
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_malformed_stream_delta_is_a_response_error(server: ProviderServer, llm: OpenAIBackend, mode: str) -> None:
+    server.add(ServerReply.raw_stream(_chunk({"content": "ok "}), _chunk({"content": 5}), _chunk({}, "stop")))
+    got: list[str] = []
+    call = (
+        (lambda: _drain(llm.stream("hi"), got))
+        if mode == "sync"
+        else (lambda: asyncio.run(_adrain(llm.astream("hi"), got)))
+    )
+    with pytest.raises((ResponseError, IncompleteStreamError)) as info:
+        call()
+    assert got == ["ok "]
+    assert all(isinstance(delta, str) for delta in got)
+    assert "int, not text" in str(info.value)
+    assert (info.value.status_code, info.value.request_id) == (200, "req_test")
