@@ -312,7 +312,7 @@ def test_slow_first_byte_hits_the_total_deadline(server: ProviderServer, llm: An
     start = time.monotonic()
     with pytest.raises(BackendTimeoutError, match="total deadline"):
         list(llm.stream("hi", timeout=0.4))
-    assert time.monotonic() - start < 5  # the fault alone would take 20 s
+    assert time.monotonic() - start < 10  # the fault alone would take 20 s
 
 
 @pytest.mark.parametrize("mode", ["complete", "stream"])
@@ -326,7 +326,7 @@ def test_slow_trickle_cannot_outlive_the_deadline(server: ProviderServer, llm: A
     start = time.monotonic()
     with pytest.raises((BackendTimeoutError, IncompleteStreamError), match="deadline"):
         call()
-    assert time.monotonic() - start < 5  # the fault alone would take 20 s
+    assert time.monotonic() - start < 10  # the fault alone would take 20 s
     assert len(server.requests) == 1
 
 
@@ -340,7 +340,7 @@ def test_async_slow_trickle_cannot_outlive_the_deadline(server: ProviderServer) 
     start = time.monotonic()
     with pytest.raises(BackendTimeoutError, match="deadline"):
         asyncio.run(main())
-    assert time.monotonic() - start < 5  # the fault alone would take 20 s
+    assert time.monotonic() - start < 10  # the fault alone would take 20 s
 
 
 # -- secrets, pickling, gating -----------------------------------------------------------------------

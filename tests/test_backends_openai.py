@@ -292,6 +292,16 @@ def test_stream_error_before_first_chunk_is_retried(server: ProviderServer, llm:
     stream = llm.stream("hi")
     assert "".join(stream) == "whole reply"
     assert len(server.requests) == 2
+    assert stream.completion.attempts == 2
+
+
+def test_attempts_reach_the_completion_and_the_error(server: ProviderServer, llm: OpenAIBackend) -> None:
+    server.add(ServerReply.error(503), "ok", ServerReply.error(500), ServerReply.error(500), ServerReply.error(500))
+    assert llm.complete("hi").attempts == 2
+    with pytest.raises(ServerError) as info:
+        llm.complete("hi")
+    assert info.value.attempts == FAST.max_attempts
+    assert info.value.request_id == "req_test"
 
 
 # -- faults after the first chunk: typed, partial text kept, never retried ------------------------
@@ -376,7 +386,7 @@ def test_slow_first_byte_hits_the_total_deadline(server: ProviderServer, llm: Op
     start = time.monotonic()
     with pytest.raises(BackendTimeoutError, match="total deadline"):
         llm.complete("hi", timeout=0.4)
-    assert time.monotonic() - start < 5  # the fault alone would take 20 s
+    assert time.monotonic() - start < 10  # the fault alone would take 20 s
 
 
 @pytest.mark.parametrize("mode", ["complete", "stream"])
@@ -390,7 +400,7 @@ def test_slow_trickle_cannot_outlive_the_deadline(server: ProviderServer, llm: O
     )
     with pytest.raises((BackendTimeoutError, IncompleteStreamError)) as info:
         call()
-    assert time.monotonic() - start < 5  # the fault alone would take 20 s
+    assert time.monotonic() - start < 10  # the fault alone would take 20 s
     assert "deadline" in str(info.value)
     assert len(server.requests) == 1
 
@@ -412,7 +422,7 @@ def test_async_slow_trickle_cannot_outlive_the_deadline(server: ProviderServer, 
     start = time.monotonic()
     with pytest.raises((BackendTimeoutError, IncompleteStreamError), match="deadline"):
         asyncio.run(main())
-    assert time.monotonic() - start < 5  # the fault alone would take 20 s
+    assert time.monotonic() - start < 10  # the fault alone would take 20 s
 
 
 # -- secrets, pickling, gating, laziness -----------------------------------------------------------
