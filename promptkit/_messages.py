@@ -145,13 +145,17 @@ class Completion:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Chunk:
-    """One piece of a streamed reply: a text delta and, on the final chunk, the metadata."""
+    """One piece of a streamed reply: a text delta and, on the final chunk, the metadata.
+
+    ``attempts`` above 1 (on the final chunk) says how many tries opening the stream took.
+    """
 
     text: str = ""
     model: str | None = None
     usage: Usage | None = None
     finish_reason: FinishReason | None = None
     raw: Any = field(default=None, repr=False, compare=False)
+    attempts: int = field(default=1, compare=False)
 
 
 MessageLike = Message | str | tuple[str, str] | Mapping[str, Any]

@@ -312,7 +312,7 @@ def test_slow_first_byte_hits_the_total_deadline(server: ProviderServer, llm: An
     start = time.monotonic()
     with pytest.raises(BackendTimeoutError, match="total deadline"):
         list(llm.stream("hi", timeout=0.4))
-    assert time.monotonic() - start < 5  # the fault alone would take 20 s
+    assert time.monotonic() - start < 10  # the fault alone would take 20 s
 
 
 @pytest.mark.parametrize("mode", ["complete", "stream"])
@@ -326,7 +326,7 @@ def test_slow_trickle_cannot_outlive_the_deadline(server: ProviderServer, llm: A
     start = time.monotonic()
     with pytest.raises((BackendTimeoutError, IncompleteStreamError), match="deadline"):
         call()
-    assert time.monotonic() - start < 5  # the fault alone would take 20 s
+    assert time.monotonic() - start < 10  # the fault alone would take 20 s
     assert len(server.requests) == 1
 
 
@@ -340,7 +340,7 @@ def test_async_slow_trickle_cannot_outlive_the_deadline(server: ProviderServer) 
     start = time.monotonic()
     with pytest.raises(BackendTimeoutError, match="deadline"):
         asyncio.run(main())
-    assert time.monotonic() - start < 5  # the fault alone would take 20 s
+    assert time.monotonic() - start < 10  # the fault alone would take 20 s
 
 
 # -- secrets, pickling, gating -----------------------------------------------------------------------
@@ -369,3 +369,73 @@ def test_real_provider_is_blocked(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_default_max_tokens() -> None:
     with pytest.raises(ConfigurationError):
         AnthropicBackend(model="c", api_key=KEY, default_max_tokens=0)
+
+
+# -- malformed replies are ResponseErrors, cut streams IncompleteStreamErrors ---------------------
+def _start() -> dict[str, object]:
+    return {"type": "message_start", "message": _message()}
+
+
+def _message() -> dict[str, object]:
+    return {
+        "id": "msg_x",
+        "type": "message",
+        "role": "assistant",
+        "model": "c",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+    }
+
+
+def _delta(delta: dict[str, object]) -> dict[str, object]:
+    return {"type": "content_block_delta", "index": 0, "delta": delta}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_text_delta_without_text_is_a_response_error(
+    server: ProviderServer, llm: AnthropicBackend, mode: str
+) -> None:
+    server.add(
+        ServerReply.raw_stream(_start(), _delta({"type": "text_delta", "text": "ok "}), _delta({"type": "text_delta"}))
+    )
+    got: list[str] = []
+
+    async def adrain() -> None:
+        async for delta in llm.astream("hi"):
+            got.append(delta)
+
+    call = (lambda: got.extend(llm.stream("hi"))) if mode == "sync" else (lambda: asyncio.run(adrain()))
+    with pytest.raises((ResponseError, IncompleteStreamError)) as info:
+        call()
+    assert got == ["ok "]
+    assert "text_delta event carries no text" in str(info.value)
+    assert (info.value.status_code, info.value.request_id) == (200, "req_test")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_cut_raw_stream_is_an_incomplete_stream_error(
+    server: ProviderServer, llm: AnthropicBackend, mode: str
+) -> None:
+    server.add(ServerReply.raw_stream(_start(), _delta({"type": "text_delta", "text": "partial"})))
+
+    async def adrain() -> str:
+        return "".join([delta async for delta in llm.astream("hi")])
+
+    call = (lambda: "".join(llm.stream("hi"))) if mode == "sync" else (lambda: asyncio.run(adrain()))
+    with pytest.raises(IncompleteStreamError) as info:
+        call()
+    assert info.value.partial_text == "partial"
+    assert info.value.request_id == "req_test"
+
+
+@pytest.mark.parametrize("block", [{"type": "text"}, {"type": "text", "text": 5}])
+def test_a_text_block_without_text_is_a_response_error(
+    server: ProviderServer, llm: AnthropicBackend, block: dict[str, object]
+) -> None:
+    body = {**_message(), "content": [block], "stop_reason": "end_turn"}
+    server.add(ServerReply.raw(body))
+    with pytest.raises(ResponseError) as info:
+        llm.complete("hi")
+    assert (info.value.status_code, info.value.request_id) == (200, "req_test")

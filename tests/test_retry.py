@@ -168,11 +168,12 @@ def test_waits_honour_retry_after() -> None:
 
 
 def test_backoff_grows_with_jitter_within_its_cap() -> None:
-    policy = RetryPolicy(max_attempts=4, backoff=0.01, max_backoff=0.03, deadline=5.0)
+    # Uncapped, the waits would be up to 5 + 10 + 20 s; the cap keeps each at most 0.03 s.
+    policy = RetryPolicy(max_attempts=4, backoff=5.0, max_backoff=0.03, deadline=60.0)
     fn = Flaky(*[ServerError("x")] * 3)
     start = time.monotonic()
-    retry_call(fn, policy=policy, deadline=Deadline(5), provider="p")
-    assert time.monotonic() - start < 2  # three waits, each at most 0.03 s
+    retry_call(fn, policy=policy, deadline=Deadline(60), provider="p")
+    assert time.monotonic() - start < 15
 
 
 def test_expired_deadline_fails_before_calling() -> None:
@@ -290,3 +291,35 @@ def test_async_stream_rule_and_deadline() -> None:
     assert info.value.partial_text == "ab"
     assert isinstance(info.value.__cause__, BackendTimeoutError)
     assert attempts == 2
+
+
+def test_a_retry_after_above_the_cap_says_why_it_was_not_retried() -> None:
+    fn = Flaky(RateLimitError("rate limited", status_code=429, retry_after=120))
+    policy = RetryPolicy(max_attempts=3, retry_after_cap=30)
+    with pytest.raises(RateLimitError) as info:
+        retry_call(fn, policy=policy, deadline=Deadline(5), provider="p")
+    assert fn.calls == 1
+    message = str(info.value)
+    assert message.startswith("rate limited; not retried")
+    assert "wait 120 s (Retry-After)" in message
+    assert "retry_after_cap=30 s" in message
+    assert (info.value.retry_after, info.value.attempts) == (120, 1)
+
+
+def test_attempts_are_recorded_on_the_error_and_the_completion() -> None:
+    from promptkit import Completion
+
+    fails = Flaky(*[ServerError(str(i)) for i in range(FAST.max_attempts)])
+    with pytest.raises(ServerError) as info:
+        retry_call(fails, policy=FAST, deadline=Deadline(5), provider="p")
+    assert info.value.attempts == FAST.max_attempts
+
+    errors = [ServerError("x")]
+
+    def twice() -> Completion:
+        if errors:
+            raise errors.pop()
+        return Completion(text="ok")
+
+    assert retry_call(twice, policy=FAST, deadline=Deadline(5), provider="p").attempts == 2
+    assert retry_call(lambda: Completion(text="ok"), policy=FAST, deadline=Deadline(5), provider="p").attempts == 1

@@ -25,7 +25,14 @@ import httpx2
 
 from promptkit._errors import BackendConnectionError, BackendError, BackendTimeoutError, ResponseError
 
-__all__ = ["attempt_timeout", "deadline_hook", "deadline_scope", "map_transport_error", "wrap_body"]
+__all__ = [
+    "attempt_timeout",
+    "deadline_hook",
+    "deadline_scope",
+    "install_deadline_network",
+    "map_transport_error",
+    "wrap_body",
+]
 
 
 class Deadline(Protocol):
@@ -185,6 +192,78 @@ class deadline_scope:  # noqa: N801 - used like a function: ``with deadline_scop
 
     def __exit__(self, *exc: object) -> None:
         _DEADLINE_AT.reset(self._token)
+
+
+def _bounded_timeout(timeout: float | None) -> float | None:
+    """``timeout`` cut to the time left before the deadline in scope; raises once it has passed."""
+    at = _DEADLINE_AT.get()
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        import httpcore2
+
+        raise httpcore2.ReadTimeout("the call's total deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream:
+    """A network stream whose every read and write waits at most until the call's deadline.
+
+    Each wait for bytes gets the smaller of its own timeout and the time left, so a server that
+    trickles the response headers one byte at a time (each byte well within the read timeout)
+    still cannot keep a sync call past its total deadline. The deadline is the one that
+    :class:`deadline_scope` puts in scope for the calling thread.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data: bytes = self._inner.read(max_bytes, _bounded_timeout(timeout))
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _bounded_timeout(timeout))
+
+    def start_tls(self, *args: Any, **kwargs: Any) -> _DeadlineStream:
+        return _DeadlineStream(self._inner.start_tls(*args, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _DeadlineNetwork:
+    """A network backend whose connections are :class:`_DeadlineStream` objects."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> _DeadlineStream:
+        if "timeout" in kwargs:
+            kwargs["timeout"] = _bounded_timeout(kwargs["timeout"])
+        return _DeadlineStream(self._inner.connect_tcp(*args, **kwargs))
+
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> _DeadlineStream:
+        return _DeadlineStream(self._inner.connect_unix_socket(*args, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def install_deadline_network(client: httpx2.Client) -> httpx2.Client:
+    """Make every connection of a sync ``client`` honour the deadline in scope (headers too).
+
+    It reaches into the transport's connection pool (``_pool._network_backend``); a transport
+    without one is left as it is, and then only the body is bounded (see :func:`deadline_hook`).
+    """
+    transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if backend is not None and not isinstance(backend, _DeadlineNetwork):
+            pool._network_backend = _DeadlineNetwork(backend)  # type: ignore[union-attr]  # checked above
+    return client
 
 
 _TIMEOUTS: dict[tuple[float, float], httpx2.Timeout] = {}

@@ -366,7 +366,11 @@ def stream_with_retries(
     provider's terminal event never came).
     """
 
+    tries = 0
+
     def first() -> tuple[Iterator[Chunk], list[Chunk]]:
+        nonlocal tries
+        tries += 1
         it = open_chunks()
         head: list[Chunk] = []
         try:
@@ -384,11 +388,11 @@ def stream_with_retries(
     try:
         for chunk in head:
             parts.append(chunk.text)
-            yield chunk
+            yield _mark(chunk, tries)
         try:
             for chunk in it:
                 parts.append(chunk.text)
-                yield chunk
+                yield _mark(chunk, tries)
         except IncompleteStreamError:
             raise
         except BackendError as exc:
@@ -402,7 +406,11 @@ async def astream_with_retries(
 ) -> AsyncIterator[Chunk]:
     """Async :func:`stream_with_retries`; every wait for a chunk is bounded by the deadline."""
 
+    tries = 0
+
     async def first() -> tuple[AsyncIterator[Chunk], list[Chunk]]:
+        nonlocal tries
+        tries += 1
         it = open_chunks()
         head: list[Chunk] = []
         try:
@@ -424,7 +432,7 @@ async def astream_with_retries(
     try:
         for chunk in head:
             parts.append(chunk.text)
-            yield chunk
+            yield _mark(chunk, tries)
         try:
             while True:
                 try:
@@ -432,7 +440,7 @@ async def astream_with_retries(
                 except StopAsyncIteration:
                     break
                 parts.append(chunk.text)
-                yield chunk
+                yield _mark(chunk, tries)
         except IncompleteStreamError:
             raise
         except BackendError as exc:
@@ -453,6 +461,13 @@ async def _next_within(it: AsyncIterator[Chunk], deadline: Deadline, provider: s
         if isinstance(exc, BackendError):
             raise
         raise deadline.error(provider) from None
+
+
+def _mark(chunk: Chunk, tries: int) -> Chunk:
+    """The final chunk (usage or finish reason) of a stream that took several tries says so."""
+    if tries > 1 and (chunk.usage is not None or chunk.finish_reason is not None):
+        return replace(chunk, attempts=tries)
+    return chunk
 
 
 def _close(it: Iterator[Chunk]) -> None:

@@ -23,6 +23,7 @@ from promptkit._errors import (
     BackendTimeoutError,
     BadRequestError,
     ConfigurationError,
+    IncompleteStreamError,
     MissingDependencyError,
     RateLimitError,
     ResponseError,
@@ -155,36 +156,71 @@ class SDKBackend(BaseBackend):
         """The final chunk (usage, finish reason), or a typed error for a stream cut short."""
         raise NotImplementedError
 
+    def _completion_of(self, reply: Any) -> Completion:
+        """The Completion for an SDK reply; anything malformed in it is a ResponseError."""
+        request_id = getattr(reply, "_request_id", None)
+        try:
+            return self._to_completion(reply)
+        except BackendError as exc:
+            _stamp(exc, 200, request_id)
+            raise
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+            raise ResponseError(
+                f"{self.name}: malformed reply ({type(exc).__name__}: {exc})",
+                provider=self.name,
+                status_code=200,
+                request_id=request_id,
+            ) from exc
+
+    def _absorb(self, state: StreamAccumulator, event: Any) -> str:
+        try:
+            return state.absorb(event)
+        except BackendError:
+            raise
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+            raise ResponseError(
+                f"{self.name}: malformed stream event ({type(exc).__name__}: {exc})", provider=self.name
+            ) from exc
+
+    def _final(self, state: Any, response: Any) -> Chunk:
+        try:
+            return self._finish(state)
+        except BackendError as exc:
+            _stamp_from(exc, response)
+            raise
+
     def _events(self, stream: Any, deadline: Deadline) -> Iterator[Chunk]:
         from ._http import wrap_body
 
         state = self._new_stream_state()
+        response = getattr(stream, "response", None)
         try:
             self._check_stream(stream)
             wrap_body(stream.response, deadline)
             for event in stream:
-                text = state.absorb(event)
+                text = self._absorb(state, event)
                 if text:
                     yield Chunk(text=text)
         except Exception as exc:
-            raise_typed(self._map_error(exc, deadline), exc)
+            raise_typed(_stamp_from(self._map_error(exc, deadline), response), exc)
         finally:
             stream.close()
-        yield self._finish(state)
+        yield self._final(state, response)
 
     async def _aevents(self, stream: Any, deadline: Deadline) -> AsyncIterator[Chunk]:
         state = self._new_stream_state()
+        response = getattr(stream, "response", None)
         try:
             self._check_stream(stream)
             async for event in stream:
-                text = state.absorb(event)
+                text = self._absorb(state, event)
                 if text:
                     yield Chunk(text=text)
         except Exception as exc:
-            raise_typed(self._map_error(exc, deadline), exc)
+            raise_typed(_stamp_from(self._map_error(exc, deadline), response), exc)
         finally:
             await stream.close()
-        yield self._finish(state)
+        yield self._final(state, response)
 
     def _map_error(self, exc: BaseException, deadline: Deadline | None = None) -> BackendError:
         raise NotImplementedError
@@ -291,8 +327,8 @@ class SDKBackend(BaseBackend):
         return Deadline(timeout if timeout is not None else self.retry.deadline)
 
     def _complete(self, request: Request) -> Completion:
+        client = self.sync_client()  # built (and its SDK imported) before the deadline starts
         deadline = self._deadline(request)
-        client = self.sync_client()
         from ._http import deadline_scope
 
         def attempt() -> Completion:
@@ -300,33 +336,37 @@ class SDKBackend(BaseBackend):
             try:
                 with deadline_scope(deadline):
                     reply = self._send(client, request, deadline, stream=False)
-                return self._to_completion(reply)
+                return self._completion_of(reply)
             except Exception as exc:
                 raise_typed(self._map_error(exc, deadline), exc)
 
         return retry_call(attempt, policy=self.retry, deadline=deadline, provider=self.name)
 
     async def _acomplete(self, request: Request) -> Completion:
-        deadline = self._deadline(request)
         client = self.async_client()
+        deadline = self._deadline(request)
 
         async def attempt() -> Completion:
             check_real_request(self.name, self._base_url)
             try:
                 reply = await self._asend(client, request, deadline, stream=False)
-                return self._to_completion(reply)
+                return self._completion_of(reply)
             except Exception as exc:
                 raise_typed(self._map_error(exc, deadline), exc)
 
         return await aretry_call(attempt, policy=self.retry, deadline=deadline, provider=self.name)
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
+        self.sync_client()  # built before the deadline starts, as for complete()
         deadline = self._deadline(request)
 
         def open_chunks() -> Iterator[Chunk]:
             check_real_request(self.name, self._base_url)
+            from ._http import deadline_scope
+
             try:
-                stream = self._send(self.sync_client(), request, deadline, stream=True)
+                with deadline_scope(deadline):  # bounds the wait for the headers too
+                    stream = self._send(self.sync_client(), request, deadline, stream=True)
             except Exception as exc:
                 raise_typed(self._map_error(exc, deadline), exc)
             return self._events(stream, deadline)
@@ -350,6 +390,21 @@ class SDKBackend(BaseBackend):
                 await events.aclose()  # type: ignore[attr-defined]
 
         return astream_with_retries(opened, policy=self.retry, deadline=deadline, provider=self.name)
+
+
+def _stamp(err: BackendError, status: int | None, request_id: str | None) -> BackendError:
+    """Fill in the reply's request id, and for a bad reply its status, where ``err`` lacks them."""
+    if err.request_id is None:
+        err.request_id = request_id
+    if err.status_code is None and isinstance(err, (ResponseError, IncompleteStreamError)):
+        err.status_code = status
+    return err
+
+
+def _stamp_from(err: BackendError, response: Any) -> BackendError:
+    if response is None:
+        return err
+    return _stamp(err, getattr(response, "status_code", None), request_id_of(getattr(response, "headers", None)))
 
 
 class _LoopClient:

@@ -34,6 +34,7 @@ class _StreamBase:
         self._usage: Usage | None = None
         self._finish: FinishReason | None = None
         self._raw: list[Any] = []
+        self._attempts = 1
         self._done = False
 
     def _absorb(self, chunk: Chunk) -> str:
@@ -47,6 +48,8 @@ class _StreamBase:
             self._finish = chunk.finish_reason
         if chunk.raw is not None:
             self._raw.append(chunk.raw)
+        if chunk.attempts > 1:
+            self._attempts = chunk.attempts
         return chunk.text
 
     @property
@@ -72,6 +75,7 @@ class _StreamBase:
             usage=self._usage if self._usage is not None else Usage(),
             finish_reason=self._finish,
             raw=tuple(self._raw) or None,
+            attempts=self._attempts,
         )
 
 

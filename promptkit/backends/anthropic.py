@@ -126,9 +126,9 @@ class AnthropicBackend(SDKBackend):
         return options
 
     def _make_sync_client(self, sdk: ModuleType) -> Any:
-        from ._http import deadline_hook
+        from ._http import deadline_hook, install_deadline_network
 
-        http = sdk.DefaultHttpxClient(event_hooks={"response": [deadline_hook]})
+        http = install_deadline_network(sdk.DefaultHttpxClient(event_hooks={"response": [deadline_hook]}))
         return sdk.Anthropic(http_client=http, **self._client_options())
 
     def _make_async_client(self, sdk: ModuleType) -> Any:
@@ -181,7 +181,14 @@ class AnthropicBackend(SDKBackend):
                 snippet = reply.strip()[:80]
                 raise ResponseError(f"{self.name}: the reply is not JSON (it starts {snippet!r})", provider=self.name)
             raise ResponseError(f"{self.name}: the reply has no content blocks", provider=self.name)
-        text = "".join(block.text for block in content if getattr(block, "type", None) == "text")
+        texts: list[str] = []
+        for block in content:
+            if getattr(block, "type", None) == "text":
+                piece = getattr(block, "text", None)
+                if not isinstance(piece, str):
+                    raise ResponseError(f"{self.name}: a text block of the reply carries no text", provider=self.name)
+                texts.append(piece)
+        text = "".join(texts)
         return Completion(
             text=text,
             model=reply.model,
@@ -222,7 +229,9 @@ class _StreamState:
         if kind == "content_block_delta":
             delta = event.delta
             if getattr(delta, "type", None) == "text_delta":
-                text: str = delta.text
+                text = getattr(delta, "text", None)
+                if not isinstance(text, str):
+                    raise ResponseError(f"a text_delta event carries no text (got {type(text).__name__})")
                 self.parts.append(text)
                 return text
         elif kind == "message_start":

@@ -131,9 +131,9 @@ class OpenAIBackend(SDKBackend):
         }
 
     def _make_sync_client(self, sdk: ModuleType) -> Any:
-        from ._http import deadline_hook
+        from ._http import deadline_hook, install_deadline_network
 
-        http = sdk.DefaultHttpxClient(event_hooks={"response": [deadline_hook]})
+        http = install_deadline_network(sdk.DefaultHttpxClient(event_hooks={"response": [deadline_hook]}))
         return sdk.OpenAI(http_client=http, **self._client_options(sdk))
 
     def _make_async_client(self, sdk: ModuleType) -> Any:
@@ -192,6 +192,11 @@ class OpenAIBackend(SDKBackend):
         text = message.content
         if text is None:
             text = getattr(message, "refusal", None) or ""
+        if not isinstance(text, str):
+            raise ResponseError(
+                f"{self.name}: the reply's message content is a {type(text).__name__}, not text",
+                provider=self.name,
+            )
         usage = reply.usage
         return Completion(
             text=text,
@@ -312,7 +317,10 @@ class _StreamState:
         choice = event.choices[0]
         if choice.finish_reason:
             self.finish = _FINISH.get(choice.finish_reason, "stop")
-        text: str = (choice.delta.content or "") if choice.delta is not None else ""
+        content = choice.delta.content if choice.delta is not None else None
+        if content is not None and not isinstance(content, str):
+            raise ResponseError(f"a stream delta's content is a {type(content).__name__}, not text")
+        text: str = content or ""
         if text:
             self.parts.append(text)
         return text

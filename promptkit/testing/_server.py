@@ -85,7 +85,8 @@ class ServerReply:
     ``text`` is the completion; ``finish_reason`` uses promptkit's vocabulary (``stop``,
     ``length``, ...) and is translated per provider. ``delay`` waits before the first byte;
     ``trickle`` sends the reply one byte at a time with that many seconds between bytes;
-    ``pause`` is how long a ``stall`` fault goes quiet mid-body.
+    ``pause`` is how long a ``stall`` fault goes quiet mid-body; ``header_trickle`` sends the
+    status line and headers one byte at a time with that many seconds between bytes.
     ``chunk_size`` is the number of characters per streamed delta. Token counts default to the
     number of whitespace-separated words.
 
@@ -106,6 +107,9 @@ class ServerReply:
     delay: float = 0.0
     trickle: float = 0.0
     pause: float = 0.0
+    header_trickle: float = 0.0
+    raw_body: Any = None
+    raw_events: tuple[Any, ...] | None = None
     chunk_size: int = 4
     model: str | None = None
     input_tokens: int | None = None
@@ -159,6 +163,25 @@ class ServerReply:
         """Send the headers and half the body (or ``after`` stream events), then nothing for
         ``pause`` seconds, then the rest: a server that hangs mid-body."""
         return cls(fault="stall", pause=pause, after=after, text=text)
+
+    @classmethod
+    def trickle_headers(cls, interval: float, *, text: str = "a reply behind slow headers") -> ServerReply:
+        """Send the status line and headers one byte every ``interval`` seconds, then the reply."""
+        return cls(header_trickle=interval, text=text)
+
+    @classmethod
+    def raw(cls, body: Any) -> ServerReply:
+        """Answer a completion request with ``body`` as the JSON payload, exactly as given
+        (to test replies that are well-formed JSON but not a valid completion)."""
+        return cls(raw_body=body)
+
+    @classmethod
+    def raw_stream(cls, *events: Any) -> ServerReply:
+        """Answer a stream request with these JSON events, exactly as given, and nothing else.
+
+        Anthropic events are named after their ``type`` field, as the API names them.
+        """
+        return cls(raw_events=events)
 
     @classmethod
     def html(cls) -> ServerReply:
@@ -239,6 +262,18 @@ def embedding_for(text: str, dim: int) -> list[float]:
     return [struct.unpack("f", struct.pack("f", v / norm))[0] for v in values]
 
 
+def _raw_events(events: Iterable[Any], provider: str) -> list[bytes]:
+    out = []
+    for event in events:
+        data = b"data: " + json.dumps(event).encode() + b"\n\n"
+        if provider == "anthropic" and isinstance(event, Mapping):
+            data = f"event: {event.get('type', 'message')}\n".encode() + data
+        out.append(data)
+    if provider == "openai":
+        out.append(b"data: [DONE]\n\n")
+    return out
+
+
 class _Reset(Exception):  # noqa: N818 - a control-flow signal, not an error
     """Raised inside the handler to abort the connection with a TCP reset."""
 
@@ -294,15 +329,30 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
             self.wfile.flush()
 
-    def _head(self, status: int, content_type: str, extra: Mapping[str, str], length: int | None) -> None:
+    def _head(
+        self, status: int, content_type: str, extra: Mapping[str, str], length: int | None, reply: ServerReply
+    ) -> None:
         self.send_response_only(status)
         self.send_header("content-type", content_type)
         if length is None:
             self.send_header("transfer-encoding", "chunked")
         else:
             self.send_header("content-length", str(length))
+        if not any(k.lower() in ("x-request-id", "request-id") for k in extra):
+            self.send_header("x-request-id", "req_test")  # as both providers send one
+            self.send_header("request-id", "req_test")
         for k, v in extra.items():
             self.send_header(k, v)
+        if reply.header_trickle > 0:
+            buffer: list[bytes] = getattr(self, "_headers_buffer", [])  # filled by send_header
+            data = b"".join([*buffer, b"\r\n"])
+            buffer.clear()
+            for i in range(len(data)):
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+                if self.server.owner._stopping.wait(reply.header_trickle):
+                    raise _Reset
+            return
         self.end_headers()
 
     def _send_json(
@@ -314,7 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_bytes(
         self, status: int, content_type: str, data: bytes, reply: ServerReply, extra: Mapping[str, str]
     ) -> None:
-        self._head(status, content_type, extra, len(data))
+        self._head(status, content_type, extra, len(data), reply)
         if reply.fault == "stall":
             half = len(data) // 2
             self._write(data[:half], reply)
@@ -358,6 +408,12 @@ class _Handler(BaseHTTPRequestHandler):
             reply.input_tokens if reply.input_tokens is not None else _words(body.get("messages")) + _words(body),
             reply.output_tokens if reply.output_tokens is not None else len(reply.text.split()),
         )
+        if reply.raw_events is not None and body.get("stream"):
+            self._stream(iter(_raw_events(reply.raw_events, provider)), reply, extra, provider)
+            return
+        if reply.raw_body is not None:
+            self._send_json(200, reply.raw_body, reply, extra)
+            return
         if body.get("stream") and reply.fault != "json_for_stream":
             events = (
                 self._openai_events(body, reply, model, usage)
@@ -376,7 +432,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(self, events: Iterator[bytes], reply: ServerReply, extra: Mapping[str, str], provider: str) -> None:
         # Anthropic's SDK skips events without a name, so its bad data comes in a named event.
         prefix = b"event: content_block_delta\n" if provider == "anthropic" else b""
-        self._head(reply.status, "text/event-stream; charset=utf-8", {"cache-control": "no-cache", **extra}, None)
+        self._head(
+            reply.status, "text/event-stream; charset=utf-8", {"cache-control": "no-cache", **extra}, None, reply
+        )
         fault = reply.fault
         for sent, event in enumerate(events):
             if fault is not None and sent >= reply.after:
