@@ -42,6 +42,7 @@ Errors never carry secrets: messages pass through :func:`promptkit._utils.redact
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ._utils import redact
@@ -164,13 +165,19 @@ class UndefinedVariableError(TemplateError):
 
 
 class UnexpectedVariableError(TemplateError):
-    """Values were given that the template never uses. ``variables`` lists them."""
+    """Values were given that the template never uses.
 
-    def __init__(self, variables: list[str], *, template: str | None = None) -> None:
+    ``variables`` lists them and ``known`` the variables the template does use.
+    """
+
+    def __init__(self, variables: list[str], *, template: str | None = None, known: Iterable[str] = ()) -> None:
         self.variables = variables
+        self.known = sorted(known)
         names = ", ".join(repr(v) for v in variables)
+        uses = ", ".join(repr(v) for v in self.known) if self.known else "no variables"
         super().__init__(
-            f"unexpected template variable(s) {names}; pass allow_extra=True to ignore extra values",
+            f"unexpected template variable(s) {names} (the template uses {uses}); "
+            "pass allow_extra=True to ignore extra values",
             template=template,
         )
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 import sys
 import threading
-import time
 
 import pydantic
 import pytest
@@ -231,12 +231,57 @@ BOMBS = [
 
 
 @pytest.mark.parametrize("source", BOMBS)
-def test_resource_bombs_fail_fast(source: str) -> None:
-    started = time.monotonic()
+def test_resource_bombs_are_stopped_by_a_named_limit(source: str) -> None:
     with pytest.raises(TemplateError) as info:
         Template(source, allow_extra=True).render(big="x" * 1000, tree=[1])
-    assert time.monotonic() - started < 3.0
-    assert isinstance(info.value, (TemplateLimitError, TemplateSecurityError, UndefinedVariableError)), info.value
+    error = info.value
+    assert isinstance(error, (TemplateLimitError, TemplateSecurityError, UndefinedVariableError)), error
+    if isinstance(error, TemplateLimitError):
+        # the bound that stopped it is named, so a bomb cannot slip through by merely being slow
+        assert re.search(r"max_[a-z_]+=\d+|not allowed|limited to", error.message), error.message
+        assert "max_seconds" not in error.message, error.message
+
+
+class _Counted:
+    """A value that counts how often a render turns it into text."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def __str__(self) -> str:
+        self.writes += 1
+        return "x" * 10
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% set x %}{% for i in range(100000) %}{{ v }}{% endfor %}{% endset %}",
+        "{% macro m() %}{% for i in range(100000) %}{{ v }}{% endfor %}{% endmacro %}{{ m()|length }}",
+        "{% macro m() %}{{ caller() }}{% endmacro %}{% call m() %}{% for i in range(100000) %}{{ v }}{% endfor %}"
+        "{% endcall %}",
+        "{% filter upper %}{% for i in range(100000) %}{{ v }}{% endfor %}{% endfilter %}",
+    ],
+)
+def test_a_capture_stops_growing_at_the_output_limit(source: str) -> None:
+    value = _Counted()
+    limits = TemplateLimits(max_output_chars=1000, max_operations=10**7)
+    with pytest.raises(TemplateLimitError, match=r"captured text .* passed max_output_chars=1000"):
+        Template(source, limits=limits).render(v=value)
+    assert value.writes <= 101  # stopped as it grew, not after its 100,000 iterations
+
+
+def test_literal_text_in_a_capture_counts_too() -> None:
+    limits = TemplateLimits(max_output_chars=1000, max_operations=10**7)
+    source = "{% set x %}{% for i in range(100000) %}" + "y" * 50 + "{% endfor %}{% endset %}"
+    with pytest.raises(TemplateLimitError, match="captured text"):
+        Template(source, limits=limits).render()
+
+
+def test_small_captures_render_as_before() -> None:
+    source = "{% set x %}{% for i in range(3) %}{{ a }}-{% endfor %}{% endset %}[{{ x }}]{{ m(1) }}"
+    macro = "{% macro m(n) %}<{{ n }}>{% endmacro %}"
+    assert Template(macro + source).render(a=1) == "[1-1-1-]<1>"
 
 
 def test_legitimate_containers_still_work() -> None:
@@ -286,11 +331,9 @@ def test_render_time_is_bounded_without_signals_in_a_thread() -> None:
             errors.append(exc)
 
     worker = threading.Thread(target=run)
-    started = time.monotonic()
     worker.start()
-    worker.join(timeout=10)
+    worker.join(timeout=60)  # the loop alone would run for minutes; max_seconds must stop it
     assert not worker.is_alive()
-    assert time.monotonic() - started < 3.0
     assert len(errors) == 1
     assert isinstance(errors[0], TemplateLimitError)
     assert "max_seconds" in str(errors[0])

@@ -493,3 +493,40 @@ def test_pairs_built_from_library_templates_keep_their_includes() -> None:
     lib = PromptLibrary.from_mapping({"rules.jinja": "Rule {{ n }}."})
     chat = ChatTemplate([("system", lib.from_string("{% include 'rules.jinja' %}")), ("user", "{{ q }}")])
     assert chat.render(n=1, q="x") == [Message("system", "Rule 1."), Message("user", "x")]
+
+
+# -- templates built per call ------------------------------------------------------------------
+def test_templates_built_per_call_share_one_compilation_but_not_their_counters() -> None:
+    source = "{% for i in range(n) %}.{% endfor %}"
+    limits = TemplateLimits(max_operations=50)
+    first, second = Template(source, limits=limits), Template(source, limits=limits)
+    assert first._jinja is second._jinja  # compiled once
+    assert first.render(n=40) == second.render(n=40) == "." * 40  # each render has its own budget
+    with pytest.raises(TemplateLimitError, match="max_operations=50"):
+        first.render(n=60)
+    assert Template(source).render(n=60) == "." * 60  # other limits, other bound
+
+
+def test_chat_templates_from_the_same_pairs_are_built_once_and_stay_equal() -> None:
+    pairs = [("system", "Be {{ tone }}."), ("user", "{{ q }}")]
+    first, second = ChatTemplate(pairs), ChatTemplate(list(pairs))
+    assert first == second
+    assert first.messages[0][1] is second.messages[0][1]  # immutable parts are shared
+    assert [m.text for m in second.render(tone="brief", q="hi")] == ["Be brief.", "hi"]
+    unstripped = ChatTemplate([("user", "  {{ q }}  ")], strip=False)
+    assert unstripped.render(q="x")[0].text == "  x  "
+    assert ChatTemplate([("user", "  {{ q }}  ")]).render(q="x")[0].text == "x"
+    for _ in range(2):  # a bad pair is refused every time, not remembered as built
+        with pytest.raises(ConfigurationError, match="invalid role"):
+            ChatTemplate([("robot", "hi")])
+
+
+def test_unexpected_variables_name_the_template_and_what_it_uses() -> None:
+    with pytest.raises(UnexpectedVariableError) as info:
+        Template("Hi {{ name }}", name="greet.prompt").render(name="a", nmae="b")
+    assert info.value.template == "greet.prompt"
+    assert info.value.known == ["name"]
+    assert "(the template uses 'name')" in str(info.value)
+    assert "(in greet.prompt)" in str(info.value)
+    with pytest.raises(UnexpectedVariableError, match=r"uses no variables.*\(in <template>\)"):
+        Template("Hi").render(x=1)

@@ -9,6 +9,7 @@ stays inside its message.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,20 @@ def _message(role: str, content: str) -> Message:
 
 def _check_top_level(env: PromptEnvironment, source: str, locate: Locator) -> None:
     """Refuse literal text outside role blocks at compile time, with its line."""
+    stray = _text_outside_roles(env, source)
+    if stray is not None:
+        text, lineno = stray
+        label, line = locate(lineno)
+        raise TemplateSyntaxError(
+            f"text outside a role block: {text[:60]!r}; put it inside {{% role %}}...{{% endrole %}}",
+            template=label,
+            lineno=line,
+        )
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_outside_roles(env: PromptEnvironment, source: str) -> tuple[str, int] | None:
+    """The first literal text outside role blocks and its line; cached, as the source decides it."""
     role_open = False
     for node in env.parse(source).body:
         if not isinstance(node, nodes.Output):
@@ -105,12 +120,8 @@ def _check_top_level(env: PromptEnvironment, source: str, locate: Locator) -> No
                 role_open = data[len(MARK)] == OPEN
             elif not role_open and data.strip():
                 leading = data[: len(data) - len(data.lstrip())]
-                label, line = locate(child.lineno + leading.count("\n"))
-                raise TemplateSyntaxError(
-                    f"text outside a role block: {data.strip()[:60]!r}; put it inside {{% role %}}...{{% endrole %}}",
-                    template=label,
-                    lineno=line,
-                )
+                return data.strip(), child.lineno + leading.count("\n")
+    return None
 
 
 class ChatTemplate(_TemplateBase):
@@ -141,6 +152,12 @@ class ChatTemplate(_TemplateBase):
 
     __slots__ = ("drop_empty", "merge", "messages", "parts", "strip")
 
+    parts: tuple[tuple[str, Template] | MessagesPlaceholder, ...]
+    messages: tuple[tuple[str, Template], ...]
+    strip: bool
+    drop_empty: bool
+    merge: bool
+
     def __init__(
         self,
         messages: Sequence[ChatPart],
@@ -154,6 +171,48 @@ class ChatTemplate(_TemplateBase):
         strip: bool = True,
         drop_empty: bool = True,
         merge: bool = True,
+    ) -> None:
+        if (
+            defaults is None
+            and inputs is None
+            and library is None
+            and isinstance(messages, (list, tuple))
+            and all(type(m) is tuple and len(m) == 2 and type(m[0]) is str and type(m[1]) is str for m in messages)
+        ):
+            # Plain (role, text) pairs: the same pairs and options give the same template, built once
+            # per process (a template is immutable, so its parts are shared safely).
+            key = (tuple(messages), name, allow_extra, limits, strip, drop_empty, merge)
+            built = _built_from_pairs(key)
+            for slot in (*_TemplateBase.__slots__, *ChatTemplate.__slots__):
+                if slot != "__dict__":
+                    object.__setattr__(self, slot, getattr(built, slot))
+            return
+        self._build_pairs(
+            messages,
+            name=name,
+            allow_extra=allow_extra,
+            defaults=defaults,
+            inputs=inputs,
+            limits=limits,
+            library=library,
+            strip=strip,
+            drop_empty=drop_empty,
+            merge=merge,
+        )
+
+    def _build_pairs(
+        self,
+        messages: Sequence[ChatPart],
+        *,
+        name: str | None,
+        allow_extra: bool,
+        defaults: Mapping[str, Any] | None,
+        inputs: InputsSpec | None,
+        limits: TemplateLimits | None,
+        library: PromptLibrary | None,
+        strip: bool,
+        drop_empty: bool,
+        merge: bool,
     ) -> None:
         if isinstance(messages, str):  # type: ignore[unreachable]  # guard for untyped callers
             raise ConfigurationError(
@@ -225,8 +284,8 @@ class ChatTemplate(_TemplateBase):
             merge=merge,
             locate=locate,
         )
-        self.parts: tuple[tuple[str, Template] | MessagesPlaceholder, ...] = tuple(parts)
-        self.messages: tuple[tuple[str, Template], ...] = tuple(p for p in parts if isinstance(p, tuple))
+        object.__setattr__(self, "parts", tuple(parts))
+        object.__setattr__(self, "messages", tuple(p for p in parts if isinstance(p, tuple)))
 
     def _setup(
         self,
@@ -243,9 +302,9 @@ class ChatTemplate(_TemplateBase):
         merge: bool,
         locate: Locator,
     ) -> None:
-        self.strip = strip
-        self.drop_empty = drop_empty
-        self.merge = merge
+        object.__setattr__(self, "strip", strip)
+        object.__setattr__(self, "drop_empty", drop_empty)
+        object.__setattr__(self, "merge", merge)
         self._configure(
             source,
             name=name,
@@ -458,3 +517,23 @@ class ChatTemplate(_TemplateBase):
         else:
             blocks = [role_block(None, highlight_source(self.source))]
         return document(blocks, title=title)
+
+
+@functools.lru_cache(maxsize=512)
+def _built_from_pairs(key: tuple[Any, ...]) -> ChatTemplate:
+    """A chat template of plain ``(role, text)`` pairs, built once per pairs and options."""
+    messages, name, allow_extra, limits, strip, drop_empty, merge = key
+    built = object.__new__(ChatTemplate)
+    built._build_pairs(
+        messages,
+        name=name,
+        allow_extra=allow_extra,
+        defaults=None,
+        inputs=None,
+        limits=limits,
+        library=None,
+        strip=strip,
+        drop_empty=drop_empty,
+        merge=merge,
+    )
+    return built

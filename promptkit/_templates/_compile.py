@@ -96,7 +96,23 @@ def _compile_cached(env: PromptEnvironment, source: str) -> Compiled:
 
 
 def find_variables(env: PromptEnvironment, source: str) -> frozenset[str]:
-    """Undeclared variables of ``source`` and of the templates it includes by constant name."""
+    """Undeclared variables of ``source`` and of the templates it includes by constant name.
+
+    Without a loader the answer depends on the source alone, so it is computed once per process
+    (building the same template inside a function then costs no parse); a library's templates
+    can include files that change, so they are read each time.
+    """
+    if env.loader is None:
+        return _variables_cached(env, source)
+    return _find_variables(env, source)
+
+
+@functools.lru_cache(maxsize=1024)
+def _variables_cached(env: PromptEnvironment, source: str) -> frozenset[str]:
+    return _find_variables(env, source)
+
+
+def _find_variables(env: PromptEnvironment, source: str) -> frozenset[str]:
     found: set[str] = set()
     seen: set[str] = set()
 

@@ -77,11 +77,12 @@ class LimitExceededError(Exception):
 class Budget:
     """Work done by one render: operations, call depth and the deadline."""
 
-    __slots__ = ("active", "deadline", "depth", "limits", "ops", "weights")
+    __slots__ = ("active", "captured", "deadline", "depth", "limits", "ops", "weights")
 
     def __init__(self, limits: TemplateLimits) -> None:
         self.limits = limits
         self.ops = 0
+        self.captured = 0
         self.depth = 0
         self.weights: dict[int, tuple[Any, int]] = {}
         self.active: set[int] = set()
@@ -95,6 +96,15 @@ class Budget:
             )
         if self.deadline is not None and (n > 1 or not self.ops & 63) and time.monotonic() > self.deadline:
             raise LimitExceededError(f"render exceeded max_seconds={self.limits.max_seconds}")
+
+    def capture(self, n: int) -> None:
+        """Count ``n`` characters written into captured output (macros, call/set/filter blocks)."""
+        self.captured += n
+        if self.captured > self.limits.max_output_chars:
+            raise LimitExceededError(
+                f"captured text (macros, set, call and filter blocks) passed "
+                f"max_output_chars={self.limits.max_output_chars}"
+            )
 
     def check_size(self, n: int, what: str) -> None:
         if n > self.limits.max_output_chars:
@@ -439,6 +449,22 @@ def bounded_filters(original: Mapping[str, Callable[..., Any]]) -> dict[str, Cal
 
     out["join"] = join
     return out
+
+
+@jinja2.pass_context
+def captured_value(context: Any, value: Any) -> str:
+    """Wrapped around each value written inside a capture: counts it as it is written, so a
+    capture stops growing at the output limit instead of after its whole loop has run."""
+    text = value if isinstance(value, str) else str(value)
+    current_budget().capture(len(text))
+    return text
+
+
+@jinja2.pass_context
+def captured_text(context: Any, n: int) -> str:
+    """Counts the ``n`` characters of literal text an output node inside a capture writes."""
+    current_budget().capture(n)
+    return ""
 
 
 def loop_counter(iterable: Any) -> Iterator[Any]:

@@ -43,6 +43,8 @@ from ._limits import (
     bounded_concat,
     bounded_filters,
     bounded_range,
+    captured_text,
+    captured_value,
     check_replace,
     check_str_format,
     checked_binop,
@@ -224,6 +226,8 @@ def _transform(node: nodes.Node, buffered: bool) -> None:
             "role and messages blocks cannot be inside macros, blocks, recursive loops or call, filter or set blocks",
             node.lineno,
         )
+    elif buffered and isinstance(node, nodes.Output):
+        _count_captured(node)
     for field in node.fields:
         value = getattr(node, field)
         if isinstance(value, nodes.Node):
@@ -232,6 +236,22 @@ def _transform(node: nodes.Node, buffered: bool) -> None:
             for i, item in enumerate(value):
                 if isinstance(item, nodes.Node):
                     value[i] = _replacement(item)
+
+
+def _count_captured(node: nodes.Output) -> None:
+    """Make an output node inside a capture count what it writes (values and literal text)."""
+    literal = 0
+    children: list[nodes.Expr] = []
+    for child in node.nodes:
+        if isinstance(child, nodes.TemplateData):
+            literal += len(child.data)
+            children.append(child)
+        else:
+            children.append(nodes.Filter(child, "_promptkit_captured", [], [], None, None, lineno=child.lineno))
+    if literal:
+        const = nodes.Const(literal, lineno=node.lineno)
+        children.insert(0, nodes.Filter(const, "_promptkit_captured_text", [], [], None, None, lineno=node.lineno))
+    node.nodes = children
 
 
 def _replacement(node: nodes.Node) -> nodes.Node:
@@ -310,6 +330,8 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
         self.filters["_promptkit_loop"] = loop_counter
         self.filters["_promptkit_concat"] = concat_filter
         self.filters["_promptkit_weigh"] = weighed
+        self.filters["_promptkit_captured"] = captured_value
+        self.filters["_promptkit_captured_text"] = captured_text
 
     def preview_environment(self) -> PromptEnvironment:
         """The same sandbox and loader, marking every ``{{ value }}`` for display."""

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import ConfigurationError, TemplateSyntaxError, UnexpectedVariableError
 from .._utils import UNSET, Unset
-from ._compile import Locator, compile_source, find_variables, plain_locator, render_jinja
+from ._compile import Compiled, Locator, compile_source, find_variables, plain_locator, render_jinja
 from ._display import document, highlight_source, highlight_values, role_block
 from ._inputs import input_model, validate_inputs
 from ._limits import DEFAULT_LIMITS, TemplateLimits
 from ._sandbox import DEFAULT_ENV, HL_END, HL_START, MARK, PromptEnvironment
 
 if TYPE_CHECKING:
+    import pydantic
     from typing_extensions import Self
 
     from .._tokens import FitResult
@@ -90,6 +91,11 @@ class _TemplateBase:
     inputs: InputsSpec | None
     library: PromptLibrary | None
     limits: TemplateLimits
+    _env: PromptEnvironment
+    _defaults: Mapping[str, Any]
+    _input_model: type[pydantic.BaseModel] | None
+    _locate: Locator
+    _jinja: Compiled
 
     def _configure(
         self,
@@ -105,17 +111,20 @@ class _TemplateBase:
     ) -> None:
         if limits is not None and not isinstance(limits, TemplateLimits):
             raise ConfigurationError(f"limits must be a TemplateLimits, not {type(limits).__name__}")
-        self.source = source
-        self.name = name
-        self.allow_extra = allow_extra
-        self.inputs = inputs
-        self.library = library
-        self.limits = limits or (library.limits if library is not None else DEFAULT_LIMITS)
-        self._env: PromptEnvironment = library.environment if library is not None else DEFAULT_ENV
-        self._defaults: Mapping[str, Any] = MappingProxyType(dict(defaults or {}))
-        self._input_model = input_model(inputs, name=name)
-        self._locate = locate
-        self._jinja = compile_source(self._env, source, self.limits, locate)
+        put = object.__setattr__  # set once while building; __setattr__ guards the finished object
+        put(self, "source", source)
+        put(self, "name", name)
+        put(self, "allow_extra", allow_extra)
+        put(self, "inputs", inputs)
+        put(self, "library", library)
+        resolved = limits or (library.limits if library is not None else DEFAULT_LIMITS)
+        put(self, "limits", resolved)
+        env = library.environment if library is not None else DEFAULT_ENV
+        put(self, "_env", env)
+        put(self, "_defaults", MappingProxyType(dict(defaults or {})))
+        put(self, "_input_model", input_model(inputs, name=name))
+        put(self, "_locate", locate)
+        put(self, "_jinja", compile_source(env, source, resolved, locate))
 
     def _replace(self, **changes: Any) -> Self:
         raise NotImplementedError
@@ -160,7 +169,9 @@ class _TemplateBase:
     # -- rendering -------------------------------------------------------------------------------
     def _check_extra(self, values: Mapping[str, Any]) -> None:
         if not self.allow_extra and not self._known.issuperset(values):
-            raise UnexpectedVariableError(sorted(values.keys() - self._known), template=self.name)
+            raise UnexpectedVariableError(
+                sorted(values.keys() - self._known), template=self.name or "<template>", known=self._known
+            )
 
     def _context(self, values: Mapping[str, Any]) -> Mapping[str, Any]:
         self._check_extra(values)
