@@ -245,29 +245,12 @@ def finish(steps: Generator[Any, None, Result[T]]) -> Result[T]:
 
 
 # -- what Prompt.stream() and astream() return ---------------------------------------------------
-class PromptStream(Generic[T]):
-    """A streamed prompt call: iterate it for partial values, the validated value last.
+class _Finished(Generic[T]):
+    """What both stream objects share: the result once the stream has finished."""
 
-    Once iterated to the end, :attr:`result` is the whole :class:`~promptkit.Result` (usage,
-    attempts, examples) and :attr:`value` its value. Leaving a ``with`` block, or calling
-    :meth:`close`, stops the stream and releases its connection.
+    __slots__ = ("_result",)
 
-    >>> from promptkit import Prompt
-    >>> from promptkit.testing import MockBackend
-    >>> stream = Prompt("Say hi", MockBackend(["Hello there"], chunk_size=4)).stream()
-    >>> list(stream)[-1], stream.result.usage.output_tokens
-    ('Hello there', 2)
-    """
-
-    __slots__ = ("_result", "_steps")
-
-    def __init__(self, steps: Generator[T, None, Result[T]]) -> None:
-        self._steps = steps
-        self._result: Result[T] | None = None
-
-    def __iter__(self) -> Iterator[T]:
-        if self._result is None:
-            self._result = yield from self._steps
+    _result: Result[T] | None
 
     @property
     def done(self) -> bool:
@@ -286,6 +269,34 @@ class PromptStream(Generic[T]):
         """The validated value (the last item the stream yields), once it has finished."""
         return self.result.value
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {'done' if self._result is not None else 'open'}>"
+
+
+class PromptStream(_Finished[T]):
+    """A streamed prompt call: iterate it for partial values, the validated value last.
+
+    Once iterated to the end, :attr:`result` is the whole :class:`~promptkit.Result` (usage,
+    attempts, examples) and :attr:`value` its value. Leaving a ``with`` block, or calling
+    :meth:`close`, stops the stream and releases its connection.
+
+    >>> from promptkit import Prompt
+    >>> from promptkit.testing import MockBackend
+    >>> stream = Prompt("Say hi", MockBackend(["Hello there"], chunk_size=4)).stream()
+    >>> list(stream)[-1], stream.result.usage.output_tokens
+    ('Hello there', 2)
+    """
+
+    __slots__ = ("_steps",)
+
+    def __init__(self, steps: Generator[T, None, Result[T]]) -> None:
+        self._steps = steps
+        self._result: Result[T] | None = None
+
+    def __iter__(self) -> Iterator[T]:
+        if self._result is None:
+            self._result = yield from self._steps
+
     def close(self) -> None:
         """Stop the stream early and release its connection."""
         self._steps.close()
@@ -296,17 +307,14 @@ class PromptStream(Generic[T]):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"<PromptStream {'done' if self._result is not None else 'open'}>"
 
-
-class AsyncPromptStream(Generic[T]):
+class AsyncPromptStream(_Finished[T]):
     """The async twin of :class:`PromptStream`: ``async for value in stream``, then ``.result``.
 
     The prompt is rendered (and its examples selected) when iteration starts.
     """
 
-    __slots__ = ("_result", "_steps")
+    __slots__ = ("_steps",)
 
     def __init__(self, start: Callable[[Callable[[Result[T]], None]], AsyncIterator[T]]) -> None:
         self._result: Result[T] | None = None
@@ -317,23 +325,6 @@ class AsyncPromptStream(Generic[T]):
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._steps
-
-    @property
-    def done(self) -> bool:
-        """True once the stream has finished and :attr:`result` is available."""
-        return self._result is not None
-
-    @property
-    def result(self) -> Result[T]:
-        """The whole :class:`~promptkit.Result`, once the stream has been iterated to the end."""
-        if self._result is None:
-            raise UnsupportedCapabilityError("the stream has not finished; iterate it to the end before .result")
-        return self._result
-
-    @property
-    def value(self) -> T:
-        """The validated value, once the stream has finished."""
-        return self.result.value
 
     async def aclose(self) -> None:
         """Stop the stream early and release its connection."""
@@ -348,6 +339,3 @@ class AsyncPromptStream(Generic[T]):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
-
-    def __repr__(self) -> str:
-        return f"<AsyncPromptStream {'done' if self._result is not None else 'open'}>"
