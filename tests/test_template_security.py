@@ -466,3 +466,11 @@ def test_role_blocks_cannot_hide_in_captured_text() -> None:
     ):
         with pytest.raises(TemplateSyntaxError, match="role"):
             ChatTemplate.from_source(source)
+
+
+def test_a_set_block_in_a_template_without_loops_uses_the_templates_own_limit() -> None:
+    source = "{% set x %}{{ v }}{% endset %}{{ x|length }}"
+    roomy = Template(source, limits=TemplateLimits(max_output_chars=6_000_000))
+    assert roomy.render(v="a" * 4_500_000) == "4500000"  # above the default limit, within its own
+    with pytest.raises(TemplateLimitError, match="max_output_chars=1000"):
+        Template(source, limits=TemplateLimits(max_output_chars=1000)).render(v="a" * 4_500)
