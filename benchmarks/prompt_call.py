@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
+from _timing import measure
 from pydantic import BaseModel
 
 from promptkit import Prompt, PydanticParser, Template, TextParser
@@ -32,30 +32,6 @@ class Verdict(BaseModel):
 REPLY = '```json\n{"label": "spam", "confidence": 0.93, "reasons": ["a prize", "a link", "urgency"]}\n```'
 SOURCE = "Is this message spam?\n\n{{ message }}\n\n{{ format_instructions }}"
 INPUTS = {"message": "You won a prize! Click here before midnight to claim it."}
-
-
-def _measure(cases: dict[str, Callable[[], object]], *, rounds: int, budget: float = 0.05) -> dict[str, float]:
-    """Best per-call seconds of each case over interleaved rounds of about ``budget`` seconds."""
-    numbers = {}
-    for name, fn in cases.items():
-        n = 1
-        while True:
-            start = time.perf_counter()
-            for _ in range(n):
-                fn()
-            elapsed = time.perf_counter() - start
-            if elapsed > budget / 4:
-                break
-            n *= 2
-        numbers[name] = max(1, int(n * budget / elapsed))
-    best = dict.fromkeys(cases, float("inf"))
-    for _ in range(rounds):
-        for name, fn in cases.items():
-            start = time.perf_counter()
-            for _ in range(numbers[name]):
-                fn()
-            best[name] = min(best[name], (time.perf_counter() - start) / numbers[name])
-    return best
 
 
 def main() -> None:
@@ -86,7 +62,7 @@ def main() -> None:
         "text: Prompt.complete": lambda: text.complete(**INPUTS),
         "text: Prompt.stream": lambda: list(text.stream(**INPUTS)),
     }
-    best = _measure(cases, rounds=args.rounds)
+    best = measure(cases, rounds=args.rounds, budget=0.05)
     print(f"{'case':28} {'per call':>12} {'x floor':>8}")
     for name, seconds in best.items():
         floor = best[f"{name.split(':')[0]}: by hand (floor)"]

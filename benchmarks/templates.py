@@ -10,10 +10,10 @@ builds a sandboxed environment and recompiles on every ``format`` call.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import jinja2
+from _timing import measure
 
 from promptkit import ChatTemplate, Template
 
@@ -33,34 +33,6 @@ ROLE_SOURCE = (
     f'{{% role "user" %}}{USER}{{% endrole %}}\n'
     f'{{% role "assistant" %}}{ASSISTANT}{{% endrole %}}\n'
 )
-
-
-def _measure(cases: dict[str, Callable[[], object]], *, rounds: int = 15, budget: float = 0.02) -> dict[str, float]:
-    """Best per-call seconds of each case over ``rounds`` interleaved batches of ~``budget`` s.
-
-    Cases take turns so that machine noise hits them alike; the minimum is the least disturbed.
-    """
-    numbers = {}
-    for name, fn in cases.items():
-        n = 1
-        while True:
-            start = time.perf_counter()
-            for _ in range(n):
-                fn()
-            elapsed = time.perf_counter() - start
-            if elapsed > budget / 4:
-                break
-            n *= 2
-        numbers[name] = max(1, int(n * budget / elapsed))
-    best = dict.fromkeys(cases, float("inf"))
-    for _ in range(rounds):
-        for name, fn in cases.items():
-            number = numbers[name]
-            start = time.perf_counter()
-            for _ in range(number):
-                fn()
-            best[name] = min(best[name], (time.perf_counter() - start) / number)
-    return best
 
 
 def _us(seconds: float) -> str:
@@ -91,7 +63,7 @@ def main() -> None:
             [("system", SYSTEM), ("user", USER), ("assistant", ASSISTANT)]
         ).render(**VALUES),
     }
-    results = _measure(cases)
+    results = measure(cases)
     peer_names: list[str] = []
     try:
         from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
@@ -106,7 +78,7 @@ def main() -> None:
             "langchain PromptTemplate(jinja2).format": lambda: lc.format(**VALUES),
             "langchain ChatPromptTemplate(jinja2).format_messages": lambda: lc_chat.format_messages(**VALUES),
         }
-        results.update(_measure(peers, rounds=5, budget=0.05))
+        results.update(measure(peers, rounds=5, budget=0.05))
         peer_names = list(peers)
     floor = results["jinja2.Template.render (floor)"]
     rows = list(results.items())

@@ -459,10 +459,7 @@ def _resolve_template(
 
 def _check_params(params: Mapping[str, Any] | None, backend: Backend | None) -> dict[str, Any]:
     """The prompt's parameters, checked against its backend (or against every known name)."""
-    if params is None:
-        return {}
-    if not isinstance(params, Mapping):
-        raise ConfigurationError(f"params must be a mapping of call parameters, not {params!r}")
+    params = _check_call_params(params)
     if backend is None:
         validate_params(params, supported=ALL_PARAMS, backend="Prompt")
     else:

@@ -73,16 +73,8 @@ class Run(Generic[T]):
         )
 
     # -- what the drivers share -------------------------------------------------------------------
-    def first(self) -> Call | Sequence[Call] | Outcome[T]:
-        """The plan's first step (an :class:`Outcome` when it needs no call at all)."""
-        try:
-            return next(self._plan)
-        except StopIteration as stop:
-            outcome: Outcome[T] = stop.value
-            return outcome
-
-    def send(self, reply: Completion | list[Completion | BackendError]) -> Call | Sequence[Call] | Outcome[T]:
-        """Give the plan the reply to its last step; its next step, or its outcome."""
+    def send(self, reply: Completion | list[Completion | BackendError] | None) -> Call | Sequence[Call] | Outcome[T]:
+        """Give the plan the reply to its last step (``None`` to start it); its next step, or its outcome."""
         try:
             return self._plan.send(reply)
         except StopIteration as stop:
@@ -150,7 +142,7 @@ class Run(Generic[T]):
 def drive(run: Run[T], *, stream: bool) -> Generator[T, None, Result[T]]:
     """Run the plan with sync calls; when ``stream`` is true, yield previews of streamed calls."""
     backend = run.backend
-    step = run.first()
+    step = run.send(None)  # the first step (an Outcome when the plan needs no call)
     try:
         while not isinstance(step, Outcome):
             if isinstance(step, Call):
@@ -188,7 +180,7 @@ async def adrive(run: Run[T], *, stream: bool, done: Callable[[Result[T]], None]
     import asyncio  # loaded by whoever runs this coroutine; kept off import time
 
     backend = run.backend
-    step = run.first()
+    step = run.send(None)  # the first step (an Outcome when the plan needs no call)
     try:
         while not isinstance(step, Outcome):
             if isinstance(step, Call):

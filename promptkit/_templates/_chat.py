@@ -172,6 +172,14 @@ class ChatTemplate(_TemplateBase):
         drop_empty: bool = True,
         merge: bool = True,
     ) -> None:
+        options: dict[str, Any] = {
+            "name": name,
+            "allow_extra": allow_extra,
+            "limits": limits,
+            "strip": strip,
+            "drop_empty": drop_empty,
+            "merge": merge,
+        }
         if (
             defaults is None
             and inputs is None
@@ -181,24 +189,12 @@ class ChatTemplate(_TemplateBase):
         ):
             # Plain (role, text) pairs: the same pairs and options give the same template, built once
             # per process (a template is immutable, so its parts are shared safely).
-            key = (tuple(messages), name, allow_extra, limits, strip, drop_empty, merge)
-            built = _built_from_pairs(key)
+            built = _built_from_pairs(tuple(messages), tuple(options.items()))
             for slot in (*_TemplateBase.__slots__, *ChatTemplate.__slots__):
                 if slot != "__dict__":
                     object.__setattr__(self, slot, getattr(built, slot))
             return
-        self._build_pairs(
-            messages,
-            name=name,
-            allow_extra=allow_extra,
-            defaults=defaults,
-            inputs=inputs,
-            limits=limits,
-            library=library,
-            strip=strip,
-            drop_empty=drop_empty,
-            merge=merge,
-        )
+        self._build_pairs(messages, defaults=defaults, inputs=inputs, library=library, **options)
 
     def _build_pairs(
         self,
@@ -520,20 +516,8 @@ class ChatTemplate(_TemplateBase):
 
 
 @functools.lru_cache(maxsize=512)
-def _built_from_pairs(key: tuple[Any, ...]) -> ChatTemplate:
+def _built_from_pairs(messages: tuple[tuple[str, str], ...], options: tuple[tuple[str, Any], ...]) -> ChatTemplate:
     """A chat template of plain ``(role, text)`` pairs, built once per pairs and options."""
-    messages, name, allow_extra, limits, strip, drop_empty, merge = key
     built = object.__new__(ChatTemplate)
-    built._build_pairs(
-        messages,
-        name=name,
-        allow_extra=allow_extra,
-        defaults=None,
-        inputs=None,
-        limits=limits,
-        library=None,
-        strip=strip,
-        drop_empty=drop_empty,
-        merge=merge,
-    )
+    built._build_pairs(messages, defaults=None, inputs=None, library=None, **dict(options))
     return built
