@@ -20,7 +20,7 @@ from ._messages import Completion, Message
 from ._parsers import FinalOnly, Parser, StreamState
 from ._result import Attempt, Result
 from ._strategies import Call, Context, Outcome, Strategy
-from ._strategies._reasoning import split_think
+from ._strategies._reasoning import SkipThink, split_think
 from ._utils import UNSET
 
 if TYPE_CHECKING:
@@ -141,11 +141,10 @@ class Run(Generic[T]):
             raise
 
     def stream_state(self) -> StreamState[T]:
+        """The parser's stream state, behind a filter that keeps a ``<think>`` block from previews."""
         make = getattr(self.parser, "stream_state", None)
-        if make is not None:
-            state: StreamState[T] = make()
-            return state
-        return FinalOnly(self.parser)
+        state: StreamState[T] = make() if make is not None else FinalOnly(self.parser)
+        return SkipThink(state)
 
     def result(self, outcome: Outcome[T]) -> Result[T]:
         return Result(

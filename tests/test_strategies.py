@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from promptkit import BackendError, ParseError, Prompt, ServerError, Usage
+from promptkit import BackendError, ParseError, Prompt, ServerError, TextParser, Usage
 from promptkit._strategies import Call, Context, Direct, Outcome, Plan, ask, repair_messages
 from promptkit.testing import FunctionBackend, MockBackend, MockReply
 
@@ -488,3 +488,28 @@ def test_the_openai_adapter_keeps_reasoning_content() -> None:
     )
     completion = OpenAIBackend(model="deepseek-r1", api_key="k", base_url="http://127.0.0.1:9")._to_completion(reply)
     assert (completion.text, completion.reasoning) == ("4", "2+2 is 4")
+
+
+@pytest.mark.anyio
+async def test_streamed_previews_never_show_a_think_block() -> None:
+    from promptkit._strategies._reasoning import SkipThink
+
+    reply = "<think>Plan: greet them.</think>\nHello there"
+    previews = list(Prompt("Hi", MockBackend([reply], chunk_size=3)).stream())
+    assert previews[-1] == "Hello there"
+    assert all("think" not in p and "Plan" not in p for p in previews)
+    stream = Prompt("Hi", MockBackend([reply], chunk_size=2)).astream()
+    assert [p async for p in stream][-1] == "Hello there"
+    assert stream.result.reasoning == "Plan: greet them."
+    plain = list(Prompt("Hi", MockBackend(["<b>bold</b> text"], chunk_size=1)).stream())
+    assert plain[0] == "<b"  # held only while the reply could still open a think block
+    assert plain[-1] == "<b>bold</b> text"
+    typed = list(
+        Prompt("Hi", MockBackend(['<think>x</think>{"a": [1, 2]}'], chunk_size=4), parser=JsonParser()).stream()
+    )
+    assert typed[-1] == {"a": [1, 2]}
+    state = SkipThink(TextParser().stream_state())
+    assert state.feed(" <thi") == []
+    assert state.feed("nk>still thinking") == []
+    assert state.finish() == ""  # a reply cut inside the block has no answer
+    assert SkipThink(TextParser().stream_state()).finish() == ""

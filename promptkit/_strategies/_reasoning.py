@@ -8,9 +8,16 @@ the answer.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Generic, TypeVar
+
 from .._errors import ParseError
 
-__all__ = ["answer_section", "split_think"]
+if TYPE_CHECKING:
+    from .._parsers import StreamState
+
+__all__ = ["SkipThink", "answer_section", "split_think"]
+
+T = TypeVar("T")
 
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
@@ -64,3 +71,46 @@ def answer_section(text: str, tag: str) -> tuple[str, str]:
     for marker in ("<reasoning>", "</reasoning>"):
         reasoning = reasoning.replace(marker, "")
     return reasoning.strip(), answer.strip()
+
+
+class SkipThink(Generic[T]):
+    """A stream state that holds a leading ``<think>`` block back from the parser's previews.
+
+    Chunks go straight through once the reply is seen not to start with ``<think>``; while the
+    block is open they are only collected, and what follows ``</think>`` is fed to the parser.
+    """
+
+    __slots__ = ("_held", "_inner", "_mode")
+
+    def __init__(self, inner: StreamState[T]) -> None:
+        self._inner = inner
+        self._held: list[str] = []
+        self._mode = "undecided"  # then "think" (inside the block) or "pass"
+
+    def feed(self, chunk: str) -> list[T]:
+        if self._mode == "pass":
+            return self._inner.feed(chunk)
+        self._held.append(chunk)
+        text = "".join(self._held)
+        if self._mode == "undecided":
+            head = text.lstrip()
+            if len(head) < len(_THINK_OPEN) and _THINK_OPEN.startswith(head):
+                return []  # too early to tell
+            if not head.startswith(_THINK_OPEN):
+                self._mode = "pass"
+                self._held = []
+                return self._inner.feed(text)
+            self._mode = "think"
+        close = text.find(_THINK_CLOSE)
+        if close < 0:
+            self._held = [text]
+            return []
+        self._mode = "pass"
+        self._held = []
+        rest = text[close + len(_THINK_CLOSE) :].lstrip()
+        return self._inner.feed(rest) if rest else []
+
+    def finish(self) -> T:
+        if self._held:  # a reply that ended while still undecided or inside the block
+            self._inner.feed(split_think("".join(self._held))[1])
+        return self._inner.finish()
