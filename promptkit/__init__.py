@@ -63,6 +63,7 @@ from .backends import (
 )
 
 if _TYPE_CHECKING:
+    from ._cost import Price, cost_of, estimate_cost, price_for, set_price
     from ._embeddings import (
         BaseEmbedder,
         Embedder,
@@ -179,6 +180,7 @@ _LAZY: dict[str, str] = {
     "OpenAIEmbedder": "._embeddings",
     "Parser": "._parsers",
     "Preview": "._templates",
+    "Price": "._cost",
     "Prompt": "._prompt",
     "PromptStream": "._run",
     "PromptFile": "._files",
@@ -205,8 +207,10 @@ _LAZY: dict[str, str] = {
     "Tokenizer": "._tokens",
     "VectorIndex": "._fewshot",
     "XmlTagParser": "._parsers",
+    "cost_of": "._cost",
     "count_tokens": "._tokens",
     "encoding_for_model": "._tokens",
+    "estimate_cost": "._cost",
     "fit_to_budget": "._tokens",
     "get_tokenizer": "._tokens",
     "is_exact": "._tokens",
@@ -214,8 +218,10 @@ _LAZY: dict[str, str] = {
     "load_prompt_file": "._files",
     "load_selector": "._fewshot",
     "parse_prompt_file": "._files",
+    "price_for": "._cost",
     "provision_tiktoken_cache": "._tiktoken_files",
     "save_selector": "._fewshot",
+    "set_price": "._cost",
     "strict_json_schema": "._parsers",
 }
 
@@ -273,6 +279,7 @@ __all__ = [
     "ParseError",
     "Parser",
     "Preview",
+    "Price",
     "Prompt",
     "PromptFile",
     "PromptFileWarning",
@@ -322,8 +329,10 @@ __all__ = [
     "XmlTagParser",
     "__version__",
     "backend",
+    "cost_of",
     "count_tokens",
     "encoding_for_model",
+    "estimate_cost",
     "fit_to_budget",
     "get_tokenizer",
     "is_exact",
@@ -331,8 +340,10 @@ __all__ = [
     "load_prompt_file",
     "load_selector",
     "parse_prompt_file",
+    "price_for",
     "provision_tiktoken_cache",
     "save_selector",
+    "set_price",
     "strict_json_schema",
 ]
 
