@@ -63,6 +63,7 @@ from .backends import (
 )
 
 if _TYPE_CHECKING:
+    from ._cost import Price, cost_of, estimate_cost, price_for, set_price
     from ._embeddings import (
         BaseEmbedder,
         Embedder,
@@ -200,6 +201,7 @@ _LAZY: dict[str, str] = {
     "Parser": "._parsers",
     "Plan": "._strategies",
     "Preview": "._templates",
+    "Price": "._cost",
     "Prompt": "._prompt",
     "PromptFile": "._files",
     "PromptFileWarning": "._files",
@@ -233,8 +235,10 @@ _LAZY: dict[str, str] = {
     "XmlTagParser": "._parsers",
     "ask": "._strategies",
     "ask_text": "._strategies",
+    "cost_of": "._cost",
     "count_tokens": "._tokens",
     "encoding_for_model": "._tokens",
+    "estimate_cost": "._cost",
     "fit_to_budget": "._tokens",
     "get_tokenizer": "._tokens",
     "is_exact": "._tokens",
@@ -242,8 +246,10 @@ _LAZY: dict[str, str] = {
     "load_prompt_file": "._files",
     "load_selector": "._fewshot",
     "parse_prompt_file": "._files",
+    "price_for": "._cost",
     "provision_tiktoken_cache": "._tiktoken_files",
     "save_selector": "._fewshot",
+    "set_price": "._cost",
     "strict_json_schema": "._parsers",
 }
 
@@ -307,6 +313,7 @@ __all__ = [
     "Parser",
     "Plan",
     "Preview",
+    "Price",
     "Prompt",
     "PromptFile",
     "PromptFileWarning",
@@ -363,8 +370,10 @@ __all__ = [
     "ask",
     "ask_text",
     "backend",
+    "cost_of",
     "count_tokens",
     "encoding_for_model",
+    "estimate_cost",
     "fit_to_budget",
     "get_tokenizer",
     "is_exact",
@@ -372,8 +381,10 @@ __all__ = [
     "load_prompt_file",
     "load_selector",
     "parse_prompt_file",
+    "price_for",
     "provision_tiktoken_cache",
     "save_selector",
+    "set_price",
     "strict_json_schema",
 ]
 
