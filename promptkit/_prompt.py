@@ -341,6 +341,8 @@ class Prompt(Generic[T]):
             examples=examples,
             params=merged,
             repair=self.repair,
+            inputs=inputs,
+            template=self.template,
         )
 
     def _run(self, inputs: Mapping[str, Any], params: Params | None) -> Run[T]:

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from . import _tracing
 from ._errors import BackendError, ParseError, PromptkitError, UnsupportedCapabilityError
 from ._fewshot import Selection
 from ._messages import Completion, Message
@@ -40,6 +41,7 @@ class Run(Generic[T]):
         "_index",
         "_plan",
         "_started",
+        "_trace",
         "backend",
         "examples",
         "messages",
@@ -58,6 +60,8 @@ class Run(Generic[T]):
         examples: Selection,
         params: Mapping[str, Any],
         repair: int,
+        inputs: Mapping[str, Any] | None = None,
+        template: object = None,
     ) -> None:
         self.backend = backend
         self.parser = parser
@@ -68,6 +72,17 @@ class Run(Generic[T]):
         self._attempts: list[Attempt] = []
         self._index: dict[int, int] = {}  # id(completion) -> its attempt, for parse verdicts
         self._started = time.perf_counter()
+        # tracing: None (one check per event) unless a hook, tracer or run log observes runs
+        self._trace = _tracing.start_run(
+            backend=backend,
+            strategy=strategy.name,
+            messages=messages,
+            inputs=inputs or {},
+            params=params,
+            template=template,
+        )
+        if self._trace is not None:
+            self.backend = self._trace.backend  # reports each request and reply
         self._plan = strategy.plan(
             Context(messages=messages, parse=self.parse, repair=repair, supported_params=backend.supported_params)
         )
@@ -90,6 +105,8 @@ class Run(Generic[T]):
         request = self.backend.build_request(call.messages, params)
         if call.sample is not None:
             request = dataclasses.replace(request, sample=call.sample)
+        if self._trace is not None:
+            self._trace.step(request, purpose=call.purpose, sample=call.sample)
         return request
 
     def record(
@@ -116,6 +133,8 @@ class Run(Generic[T]):
             at = self._index.get(id(completion))
             if at is not None:
                 self._attempts[at] = dataclasses.replace(self._attempts[at], error=err)
+            if self._trace is not None:
+                self._trace.parse_failed(completion, err)
             raise
 
     def stream_state(self) -> StreamState[T]:
@@ -125,8 +144,13 @@ class Run(Generic[T]):
             return state
         return FinalOnly(self.parser)
 
+    def fail(self, error: BaseException) -> None:
+        """The run ended with ``error`` (or was closed): report it to whoever observes runs."""
+        if self._trace is not None:
+            self._trace.end(error=error)
+
     def result(self, outcome: Outcome[T]) -> Result[T]:
-        return Result(
+        result = Result(
             value=outcome.value,
             messages=self.messages,
             completion=outcome.completion,
@@ -136,14 +160,17 @@ class Run(Generic[T]):
             info=outcome.info,
             elapsed=time.perf_counter() - self._started,
         )
+        if self._trace is not None:
+            self._trace.end(result)
+        return result
 
 
 # -- the drivers: only I/O here ------------------------------------------------------------------
 def drive(run: Run[T], *, stream: bool) -> Generator[T, None, Result[T]]:
     """Run the plan with sync calls; when ``stream`` is true, yield previews of streamed calls."""
     backend = run.backend
-    step = run.send(None)  # the first step (an Outcome when the plan needs no call)
     try:
+        step = run.send(None)  # the first step (an Outcome when the plan needs no call)
         while not isinstance(step, Outcome):
             if isinstance(step, Call):
                 started = time.perf_counter()
@@ -168,11 +195,15 @@ def drive(run: Run[T], *, stream: bool) -> Generator[T, None, Result[T]]:
                         replies.append(err)
                     _record_reply(run, call, started, replies[-1])
                 step = run.send(replies)
+    except BaseException as exc:
+        run.fail(exc)
+        raise
     finally:
         run.close()
+    result = run.result(step)
     if stream:
-        yield step.value
-    return run.result(step)
+        yield result.value
+    return result
 
 
 async def adrive(run: Run[T], *, stream: bool, done: Callable[[Result[T]], None]) -> AsyncIterator[T]:
@@ -180,8 +211,8 @@ async def adrive(run: Run[T], *, stream: bool, done: Callable[[Result[T]], None]
     import asyncio  # loaded by whoever runs this coroutine; kept off import time
 
     backend = run.backend
-    step = run.send(None)  # the first step (an Outcome when the plan needs no call)
     try:
+        step = run.send(None)  # the first step (an Outcome when the plan needs no call)
         while not isinstance(step, Outcome):
             if isinstance(step, Call):
                 started = time.perf_counter()
@@ -211,6 +242,9 @@ async def adrive(run: Run[T], *, stream: bool, done: Callable[[Result[T]], None]
                     replies.append(reply_or_error)
                     _record_reply(run, call, started, reply_or_error)
                 step = run.send(replies)
+    except BaseException as exc:
+        run.fail(exc)
+        raise
     finally:
         run.close()
     result = run.result(step)
