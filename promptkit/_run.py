@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _tracing
@@ -206,7 +206,7 @@ def drive(run: Run[T], *, stream: bool) -> Generator[T, None, Result[T]]:
     return result
 
 
-async def adrive(run: Run[T], *, stream: bool, done: Callable[[Result[T]], None]) -> AsyncIterator[T]:
+async def adrive(run: Run[T], *, stream: bool, done: Callable[[Result[T]], None]) -> AsyncGenerator[T, None]:
     """Async :func:`drive`: calls of a group are sent concurrently; ``done`` receives the result."""
     import asyncio  # loaded by whoever runs this coroutine; kept off import time
 

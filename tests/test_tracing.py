@@ -718,3 +718,124 @@ def test_one_emission_path_feeds_hooks_spans_and_the_log(tmp_path: Path, spans: 
     assert recorder.names()[-1] == "run_end"
     assert len(list(promptkit.read_run_log(path))) == 1
     assert len(spans.get_finished_spans()) == 2
+
+
+# -- edges ---------------------------------------------------------------------------------------------
+def test_a_stream_that_breaks_reports_its_error(recorder: Recorder) -> None:
+    broken = MockReply(chunks=["one ", "two "], error=server_error())
+    with pytest.raises(promptkit.ServerError):
+        list(Prompt("Hi", MockBackend([broken])).stream())
+    assert recorder.events[-2:] == [("response", "ServerError"), ("run_end", "ServerError")]
+
+
+def test_a_stream_that_cannot_open_reports_its_error(recorder: Recorder) -> None:
+    class NoStreams(BaseBackend):
+        def _complete(self, request: Request) -> Completion:
+            return Completion(text="x")
+
+    with pytest.raises(promptkit.UnsupportedCapabilityError):
+        list(Prompt("Hi", NoStreams()).stream())
+    assert recorder.events[-2:] == [
+        ("response", "UnsupportedCapabilityError"),
+        ("run_end", "UnsupportedCapabilityError"),
+    ]
+
+
+@pytest.mark.anyio
+async def test_async_streams_that_break_or_close_report_it(recorder: Recorder) -> None:
+    broken = MockReply(chunks=["one ", "two "], error=server_error())
+    with pytest.raises(promptkit.ServerError):
+        _ = [v async for v in Prompt("Hi", MockBackend([broken])).astream()]
+    assert recorder.events[-2:] == [("response", "ServerError"), ("run_end", "ServerError")]
+    async with Prompt("Hi", MockBackend(["one two three four"], chunk_size=2)).astream() as stream:
+        async for _ in stream:
+            break
+    assert recorder.events[-2:] == [("response", None), ("run_end", "GeneratorExit")]
+
+
+@pytest.mark.anyio
+async def test_a_failed_async_call_reports_its_error(recorder: Recorder) -> None:
+    with pytest.raises(promptkit.ServerError):
+        await Prompt("Hi", MockBackend([server_error()])).acomplete()
+    assert recorder.events[-2:] == [("response", "ServerError"), ("run_end", "ServerError")]
+
+
+def test_a_request_sent_without_a_step_is_still_reported(recorder: Recorder) -> None:
+    run: Run[str] = Run(
+        backend=MockBackend(["x"]),
+        parser=promptkit.TextParser(),
+        strategy=Direct(),
+        messages=(promptkit.Message("user", "Hi"),),
+        examples=promptkit.Selection(),
+        params={},
+        repair=0,
+    )
+    assert run.backend.supported_params == MockBackend().supported_params
+    assert run.backend.complete_request(run.backend.build_request("Hi")).text == "x"
+    assert recorder.events[-2:] == [("request", "answer"), ("response", "x")]
+
+
+def test_reprs_name_what_they_observe(recorder: Recorder, tmp_path: Path) -> None:
+    seen: list[Any] = []
+
+    class Keep(Hook):
+        def on_request(self, call: CallInfo) -> None:
+            seen.extend([call, call.run])
+
+    with promptkit.add_hook(Keep()) as handle:
+        Prompt("Hi", MockBackend(["x"])).complete()
+    assert repr(handle).startswith("<HookHandle ")
+    assert repr(seen[0]).endswith(" answer>")
+    assert repr(seen[1]).endswith("direct on mock>")
+    assert repr(promptkit.log_runs(tmp_path / "r.jsonl").hook) == f"RunLog({str(tmp_path / 'r.jsonl')!r})"
+    promptkit.remove_hook(promptkit._tracing.hooks()[-1])
+    assert repr(_otel.OtelHook(trace.get_tracer("t"), capture_content=True)) == "OtelHook(capture_content=True)"
+
+
+def test_the_run_log_keeps_images_and_plain_values(tmp_path: Path) -> None:
+    import datetime as dt
+    import enum
+
+    class Colour(enum.Enum):
+        RED = "red"
+
+    path = tmp_path / "runs.jsonl"
+    image = promptkit.Message(
+        "user", (promptkit.TextPart(text="What is this?"), promptkit.ImagePart(url="https://x.test/a.png"))
+    )
+    prompt = Prompt([("user", "{{ q }}")], MockBackend(["a", "b"]))
+    with promptkit.log_runs(path):
+        prompt.complete(q=image.text)
+        Prompt("{{ d }} {{ c }} {{ s }} {{ n }}", MockBackend(["b"])).complete(
+            d=dt.date(2024, 5, 1), c=Colour.RED, s={3}, n=float("nan")
+        )
+    first, second = promptkit.read_run_log(path)
+    assert first.messages[0].text == "What is this?"
+    assert second.inputs["d"] == "2024-05-01"
+    assert second.inputs["c"] == "red"
+    assert second.inputs["s"] == [3]
+    assert second.inputs_repr == ("n",)
+    record = promptkit._tracing.RunLog(path).record(
+        promptkit.RunInfo(backend="b", strategy="direct", messages=(image,), inputs={}, params={}, template=None),
+        [],
+        None,
+        None,
+    )
+    assert record["messages"][0]["content"][1] == {"type": "image", "url": "https://x.test/a.png", "media_type": None}
+
+
+def test_image_parts_are_recorded_in_the_conventions_form() -> None:
+    image = promptkit.Message(
+        "user",
+        (
+            promptkit.TextPart(text="What is this?"),
+            promptkit.ImagePart(url="https://x.test/a.png", media_type="image/png"),
+            promptkit.ImagePart(url="data:image/jpeg;base64,AAAA"),
+        ),
+    )
+    system, chat = _otel.input_messages((image,))
+    assert system is None
+    assert json.loads(chat)[0]["parts"][1:] == [
+        {"type": "uri", "modality": "image", "mime_type": "image/png", "uri": "https://x.test/a.png"},
+        {"type": "blob", "modality": "image", "mime_type": "image/jpeg", "content": "AAAA"},
+    ]
