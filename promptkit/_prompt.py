@@ -364,6 +364,8 @@ class Prompt(Generic[T]):
             examples=examples,
             params=merged,
             repair=self.repair,
+            inputs=inputs,
+            template=self.template,
         )
 
     def _run(self, inputs: Mapping[str, Any], params: Params | None) -> Run[T]:
@@ -425,8 +427,12 @@ class Prompt(Generic[T]):
         self, inputs: Mapping[str, Any], params: Params | None, done: Callable[[Result[T]], None]
     ) -> AsyncIterator[T]:
         run = await self._arun(inputs, params)
-        async for value in adrive(run, stream=True, done=done):
-            yield value
+        steps = adrive(run, stream=True, done=done)
+        try:
+            async for value in steps:
+                yield value
+        finally:
+            await steps.aclose()  # closed with this stream, so its connection is released now
 
     def _check_streams(self) -> None:
         if not self._strategy.streams:

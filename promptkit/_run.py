@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from . import _tracing
 from ._errors import BackendError, ParseError, PromptkitError, UnsupportedCapabilityError
 from ._fewshot import Selection
 from ._messages import Completion, Message
@@ -43,6 +44,7 @@ class Run(Generic[T]):
         "_index",
         "_plan",
         "_started",
+        "_trace",
         "backend",
         "examples",
         "messages",
@@ -61,6 +63,8 @@ class Run(Generic[T]):
         examples: Selection,
         params: Mapping[str, Any],
         repair: int,
+        inputs: Mapping[str, Any] | None = None,
+        template: object = None,
     ) -> None:
         self.backend = backend
         self.parser = parser
@@ -71,6 +75,17 @@ class Run(Generic[T]):
         self._attempts: list[Attempt] = []
         self._index: dict[int, int] = {}  # id(completion) -> its attempt, for parse verdicts
         self._started = time.perf_counter()
+        # tracing: None (one check per event) unless a hook, tracer or run log observes runs
+        self._trace = _tracing.start_run(
+            backend=backend,
+            strategy=strategy.name,
+            messages=messages,
+            inputs=inputs or {},
+            params=params,
+            template=template,
+        )
+        if self._trace is not None:
+            self.backend = self._trace.backend  # reports each request and reply
         self._plan = strategy.plan(
             Context(
                 messages=messages,
@@ -104,10 +119,15 @@ class Run(Generic[T]):
         request = self.backend_for(call).build_request(call.messages, params)
         if call.sample is not None:
             request = dataclasses.replace(request, sample=call.sample)
+        if self._trace is not None:
+            self._trace.step(request, purpose=call.purpose, sample=call.sample)
         return request
 
     def backend_for(self, call: Call) -> Backend:
-        return call.backend if call.backend is not None else self.backend
+        """Where ``call`` goes: the run's backend, or the one the call names (traced alike)."""
+        if call.backend is None:
+            return self.backend
+        return call.backend if self._trace is None else self._trace.wrap(call.backend)
 
     def record(
         self, call: Call, started: float, completion: Completion | None = None, error: PromptkitError | None = None
@@ -138,6 +158,8 @@ class Run(Generic[T]):
             at = self._index.get(id(completion))
             if at is not None:
                 self._attempts[at] = dataclasses.replace(self._attempts[at], error=err)
+            if self._trace is not None:
+                self._trace.parse_failed(completion, err)
             raise
 
     def stream_state(self) -> StreamState[T]:
@@ -146,8 +168,13 @@ class Run(Generic[T]):
         state: StreamState[T] = make() if make is not None else FinalOnly(self.parser)
         return SkipThink(state)
 
+    def fail(self, error: BaseException) -> None:
+        """The run ended with ``error`` (or was closed): report it to whoever observes runs."""
+        if self._trace is not None:
+            self._trace.end(error=error)
+
     def result(self, outcome: Outcome[T]) -> Result[T]:
-        return Result(
+        result = Result(
             value=outcome.value,
             messages=self.messages,
             completion=outcome.completion,
@@ -157,13 +184,16 @@ class Run(Generic[T]):
             info=outcome.info,
             elapsed=time.perf_counter() - self._started,
         )
+        if self._trace is not None:
+            self._trace.end(result)
+        return result
 
 
 # -- the drivers: only I/O here ------------------------------------------------------------------
 def drive(run: Run[T], *, stream: bool) -> Generator[T, None, Result[T]]:
     """Run the plan with sync calls; when ``stream`` is true, yield previews of streamed calls."""
-    step = run.send(None)  # the first step (an Outcome when the plan needs no call)
     try:
+        step = run.send(None)  # the first step (an Outcome when the plan needs no call)
         while not isinstance(step, Outcome):
             if isinstance(step, Call):
                 started = time.perf_counter()
@@ -189,19 +219,23 @@ def drive(run: Run[T], *, stream: bool) -> Generator[T, None, Result[T]]:
                         replies.append(err)
                     _record_reply(run, call, started, replies[-1])
                 step = run.send(replies)
+    except BaseException as exc:
+        run.fail(exc)
+        raise
     finally:
         run.close()
+    result = run.result(step)
     if stream:
-        yield step.value
-    return run.result(step)
+        yield result.value
+    return result
 
 
-async def adrive(run: Run[T], *, stream: bool, done: Callable[[Result[T]], None]) -> AsyncIterator[T]:
+async def adrive(run: Run[T], *, stream: bool, done: Callable[[Result[T]], None]) -> AsyncGenerator[T, None]:
     """Async :func:`drive`: calls of a group are sent concurrently; ``done`` receives the result."""
     import asyncio  # loaded by whoever runs this coroutine; kept off import time
 
-    step = run.send(None)  # the first step (an Outcome when the plan needs no call)
     try:
+        step = run.send(None)  # the first step (an Outcome when the plan needs no call)
         while not isinstance(step, Outcome):
             if isinstance(step, Call):
                 started = time.perf_counter()
@@ -233,6 +267,9 @@ async def adrive(run: Run[T], *, stream: bool, done: Callable[[Result[T]], None]
                     replies.append(reply_or_error)
                     _record_reply(run, call, started, reply_or_error)
                 step = run.send(replies)
+    except BaseException as exc:
+        run.fail(exc)
+        raise
     finally:
         run.close()
     result = run.result(step)

@@ -83,7 +83,7 @@ LAYERS: dict[str, int] = {
     "integrations": 9,
 }
 # Packages whose every module shares the package's layer.
-LAYERED_PACKAGES = ("_templates", "_parsers", "_fewshot", "_strategies", "_eval", "integrations")
+LAYERED_PACKAGES = ("_templates", "_parsers", "_fewshot", "_strategies", "_tracing", "_eval", "integrations")
 SIDE = "testing"  # test doubles: may import layers 0-4; the core never imports them at load time
 SIDE_MAX_LAYER = 4
 

@@ -220,6 +220,10 @@ def _make_log(policy: RetryPolicy, provider: str) -> Callable[[tenacity.RetryCal
             exc,
             state.upcoming_sleep,
         )
+        if exc is not None:  # hooks, spans and run logs see the retry on the call it belongs to
+            from promptkit._tracing import retried
+
+            retried(provider, state.attempt_number, exc, state.upcoming_sleep or 0.0)
 
     return log
 
