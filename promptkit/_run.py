@@ -21,7 +21,7 @@ from ._messages import Completion, Message
 from ._parsers import FinalOnly, Parser, StreamState
 from ._result import Attempt, Result
 from ._strategies import Call, Context, Outcome, Strategy
-from ._strategies._reasoning import SkipThink, split_think
+from ._strategies._reasoning import SectionOnly, SkipThink, split_think
 from ._utils import UNSET
 
 if TYPE_CHECKING:
@@ -162,10 +162,13 @@ class Run(Generic[T]):
                 self._trace.parse_failed(completion, err)
             raise
 
-    def stream_state(self) -> StreamState[T]:
-        """The parser's stream state, behind a filter that keeps a ``<think>`` block from previews."""
+    def stream_state(self, call: Call) -> StreamState[T]:
+        """The parser's stream state, behind filters that keep a ``<think>`` block (and, for a
+        call with an ``answer_tag``, everything outside that section) out of the previews."""
         make = getattr(self.parser, "stream_state", None)
         state: StreamState[T] = make() if make is not None else FinalOnly(self.parser)
+        if call.answer_tag is not None:
+            state = SectionOnly(state, call.answer_tag)
         return SkipThink(state)
 
     def fail(self, error: BaseException) -> None:
@@ -200,7 +203,7 @@ def drive(run: Run[T], *, stream: bool) -> Generator[T, None, Result[T]]:
                 request = run.request(step)
                 backend = run.backend_for(step)
                 if stream and step.stream:
-                    state = run.stream_state()
+                    state = run.stream_state(step)
                     with backend.stream_request(request) as reply:
                         for delta in reply:
                             yield from state.feed(delta)
@@ -242,7 +245,7 @@ async def adrive(run: Run[T], *, stream: bool, done: Callable[[Result[T]], None]
                 request = run.request(step)
                 backend = run.backend_for(step)
                 if stream and step.stream:
-                    state = run.stream_state()
+                    state = run.stream_state(step)
                     async with backend.astream_request(request) as reply:
                         async for delta in reply:
                             for preview in state.feed(delta):

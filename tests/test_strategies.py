@@ -245,13 +245,27 @@ def test_chain_of_thought_with_native_output_reasons_first_then_answers_with_the
 
 
 @pytest.mark.anyio
-async def test_chain_of_thought_runs_async_and_refuses_to_stream() -> None:
-    prompt = Prompt("Q", MockBackend(["<answer>a</answer>"]), strategy=ChainOfThought())
-    assert await prompt.acomplete() == "a"
-    with pytest.raises(UnsupportedCapabilityError, match="cannot stream"):
-        prompt.stream()
-    with pytest.raises(UnsupportedCapabilityError, match="cannot stream"):
-        prompt.astream()
+async def test_chain_of_thought_streams_previews_of_the_answer_section_only() -> None:
+    from promptkit._strategies._reasoning import SectionOnly
+
+    reply = '<reasoning>The label is "neg"? No: "pos".</reasoning>\n<answer>{"label": "pos"}</answer> trailing'
+    prompt = Prompt("Q", MockBackend([reply], chunk_size=3), parser=PydanticParser(Answer), strategy=ChainOfThought())
+    stream = prompt.stream()
+    previews = list(stream)
+    assert previews[-1] == Answer(label="pos")
+    assert stream.result.reasoning == 'The label is "neg"? No: "pos".'
+    assert all(getattr(p, "label", None) in (None, "p", "po", "pos") for p in previews)
+    text = Prompt("Q", MockBackend(["<reasoning>r</reasoning><answer>Hello world</answer>"], chunk_size=2))
+    shown = [p async for p in text.with_strategy(ChainOfThought()).astream()]
+    assert shown[-1] == "Hello world"
+    assert all("reasoning" not in p and "<" not in p for p in shown)
+    # the tags may be split across chunks anywhere
+    state = SectionOnly(TextParser().stream_state(), "answer")
+    out: list[str] = []
+    for chunk in ["<ans", "wer>a", "b</an", "swer>c"]:
+        out += state.feed(chunk)
+    assert out[-1] == "ab"
+    assert state.finish() == "ab"
 
 
 def test_think_blocks_of_reasoning_models_never_reach_the_parser() -> None:

@@ -37,7 +37,8 @@ class Call:
     free-text step); ``purpose`` labels the attempt on the result (``"answer"``, ``"repair"``,
     ``"critique"``, ...); ``sample`` is the sample index a cache keys on, so repeated samples of
     one conversation are never merged; ``stream`` says the call may be streamed when the caller
-    streams (previews come from its deltas); ``backend`` sends this call elsewhere (a critic).
+    streams (previews come from its deltas; with ``answer_tag``, only from the text inside that
+    tag's section); ``backend`` sends this call elsewhere (a critic).
 
     >>> from promptkit import Message
     >>> Call(messages=(Message("user", "Hi"),), purpose="critique").sample is None
@@ -50,6 +51,7 @@ class Call:
     sample: int | None = None
     stream: bool = True
     backend: Backend | None = None
+    answer_tag: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,7 +27,8 @@ class ChainOfThought:
     ``<answer>...</answer>`` (``tag`` renames it); ``instruction`` replaces the default request
     (keep ``{tag}`` in it). A reply without the section is a parse error and is repaired like any
     other. With native structured output the reply cannot hold free text, so the reasoning is a
-    first call without the schema and the answer a second call with it.
+    first call without the schema and the answer a second call with it. Streamed, the previews
+    come from the answer section only, once it begins.
 
     >>> from promptkit import Prompt
     >>> from promptkit.testing import MockBackend
@@ -38,7 +39,7 @@ class ChainOfThought:
     """
 
     name = "chain_of_thought"
-    streams = False
+    streams = True
 
     def __init__(self, *, tag: str = "answer", instruction: str | None = None) -> None:
         if not isinstance(tag, str) or not tag.isidentifier():
@@ -63,7 +64,7 @@ class ChainOfThought:
         if context.native:
             return (yield from self._native(context))
         messages = with_instruction(context.messages, self.instruction)
-        value, completion = yield from ask(context, messages, extract=self._extract)
+        value, completion = yield from ask(context, messages, extract=self._extract, answer_tag=self.tag)
         return Outcome(value=value, completion=completion, info={"reasoning": self.reasoning(completion)})
 
     def _native(self, context: Context) -> Plan:

@@ -15,7 +15,7 @@ from .._errors import ParseError
 if TYPE_CHECKING:
     from .._parsers import StreamState
 
-__all__ = ["SkipThink", "answer_section", "split_think"]
+__all__ = ["SectionOnly", "SkipThink", "answer_section", "split_think"]
 
 T = TypeVar("T")
 
@@ -114,3 +114,52 @@ class SkipThink(Generic[T]):
         if self._held:  # a reply that ended while still undecided or inside the block
             self._inner.feed(split_think("".join(self._held))[1])
         return self._inner.finish()
+
+
+class SectionOnly(Generic[T]):
+    """A stream state that previews only the text inside the first ``<tag>`` section.
+
+    Chain of thought streams its reasoning first; nothing reaches the parser's previews until
+    ``<tag>`` arrives, and nothing after ``</tag>``. The final value is parsed from the whole
+    reply (its last section), as without streaming.
+    """
+
+    __slots__ = ("_closing", "_inner", "_opening", "_seen", "_state")
+
+    def __init__(self, inner: StreamState[T], tag: str) -> None:
+        self._inner = inner
+        self._opening, self._closing = f"<{tag}>", f"</{tag}>"
+        self._seen = ""  # what is held while the section has not opened, or a possible closing tag
+        self._state = "before"  # then "inside", then "after"
+
+    def feed(self, chunk: str) -> list[T]:
+        if self._state == "after":
+            return []
+        text = self._seen + chunk
+        if self._state == "before":
+            start = text.find(self._opening)
+            if start < 0:
+                self._seen = text[-(len(self._opening) - 1) :]  # a tag split across chunks
+                return []
+            self._state = "inside"
+            text = text[start + len(self._opening) :]
+        end = text.find(self._closing)
+        if end >= 0:
+            self._state = "after"
+            self._seen = ""
+            return self._inner.feed(text[:end]) if end else []
+        keep = _partial_suffix(text, self._closing)
+        self._seen = text[len(text) - keep :] if keep else ""
+        body = text[: len(text) - keep]
+        return self._inner.feed(body) if body else []
+
+    def finish(self) -> T:
+        return self._inner.finish()
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    """How many trailing characters of ``text`` could begin ``tag`` (held until the next chunk)."""
+    for size in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-size:]):
+            return size
+    return 0

@@ -34,12 +34,14 @@ def ask(
     sample: int | None = None,
     extract: Callable[[Completion], str] | None = None,
     backend: Backend | None = None,
+    answer_tag: str | None = None,
 ) -> Generator[Call, Completion, tuple[Any, Completion]]:
     """Ask once and re-ask up to ``context.repair`` times until the reply parses.
 
     Returns ``(value, completion)``; raises the final :class:`ParseError`, holding every reply and
     its usage, once the budget is spent. ``extract`` picks the part of a reply to parse (it may
-    raise :class:`ParseError` too, which is repaired the same way). Re-asks are not streamed: the
+    raise :class:`ParseError` too, which is repaired the same way; ``answer_tag`` names the section
+    a streamed reply's previews come from). Re-asks are not streamed: the
     caller has already seen the previews of the first reply. Use it with ``yield from`` inside a
     plan.
     """
@@ -56,6 +58,7 @@ def ask(
             sample=sample,
             stream=first,
             backend=backend,
+            answer_tag=answer_tag,
         )
         completions.append(completion)
         try:
