@@ -90,6 +90,13 @@ def test_a_test_guard_stops_the_batch_instead_of_failing_every_item() -> None:
         prompt.batch(ITEMS, max_concurrency=1, progress=False)
 
 
+@pytest.mark.anyio
+async def test_a_test_guard_stops_the_async_batch_too() -> None:
+    prompt = Prompt("{{ n }}", MockBackend(["a"]))
+    with pytest.raises(ScriptExhaustedError):
+        await prompt.abatch(ITEMS, max_concurrency=2, progress=False)
+
+
 def test_configuration_that_fails_every_item_is_raised_before_anything_is_sent() -> None:
     llm = MockBackend(["x"])
     with pytest.raises(ConfigurationError, match="no backend"):

@@ -31,7 +31,7 @@ class Progress:
             return
         if enabled is None:
             try:
-                from tqdm.auto import tqdm  # type: ignore[import-untyped]
+                from tqdm.auto import tqdm
             except ImportError:
                 return
         else:

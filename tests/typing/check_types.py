@@ -39,3 +39,18 @@ def check_streams_and_results() -> None:
     assert_type(typed.run(q="x").attempts, tuple[Attempt, ...])
     assert_type(typed.with_repair(2), Prompt[Answer])
     assert_type(typed.with_template("{{ q }}!"), Prompt[Answer])
+
+
+def check_batches() -> None:
+    import promptkit
+    from promptkit import BatchEstimate, BatchGrid, BatchItem, BatchResult
+
+    typed = Prompt("{{ q }}", MockBackend(), parser=PydanticParser(Answer))
+    result = typed.batch([{"q": "x"}], max_concurrency=2, progress=False)
+    assert_type(result, BatchResult[Answer])
+    assert_type(result[0], BatchItem[Answer])
+    assert_type(result.values, list[Answer])
+    assert_type(result[0].value, Answer)
+    assert_type(typed.estimate_batch([{"q": "x"}]), BatchEstimate)
+    assert_type(promptkit.batch({"a": typed}, [{"q": "x"}]), BatchGrid[str])
+    assert_type(promptkit.batch([typed, typed], [{"q": "x"}]), BatchGrid[int])
