@@ -120,6 +120,8 @@ class Completion:
 
     ``attempts`` is how many tries the reply took (1 unless the retry layer had to try again);
     it is left out of comparisons, since it describes the call rather than the reply.
+    ``reasoning`` is the reasoning a provider returned apart from the text (OpenAI-compatible
+    servers' ``reasoning_content``, Anthropic's thinking blocks), when it did.
 
     >>> Completion(text="Paris", model="mock").text
     'Paris'
@@ -131,6 +133,7 @@ class Completion:
     finish_reason: FinishReason | None = None
     raw: Any = field(default=None, repr=False, compare=False)
     attempts: int = field(default=1, compare=False)
+    reasoning: str | None = field(default=None, repr=False)
 
     def _repr_html_(self) -> str:
         import html

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ._errors import ConfigurationError, TemplateError, UnsupportedCapabilityError
 from ._fewshot import ExampleLike, FewShot, FixedSelector, Selection, Selector, render_examples
-from ._messages import Message, TextPart
+from ._messages import Message
 from ._parsers import NativeOutputParser, Parser, TextParser
 from ._result import Result
 from ._run import AsyncPromptStream, PromptStream, Run, adrive, drive, finish
-from ._strategies import Direct, Strategy
+from ._strategies import Direct, Strategy, append_to_last_user
 from ._templates import ChatTemplate, Template
 from ._utils import UNSET, UnsetType
 from .backends import ALL_PARAMS, Backend, Params, validate_params
@@ -55,7 +55,10 @@ class Prompt(Generic[T]):
     it; otherwise they are appended to the last user message (``append_instructions=False``
     sends them only where the template asks for them). When a reply does not parse, the prompt
     re-asks the model up to ``repair`` times (default 1), sending the bad reply and the parser's
-    error; transport errors are never re-asked here (backends retry those). A parser with
+    error; transport errors are never re-asked here (backends retry those). ``strategy`` says
+    how the value is obtained: the direct ask (zero- or few-shot) by default, or
+    :class:`ChainOfThought`, :class:`SelfConsistency`, :class:`SelfRefine` or your own; swap it
+    with :meth:`with_strategy` and nothing else changes. A parser with
     native structured output (``PydanticParser`` with ``mode="native"`` or ``"auto"``) sends
     ``output_schema`` to backends that support it.
 
@@ -114,6 +117,7 @@ class Prompt(Generic[T]):
         params: Params | None = None,
         repair: int = 1,
         append_instructions: bool = True,
+        strategy: Strategy | None = None,
     ) -> None: ...
 
     @overload
@@ -129,6 +133,7 @@ class Prompt(Generic[T]):
         params: Params | None = None,
         repair: int = 1,
         append_instructions: bool = True,
+        strategy: Strategy | None = None,
     ) -> None: ...
 
     def __init__(
@@ -143,6 +148,7 @@ class Prompt(Generic[T]):
         params: Params | None = None,
         repair: int = 1,
         append_instructions: bool = True,
+        strategy: Strategy | None = None,
     ) -> None:
         self._setup(
             {
@@ -155,7 +161,7 @@ class Prompt(Generic[T]):
                 "params": params,
                 "repair": repair,
                 "append_instructions": append_instructions,
-                "strategy": Direct(),
+                "strategy": strategy,
             }
         )
 
@@ -201,7 +207,7 @@ class Prompt(Generic[T]):
         put(self, "params", MappingProxyType(_check_params(config["params"], backend)))
         put(self, "repair", repair)
         put(self, "append_instructions", config["append_instructions"])
-        put(self, "_strategy", config["strategy"])
+        put(self, "_strategy", _check_strategy(config["strategy"], self.params, parser, backend))
         put(self, "_examples_at", examples_at)
         put(
             self,
@@ -250,12 +256,29 @@ class Prompt(Generic[T]):
         replaced: Self = self._replace(examples=examples)
         return replaced
 
+    def with_strategy(self, strategy: Strategy | None) -> Self:
+        """The same prompt with another strategy (``None``: the direct ask).
+
+        >>> from promptkit import ChainOfThought
+        >>> from promptkit.testing import MockBackend
+        >>> p = Prompt("2+2?", MockBackend(["<answer>4</answer>"]))
+        >>> p.with_strategy(ChainOfThought()).complete()
+        '4'
+        """
+        replaced: Self = self._replace(strategy=strategy)
+        return replaced
+
     def with_repair(self, repair: int) -> Self:
         """The same prompt allowing ``repair`` re-asks when a reply does not parse."""
         replaced: Self = self._replace(repair=repair)
         return replaced
 
     # -- building the request -------------------------------------------------------------------
+    @property
+    def strategy(self) -> Strategy:
+        """How the prompt gets its value (:class:`Direct` unless another strategy was given)."""
+        return self._strategy
+
     @property
     def input_variables(self) -> frozenset[str]:
         """The inputs a call must provide (those the prompt fills itself are left out)."""
@@ -302,7 +325,7 @@ class Prompt(Generic[T]):
         else:
             messages = [Message("user", self.template.render(**values))]
         if instructions and self.append_instructions and INSTRUCTIONS_VAR not in variables:
-            _append_to_last_user(messages, instructions)
+            append_to_last_user(messages, instructions)
         if self._examples_at is not None:
             at = len(messages) - 1 if self._examples_at < 0 else self._examples_at
             messages[at:at] = self._fewshot.messages(examples)
@@ -494,12 +517,16 @@ class Prompt(Generic[T]):
 
     def _check_streams(self) -> None:
         if not self._strategy.streams:
-            raise UnsupportedCapabilityError(f"the {self._strategy.name} strategy cannot stream; use run() instead")
+            raise UnsupportedCapabilityError(
+                f"{self._strategy!r} cannot stream: its value is known only once every call has returned; "
+                "use run() or complete() (or arun()/acomplete())"
+            )
 
     # -- display --------------------------------------------------------------------------------
     def __repr__(self) -> str:
         backend = self.backend.name if self.backend is not None else None
-        return f"<Prompt {self.template!r} backend={backend} parser={self.parser!r}>"
+        strategy = "" if self._strategy is _DIRECT else f" strategy={self._strategy!r}"
+        return f"<Prompt {self.template!r} backend={backend} parser={self.parser!r}{strategy}>"
 
     def _repr_html_(self) -> str:
         import html
@@ -510,6 +537,7 @@ class Prompt(Generic[T]):
             ("examples", repr(self.selector) if self.selector is not None else "none"),
             ("params", ", ".join(f"{k}={v!r}" for k, v in self.params.items()) or "none"),
             ("repair", str(self.repair)),
+            ("strategy", repr(self._strategy)),
         ]
         table = "".join(
             f"<tr><th style='text-align:left;padding-right:1em'>{k}</th><td><code>{html.escape(v)}</code></td></tr>"
@@ -544,6 +572,24 @@ def _resolve_template(
     return template, examples, example_template, examples_at, fewshot
 
 
+def _check_strategy(strategy: Any, params: Mapping[str, Any], parser: Parser[Any], backend: Any) -> Strategy:
+    """The prompt's strategy, after it has checked the prompt's settings."""
+    if strategy is None:
+        return _DIRECT
+    if not callable(getattr(strategy, "plan", None)) or not isinstance(getattr(strategy, "name", None), str):
+        raise ConfigurationError(
+            f"strategy must be a Strategy (an object with a name and a plan(context) method), not {strategy!r}"
+        )
+    check = getattr(strategy, "check", None)
+    if check is not None:
+        check(params=params, parser=parser, backend=backend)
+    checked: Strategy = strategy
+    return checked
+
+
+_DIRECT = Direct()
+
+
 def _check_params(params: Mapping[str, Any] | None, backend: Backend | None) -> dict[str, Any]:
     """The prompt's parameters, checked against its backend (or against every known name)."""
     params = _check_call_params(params)
@@ -560,21 +606,6 @@ def _check_call_params(params: Mapping[str, Any] | None) -> Mapping[str, Any]:
     if not isinstance(params, Mapping):
         raise ConfigurationError(f"params must be a mapping of call parameters, not {params!r}")
     return params
-
-
-def _append_to_last_user(messages: list[Message], instructions: str) -> None:
-    """Add the parser's instructions to the last user message (a new one when there is none)."""
-    for i in range(len(messages) - 1, -1, -1):
-        message = messages[i]
-        if message.role != "user":
-            continue
-        content = message.content
-        if isinstance(content, str):
-            messages[i] = Message("user", f"{content}\n\n{instructions}" if content else instructions)
-        else:
-            messages[i] = Message("user", (*content, TextPart(text=instructions)))
-        return
-    messages.append(Message("user", instructions))
 
 
 def _check_examples_place(

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from ._errors import PromptkitError
 from ._fewshot import Selection
 from ._messages import Completion, Message, Usage, _messages_html
+from ._strategies._reasoning import split_think
 
 __all__ = ["Attempt", "Result"]
 
@@ -95,6 +96,17 @@ class Result(Generic[T]):
         for completion in self.completions:
             total = total + completion.usage
         return total
+
+    @property
+    def reasoning(self) -> str | None:
+        """The model's reasoning, when there was any: from the strategy (chain of thought), the
+        provider's separate reasoning content, or a ``<think>`` block before the answer."""
+        given = self.info.get("reasoning")
+        if isinstance(given, str):
+            return given
+        if self.completion.reasoning:
+            return self.completion.reasoning
+        return split_think(self.completion.text)[0]
 
     @property
     def text(self) -> str:

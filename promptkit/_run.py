@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._errors import BackendError, ParseError, PromptkitError, UnsupportedCapabilityError
@@ -19,6 +20,8 @@ from ._messages import Completion, Message
 from ._parsers import FinalOnly, Parser, StreamState
 from ._result import Attempt, Result
 from ._strategies import Call, Context, Outcome, Strategy
+from ._strategies._reasoning import SkipThink, split_think
+from ._utils import UNSET
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -69,7 +72,13 @@ class Run(Generic[T]):
         self._index: dict[int, int] = {}  # id(completion) -> its attempt, for parse verdicts
         self._started = time.perf_counter()
         self._plan = strategy.plan(
-            Context(messages=messages, parse=self.parse, repair=repair, supported_params=backend.supported_params)
+            Context(
+                messages=messages,
+                parse=self.parse,
+                repair=repair,
+                params=MappingProxyType(params),
+                supported_params=backend.supported_params,
+            )
         )
 
     # -- what the drivers share -------------------------------------------------------------------
@@ -85,12 +94,20 @@ class Run(Generic[T]):
         self._plan.close()
 
     def request(self, call: Call) -> Request:
-        """The validated request for ``call``: the run's parameters with the call's on top."""
-        params = {**self.params, **call.params} if call.params else self.params
-        request = self.backend.build_request(call.messages, params)
+        """The validated request for ``call``: the run's parameters with the call's on top.
+
+        A call parameter set to ``UNSET`` removes the run's parameter of that name.
+        """
+        params = self.params
+        if call.params:
+            params = {k: v for k, v in {**params, **call.params}.items() if v is not UNSET}
+        request = self.backend_for(call).build_request(call.messages, params)
         if call.sample is not None:
             request = dataclasses.replace(request, sample=call.sample)
         return request
+
+    def backend_for(self, call: Call) -> Backend:
+        return call.backend if call.backend is not None else self.backend
 
     def record(
         self, call: Call, started: float, completion: Completion | None = None, error: PromptkitError | None = None
@@ -108,10 +125,15 @@ class Run(Generic[T]):
             )
         )
 
-    def parse(self, completion: Completion) -> Any:
-        """Parse one reply with the prompt's parser; a failure is noted on that reply's attempt."""
+    def parse(self, completion: Completion, extract: Callable[[Completion], str] | None = None) -> Any:
+        """Parse one reply (or the part ``extract`` picks) with the prompt's parser.
+
+        Without ``extract``, a leading ``<think>`` block of a reasoning model is left out. A
+        failure is noted on that reply's attempt.
+        """
         try:
-            return self.parser.parse(completion.text)
+            text = extract(completion) if extract is not None else split_think(completion.text)[1]
+            return self.parser.parse(text)
         except ParseError as err:
             at = self._index.get(id(completion))
             if at is not None:
@@ -119,11 +141,10 @@ class Run(Generic[T]):
             raise
 
     def stream_state(self) -> StreamState[T]:
+        """The parser's stream state, behind a filter that keeps a ``<think>`` block from previews."""
         make = getattr(self.parser, "stream_state", None)
-        if make is not None:
-            state: StreamState[T] = make()
-            return state
-        return FinalOnly(self.parser)
+        state: StreamState[T] = make() if make is not None else FinalOnly(self.parser)
+        return SkipThink(state)
 
     def result(self, outcome: Outcome[T]) -> Result[T]:
         return Result(
@@ -141,13 +162,13 @@ class Run(Generic[T]):
 # -- the drivers: only I/O here ------------------------------------------------------------------
 def drive(run: Run[T], *, stream: bool) -> Generator[T, None, Result[T]]:
     """Run the plan with sync calls; when ``stream`` is true, yield previews of streamed calls."""
-    backend = run.backend
     step = run.send(None)  # the first step (an Outcome when the plan needs no call)
     try:
         while not isinstance(step, Outcome):
             if isinstance(step, Call):
                 started = time.perf_counter()
                 request = run.request(step)
+                backend = run.backend_for(step)
                 if stream and step.stream:
                     state = run.stream_state()
                     with backend.stream_request(request) as reply:
@@ -163,7 +184,7 @@ def drive(run: Run[T], *, stream: bool) -> Generator[T, None, Result[T]]:
                 for call in step:
                     started = time.perf_counter()
                     try:
-                        replies.append(backend.complete_request(run.request(call)))
+                        replies.append(run.backend_for(call).complete_request(run.request(call)))
                     except BackendError as err:
                         replies.append(err)
                     _record_reply(run, call, started, replies[-1])
@@ -179,13 +200,13 @@ async def adrive(run: Run[T], *, stream: bool, done: Callable[[Result[T]], None]
     """Async :func:`drive`: calls of a group are sent concurrently; ``done`` receives the result."""
     import asyncio  # loaded by whoever runs this coroutine; kept off import time
 
-    backend = run.backend
     step = run.send(None)  # the first step (an Outcome when the plan needs no call)
     try:
         while not isinstance(step, Outcome):
             if isinstance(step, Call):
                 started = time.perf_counter()
                 request = run.request(step)
+                backend = run.backend_for(step)
                 if stream and step.stream:
                     state = run.stream_state()
                     async with backend.astream_request(request) as reply:
@@ -202,7 +223,8 @@ async def adrive(run: Run[T], *, stream: bool, done: Callable[[Result[T]], None]
                 started = time.perf_counter()
                 requests = [run.request(call) for call in calls]
                 gathered = await asyncio.gather(
-                    *(backend.acomplete_request(r) for r in requests), return_exceptions=True
+                    *(run.backend_for(c).acomplete_request(r) for c, r in zip(calls, requests, strict=True)),
+                    return_exceptions=True,
                 )
                 replies: list[Completion | BackendError] = []
                 for call, reply_or_error in zip(calls, gathered, strict=True):

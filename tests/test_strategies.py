@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from promptkit import BackendError, ParseError, Prompt, ServerError, Usage
+from promptkit import BackendError, ParseError, Prompt, ServerError, TextParser, Usage
 from promptkit._strategies import Call, Context, Direct, Outcome, Plan, ask, repair_messages
 from promptkit.testing import FunctionBackend, MockBackend, MockReply
 
@@ -152,3 +152,364 @@ def test_direct_is_the_default() -> None:
     assert repr(Direct()) == "Direct()"
     result = Prompt("{{ q }}", MockBackend([MockReply(text="a")])).run(q="x")
     assert result.strategy == "direct"
+
+
+# -- the public strategies ----------------------------------------------------------------------
+from pydantic import BaseModel  # noqa: E402
+
+from promptkit import (  # noqa: E402
+    ChainOfThought,
+    ChoiceParser,
+    ConfigurationError,
+    JsonParser,
+    NumberParser,
+    PydanticParser,
+    RefineStep,
+    Sample,
+    SelfConsistency,
+    SelfRefine,
+    UnsupportedCapabilityError,
+)
+
+
+class Answer(BaseModel):
+    label: str
+
+
+def test_strategies_are_one_argument_and_swap_with_with_strategy() -> None:
+    mock = MockBackend(["4", "<reasoning>2 and 2</reasoning><answer>4</answer>"])
+    direct = Prompt("2+2?", mock, parser=NumberParser())
+    cot = direct.with_strategy(ChainOfThought())
+    assert direct.strategy.name == "direct"
+    assert cot.strategy.name == "chain_of_thought"
+    assert direct.complete() == cot.complete() == 4
+    assert "strategy=ChainOfThought()" in repr(cot)
+    assert cot.with_strategy(None).strategy.name == "direct"
+    with pytest.raises(ConfigurationError, match="strategy must be a Strategy"):
+        Prompt("x", mock, strategy="cot")  # type: ignore[call-overload]
+    with pytest.raises(AttributeError, match="with_strategy"):
+        cot._strategy = Direct()  # type: ignore[misc]
+
+
+# chain of thought
+def test_chain_of_thought_parses_only_the_answer_and_keeps_the_reasoning() -> None:
+    reply = '<reasoning>The review says "great", so it is positive.</reasoning>\n<answer>{"label": "pos"}</answer>'
+    mock = MockBackend([reply])
+    prompt = Prompt("Classify: {{ text }}", mock, parser=PydanticParser(Answer), strategy=ChainOfThought())
+    result = prompt.run(text="great")
+    assert result.value == Answer(label="pos")
+    assert result.reasoning == 'The review says "great", so it is positive.'
+    assert result.strategy == "chain_of_thought"
+    sent = mock.calls[0].messages[-1].text
+    assert sent.index("JSON") < sent.index("<answer>")  # the format instructions come first, then the CoT request
+    assert [a.purpose for a in result.attempts] == ["answer"]
+
+
+def test_chain_of_thought_repairs_a_reply_without_an_answer_section() -> None:
+    mock = MockBackend(["I think it is 4.", "<answer>4</answer>"])
+    result = Prompt("2+2?", mock, parser=NumberParser(), strategy=ChainOfThought()).run()
+    assert result.value == 4
+    assert [a.purpose for a in result.attempts] == ["answer", "repair"]
+    assert isinstance(result.attempts[0].error, ParseError)
+    assert "<answer>" in str(result.attempts[0].error)
+    assert "no <answer> section" in mock.calls[1].messages[-1].text
+    with pytest.raises(ParseError, match="no <answer> section"):
+        Prompt("2+2?", MockBackend(["four"]), repair=0, strategy=ChainOfThought()).run()
+
+
+def test_chain_of_thought_takes_the_last_answer_and_tolerates_a_missing_close_tag() -> None:
+    reply = "<reasoning>maybe <answer>3</answer>? no</reasoning><answer>4"
+    assert (
+        Prompt("2+2?", MockBackend([reply]), parser=NumberParser(), strategy=ChainOfThought(tag="answer")).complete()
+        == 4
+    )
+    custom = ChainOfThought(tag="final", instruction="Reason, then answer in <{tag}> tags.")
+    mock = MockBackend(["ok <final>yes</final>"])
+    assert Prompt("Q", mock, strategy=custom).complete() == "yes"
+    assert mock.calls[0].messages[-1].text.endswith("Reason, then answer in <final> tags.")
+    with pytest.raises(ConfigurationError, match="plain tag name"):
+        ChainOfThought(tag="<answer>")
+
+
+def test_chain_of_thought_with_native_output_reasons_first_then_answers_with_the_schema() -> None:
+    mock = MockBackend(["It praises the product.", '{"label": "pos"}'], native_output=True)
+    parser = PydanticParser(Answer, mode="native")
+    result = Prompt("Classify: {{ text }}", mock, parser=parser, strategy=ChainOfThought()).run(text="great")
+    assert result.value == Answer(label="pos")
+    assert result.reasoning == "It praises the product."
+    thinking, answer = mock.calls
+    assert "output_schema" not in thinking.params  # free text: the schema is left out of the reasoning call
+    assert answer.params["output_schema"]["name"]
+    assert answer.messages[-2].text == "It praises the product."
+    assert [a.purpose for a in result.attempts] == ["reasoning", "answer"]
+
+
+@pytest.mark.anyio
+async def test_chain_of_thought_runs_async_and_refuses_to_stream() -> None:
+    prompt = Prompt("Q", MockBackend(["<answer>a</answer>"]), strategy=ChainOfThought())
+    assert await prompt.acomplete() == "a"
+    with pytest.raises(UnsupportedCapabilityError, match="cannot stream"):
+        prompt.stream()
+    with pytest.raises(UnsupportedCapabilityError, match="cannot stream"):
+        prompt.astream()
+
+
+def test_think_blocks_of_reasoning_models_never_reach_the_parser() -> None:
+    reply = '<think>The user wants JSON. {"label": "neg"} would be wrong.</think>\n{"label": "pos"}'
+    result = Prompt("Classify", MockBackend([reply]), parser=PydanticParser(Answer)).run()
+    assert result.value == Answer(label="pos")
+    assert result.reasoning is not None
+    assert result.reasoning.startswith("The user wants JSON.")
+    # servers that strip the opening tag, and chain of thought on a reasoning model
+    assert Prompt("Q", MockBackend(["hmm</think>yes"])).complete() == "yes"
+    cot = Prompt(
+        "Q", MockBackend(["<think>x</think><reasoning>y</reasoning><answer>z</answer>"]), strategy=ChainOfThought()
+    )
+    result = cot.run()
+    assert (result.value, result.reasoning) == ("z", "x\n\ny")
+    assert Prompt("Q", MockBackend(["no thoughts"])).run().reasoning is None
+
+
+def test_reasoning_returned_apart_from_the_text_is_kept() -> None:
+    from promptkit import Completion
+
+    result = Prompt("Q", MockBackend([Completion(text="4", reasoning="2+2")])).run()
+    assert (result.value, result.reasoning) == ("4", "2+2")
+
+
+# self-consistency
+def test_self_consistency_votes_on_a_scripted_disagreement_and_shows_abstentions() -> None:
+    mock = MockBackend(
+        [
+            MockReply(text="yes", usage=Usage(input_tokens=5, output_tokens=1)),
+            MockReply(text="no", usage=Usage(input_tokens=5, output_tokens=1)),
+            MockReply(text="perhaps", usage=Usage(input_tokens=5, output_tokens=2)),
+            ServerError("boom", provider="mock", status_code=500),
+            MockReply(text="yes", usage=Usage(input_tokens=5, output_tokens=1)),
+        ]
+    )
+    prompt = Prompt("Q", mock, parser=ChoiceParser(["yes", "no"]), repair=0, strategy=SelfConsistency(5))
+    result = prompt.run()
+    assert result.value == "yes"
+    assert result.info["votes"] == (("yes", 2), ("no", 1))
+    assert result.info["agreement"] == pytest.approx(2 / 5)
+    assert result.info["abstentions"] == (2, 3)
+    samples = result.info["samples"]
+    assert all(isinstance(s, Sample) for s in samples)
+    assert [s.value for s in samples] == ["yes", "no", None, None, "yes"]
+    assert isinstance(samples[2].error, ParseError)
+    assert samples[2].completion is not None
+    assert samples[2].completion.text == "perhaps"
+    assert isinstance(samples[3].error, ServerError)
+    assert samples[3].abstained
+    assert result.usage == Usage(input_tokens=20, output_tokens=5)  # every sample's tokens, failed parse included
+    assert [r.sample for r in mock.calls] == [0, 1, 2, 3, 4]
+    assert len({r.digest for r in mock.calls}) == 5  # a cache never collapses the samples
+    assert [a.purpose for a in result.attempts] == ["sample"] * 5
+    assert result.completion.text == "yes"
+
+
+def test_self_consistency_repairs_each_sample_and_ties_go_to_the_first_value() -> None:
+    mock = MockBackend(["maybe", "no", "yes", "yes?!"])
+    prompt = Prompt("Q", mock, parser=ChoiceParser(["yes", "no"]), repair=1, strategy=SelfConsistency(2))
+    result = prompt.run()
+    # round one: samples 0 and 1; round two: the repair of sample 0 alone
+    assert [(a.purpose, a.sample) for a in result.attempts] == [("sample", 0), ("sample", 1), ("repair", 0)]
+    assert result.info["votes"] == (("yes", 1), ("no", 1))
+    assert result.value == "yes"  # sample 0's value was seen first
+
+
+def test_self_consistency_varies_seed_and_temperature_and_refuses_temperature_zero() -> None:
+    mock = MockBackend(["a", "a", "b"])
+    prompt = Prompt("Q", mock, params={"seed": 10}, strategy=SelfConsistency(3, temperature=0.8))
+    assert prompt.complete() == "a"
+    assert [r.params["seed"] for r in mock.calls] == [10, 11, 12]
+    assert {r.params["temperature"] for r in mock.calls} == {0.8}
+    with pytest.raises(ConfigurationError, match="temperature 0"):
+        Prompt("Q", mock, params={"temperature": 0}, strategy=SelfConsistency(3))
+    with pytest.raises(ConfigurationError, match="temperature 0"):
+        Prompt("Q", mock, params={"temperature": 0}).with_strategy(SelfConsistency(3))
+    Prompt("Q", mock, params={"temperature": 0}, strategy=SelfConsistency(3, temperature=0.7))
+    with pytest.raises(ConfigurationError, match="n must be"):
+        SelfConsistency(0)
+    with pytest.raises(ConfigurationError, match="temperature for sampling"):
+        SelfConsistency(3, temperature=0)
+
+
+def test_self_consistency_votes_on_models_and_dicts_by_their_json() -> None:
+    replies = ['{"label": "pos"}', '{"label": "neg"}', '{"label": "pos"}']
+    result = Prompt("Q", MockBackend(replies), parser=PydanticParser(Answer), strategy=SelfConsistency(3)).run()
+    assert result.value == Answer(label="pos")
+    assert result.info["votes"][0] == (Answer(label="pos"), 2)
+    dicts = Prompt(
+        "Q", MockBackend(['{"a": [1]}', '{"a": [1]}', "{}"]), parser=JsonParser(), strategy=SelfConsistency(3)
+    )
+    assert dicts.complete() == {"a": [1]}
+
+
+def test_self_consistency_with_an_aggregator() -> None:
+    from statistics import median
+
+    prompt = Prompt(
+        "Q", MockBackend(["1", "10", "4"]), parser=NumberParser(), strategy=SelfConsistency(3, aggregate=median)
+    )
+    result = prompt.run()
+    assert result.value == 4
+    assert result.completion.text == "4"
+    assert result.info["agreement"] == pytest.approx(1 / 3)
+
+
+def test_self_consistency_when_no_sample_answers() -> None:
+    prompt = Prompt("Q", MockBackend(["x", "y"]), parser=NumberParser(), repair=0, strategy=SelfConsistency(2))
+    with pytest.raises(ParseError, match="none of the 2 samples") as info:
+        prompt.run()
+    assert [c.text for c in info.value.completions] == ["x", "y"]
+    failing = Prompt("Q", MockBackend([ServerError("a", provider="mock"), ServerError("b", provider="mock")]))
+    with pytest.raises(ServerError, match="a"):
+        failing.with_strategy(SelfConsistency(2)).run()
+
+
+@pytest.mark.anyio
+async def test_self_consistency_over_chain_of_thought_async_runs_samples_together() -> None:
+    import asyncio
+
+    running = 0
+    peak = 0
+    answers = iter(
+        ["<answer>7</answer>", "<answer>7</answer>", "no answer", "<answer>8</answer>", "<answer>7</answer>"]
+    )
+
+    async def reply(messages: Any, params: Any) -> str:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)
+        running -= 1
+        return next(answers)
+
+    strategy = SelfConsistency(4, base=ChainOfThought())
+    prompt = Prompt("Q", FunctionBackend(reply), parser=NumberParser(), strategy=strategy)
+    result = await prompt.arun()
+    assert result.value == 7
+    assert peak == 4  # the four samples were in flight together; the repair went alone
+    assert [(a.purpose, a.sample) for a in result.attempts][-1] == ("repair", 2)
+    assert result.info["votes"] == ((7, 3), (8, 1))
+    assert repr(strategy) == "SelfConsistency(4, base=ChainOfThought())"
+    with pytest.raises(UnsupportedCapabilityError, match="cannot stream"):
+        prompt.stream()
+
+
+# self-refine
+def test_self_refine_records_every_step_and_stops_when_the_critic_is_satisfied() -> None:
+    mock = MockBackend(["draft", "Fix the tone.", "better", "NO CHANGES"])
+    result = Prompt("Write {{ thing }}", mock, strategy=SelfRefine(rounds=3)).run(thing="a slogan")
+    assert result.value == "better"
+    assert [a.purpose for a in result.attempts] == ["answer", "critique", "revision", "critique"]
+    steps = result.info["steps"]
+    assert all(isinstance(s, RefineStep) for s in steps)
+    assert [(s.draft, s.critique, s.stopped) for s in steps] == [
+        ("draft", "Fix the tone.", False),
+        ("better", "NO CHANGES", True),
+    ]
+    assert result.info["stopped_by"] == "critic"
+    critique_sent = mock.calls[1].messages[0].text
+    assert "user: Write a slogan" in critique_sent
+    assert "draft" in critique_sent
+    revision = mock.calls[2].messages
+    assert [m.role for m in revision] == ["user", "assistant", "user"]
+    assert "Fix the tone." in revision[-1].text
+
+
+def test_self_refine_stops_after_its_rounds_or_an_unchanged_revision() -> None:
+    result = Prompt("Q", MockBackend(["a", "worse", "b", "worse", "c"]), strategy=SelfRefine(rounds=2)).run()
+    assert (result.value, result.info["stopped_by"], result.info["rounds"]) == ("c", "rounds", 2)
+    unchanged = Prompt("Q", MockBackend(["a", "hm", "a"]), strategy=SelfRefine(rounds=5)).run()
+    assert (unchanged.value, unchanged.info["stopped_by"]) == ("a", "unchanged")
+    by_function = SelfRefine(stop=lambda critique: critique.startswith("LGTM"))
+    assert Prompt("Q", MockBackend(["a", "LGTM"]), strategy=by_function).run().info["stopped_by"] == "critic"
+
+
+def test_self_refine_with_another_critic_backend_or_a_critic_prompt() -> None:
+    writer = MockBackend(["v1", "v2"])
+    critic = MockBackend(["Too long.", "no changes"])
+    result = Prompt("Q", writer, strategy=SelfRefine(critic=critic, rounds=3)).run()
+    assert result.value == "v2"
+    assert len(writer.calls) == 2
+    assert len(critic.calls) == 2
+    critic_prompt = Prompt(
+        "Critique {{ draft }} for {{ task }}", MockBackend(["NO CHANGES"]), params={"temperature": 0}
+    )
+    checked = Prompt("Q", MockBackend(["v1"]), strategy=SelfRefine(critic_prompt)).run()
+    assert checked.info["steps"][0].critique == "NO CHANGES"
+    assert critic_prompt.backend is not None
+    assert isinstance(critic_prompt.backend, MockBackend)
+    assert critic_prompt.backend.calls[0].params == {"temperature": 0}
+    with pytest.raises(ConfigurationError, match="only"):
+        SelfRefine("Critique {{ essay }}")
+    with pytest.raises(ConfigurationError, match="rounds"):
+        SelfRefine(rounds=0)
+
+
+def test_self_refine_with_native_output_critiques_in_free_text() -> None:
+    mock = MockBackend(
+        ['{"label": "neu"}', "It is clearly positive.", '{"label": "pos"}', "NO CHANGES"], native_output=True
+    )
+    parser = PydanticParser(Answer, mode="native")
+    result = Prompt("Classify", mock, parser=parser, strategy=SelfRefine()).run()
+    assert result.value == Answer(label="pos")
+    assert ["output_schema" in r.params for r in mock.calls] == [True, False, True, False]
+
+
+@pytest.mark.anyio
+async def test_self_refine_async() -> None:
+    prompt = Prompt("Q", MockBackend(["a", "add detail", "b", "NO CHANGES"]), strategy=SelfRefine())
+    assert await prompt.acomplete() == "b"
+
+
+def test_the_openai_adapter_keeps_reasoning_content() -> None:
+    from openai.types.chat import ChatCompletion
+
+    from promptkit.backends.openai import OpenAIBackend
+
+    reply = ChatCompletion.model_validate(
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "deepseek-r1",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "4", "reasoning_content": "2+2 is 4"},
+                }
+            ],
+        }
+    )
+    completion = OpenAIBackend(model="deepseek-r1", api_key="k", base_url="http://127.0.0.1:9")._to_completion(reply)
+    assert (completion.text, completion.reasoning) == ("4", "2+2 is 4")
+
+
+@pytest.mark.anyio
+async def test_streamed_previews_never_show_a_think_block() -> None:
+    from promptkit._strategies._reasoning import SkipThink
+
+    reply = "<think>Plan: greet them.</think>\nHello there"
+    previews = list(Prompt("Hi", MockBackend([reply], chunk_size=3)).stream())
+    assert previews[-1] == "Hello there"
+    assert all("think" not in p and "Plan" not in p for p in previews)
+    stream = Prompt("Hi", MockBackend([reply], chunk_size=2)).astream()
+    assert [p async for p in stream][-1] == "Hello there"
+    assert stream.result.reasoning == "Plan: greet them."
+    plain = list(Prompt("Hi", MockBackend(["<b>bold</b> text"], chunk_size=1)).stream())
+    assert plain[0] == "<b"  # held only while the reply could still open a think block
+    assert plain[-1] == "<b>bold</b> text"
+    typed = list(
+        Prompt("Hi", MockBackend(['<think>x</think>{"a": [1, 2]}'], chunk_size=4), parser=JsonParser()).stream()
+    )
+    assert typed[-1] == {"a": [1, 2]}
+    state = SkipThink(TextParser().stream_state())
+    assert state.feed(" <thi") == []
+    assert state.feed("nk>still thinking") == []
+    assert state.finish() == ""  # a reply cut inside the block has no answer
+    assert SkipThink(TextParser().stream_state()).finish() == ""

@@ -8,8 +8,34 @@ strategy never performs I/O and is never written twice. Re-asking on a parse err
 
 from __future__ import annotations
 
-from ._base import Call, Context, Outcome, Plan, Reply, Strategy
+from ._base import Call, Context, Outcome, Plan, Reply, Strategy, append_to_last_user, with_instruction
+from ._consistency import Sample, SelfConsistency
+from ._cot import ChainOfThought
 from ._direct import Direct
-from ._repair import ask, repair_messages
+from ._reasoning import answer_section, split_think
+from ._refine import RefineStep, SelfRefine
+from ._repair import ask, ask_text, repair_messages
+from ._together import together
 
-__all__ = ["Call", "Context", "Direct", "Outcome", "Plan", "Reply", "Strategy", "ask", "repair_messages"]
+__all__ = [
+    "Call",
+    "ChainOfThought",
+    "Context",
+    "Direct",
+    "Outcome",
+    "Plan",
+    "RefineStep",
+    "Reply",
+    "Sample",
+    "SelfConsistency",
+    "SelfRefine",
+    "Strategy",
+    "answer_section",
+    "append_to_last_user",
+    "ask",
+    "ask_text",
+    "repair_messages",
+    "split_think",
+    "together",
+    "with_instruction",
+]

@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .._errors import BackendError
-from .._messages import Completion, Message
+from .._messages import Completion, Message, TextPart
 
-__all__ = ["Call", "Context", "Outcome", "Plan", "Reply", "Strategy"]
+if TYPE_CHECKING:
+    from ..backends._contract import Backend
+
+__all__ = ["Call", "Context", "Outcome", "Plan", "Reply", "Strategy", "append_to_last_user", "with_instruction"]
 
 T = TypeVar("T")
 
@@ -29,10 +32,16 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 class Call:
     """One request a strategy asks the driver to send.
 
-    ``params`` are laid over the prompt's and the call's parameters; ``purpose`` labels the
-    attempt on the result (``"answer"``, ``"repair"``, ...); ``sample`` is the sample index a
-    cache keys on, so repeated samples of one conversation are never merged; ``stream`` says the
-    call may be streamed when the caller streams (previews come from its deltas).
+    ``params`` are laid over the prompt's and the call's parameters (a value of
+    :data:`~promptkit.UNSET` removes that parameter for this call, e.g. ``output_schema`` for a
+    free-text step); ``purpose`` labels the attempt on the result (``"answer"``, ``"repair"``,
+    ``"critique"``, ...); ``sample`` is the sample index a cache keys on, so repeated samples of
+    one conversation are never merged; ``stream`` says the call may be streamed when the caller
+    streams (previews come from its deltas); ``backend`` sends this call elsewhere (a critic).
+
+    >>> from promptkit import Message
+    >>> Call(messages=(Message("user", "Hi"),), purpose="critique").sample is None
+    True
     """
 
     messages: tuple[Message, ...]
@@ -40,6 +49,7 @@ class Call:
     purpose: str = "answer"
     sample: int | None = None
     stream: bool = True
+    backend: Backend | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,15 +65,25 @@ class Outcome(Generic[T]):
 class Context:
     """What a strategy may use: the rendered conversation and the prompt's own tools.
 
-    ``parse`` parses one reply with the prompt's parser (and records the verdict on that reply's
-    attempt); ``repair`` is the number of re-asks allowed per answer; ``supported_params`` are
-    the backend's, for strategies that use a parameter only where it exists.
+    ``parse(completion, extract=None)`` parses one reply with the prompt's parser (``extract``,
+    when given, picks the part of the reply to parse, e.g. a marked answer section, and may raise
+    :class:`~promptkit.ParseError` itself) and records the verdict on that reply's attempt;
+    ``repair`` is the number of re-asks allowed per answer;
+    ``params`` are the call's parameters (``output_schema`` among them when native structured
+    output is on); ``supported_params`` are the backend's, for strategies that use a parameter
+    only where it exists.
     """
 
     messages: tuple[Message, ...]
-    parse: Callable[[Completion], Any]
+    parse: Callable[..., Any]
     repair: int
+    params: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     supported_params: frozenset[str] = frozenset()
+
+    @property
+    def native(self) -> bool:
+        """True when the reply is constrained by the provider's native structured output."""
+        return "output_schema" in self.params
 
 
 Reply = Completion | BackendError
@@ -76,7 +96,12 @@ Plan = Generator["Call | Sequence[Call]", Any, Outcome[Any]]
 class Strategy(Protocol):
     """A way of getting a value from a model: a plan of calls, written once for every driver.
 
-    ``streams`` is False for strategies whose answer cannot be previewed while it streams.
+    ``name`` labels results; ``streams`` is False for strategies whose answer cannot be previewed
+    while it streams (``prompt.stream()`` then raises at once). ``plan(context)`` is a generator:
+    it yields :class:`Call` objects (or lists of them, sent concurrently), receives the replies
+    and returns an :class:`Outcome`. A strategy may also define ``check(*, params, parser,
+    backend)``, called when a prompt is built with it, to refuse settings it cannot work with.
+    See ``docs/strategies.md`` for a complete user-defined strategy.
     """
 
     @property
@@ -86,3 +111,25 @@ class Strategy(Protocol):
     def streams(self) -> bool: ...
 
     def plan(self, context: Context) -> Plan: ...
+
+
+def append_to_last_user(messages: list[Message], instructions: str) -> None:
+    """Add ``instructions`` to the last user message in place (a new one when there is none)."""
+    for i in range(len(messages) - 1, -1, -1):
+        message = messages[i]
+        if message.role != "user":
+            continue
+        content = message.content
+        if isinstance(content, str):
+            messages[i] = Message("user", f"{content}\n\n{instructions}" if content else instructions)
+        else:
+            messages[i] = Message("user", (*content, TextPart(text=instructions)))
+        return
+    messages.append(Message("user", instructions))
+
+
+def with_instruction(messages: tuple[Message, ...], text: str) -> tuple[Message, ...]:
+    """The conversation with ``text`` added to its last user message (a strategy's instruction)."""
+    changed = list(messages)
+    append_to_last_user(changed, text)
+    return tuple(changed)

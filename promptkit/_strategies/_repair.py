@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
-from typing import Any
+from collections.abc import Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ParseError
 from .._messages import Completion, Message
+from .._utils import UNSET
 from ._base import Call, Context
 
-__all__ = ["ask", "repair_messages"]
+if TYPE_CHECKING:
+    from ..backends._contract import Backend
+
+__all__ = ["ask", "ask_text", "repair_messages"]
 
 
 def repair_messages(messages: tuple[Message, ...], bad: Completion, error: ParseError) -> tuple[Message, ...]:
@@ -28,12 +32,16 @@ def ask(
     params: Mapping[str, Any] | None = None,
     purpose: str = "answer",
     sample: int | None = None,
+    extract: Callable[[Completion], str] | None = None,
+    backend: Backend | None = None,
 ) -> Generator[Call, Completion, tuple[Any, Completion]]:
     """Ask once and re-ask up to ``context.repair`` times until the reply parses.
 
     Returns ``(value, completion)``; raises the final :class:`ParseError`, holding every reply and
-    its usage, once the budget is spent. Re-asks are not streamed: the caller has already seen
-    the previews of the first reply. Use it with ``yield from`` inside a plan.
+    its usage, once the budget is spent. ``extract`` picks the part of a reply to parse (it may
+    raise :class:`ParseError` too, which is repaired the same way). Re-asks are not streamed: the
+    caller has already seen the previews of the first reply. Use it with ``yield from`` inside a
+    plan.
     """
     extra = params or {}
     conversation = messages
@@ -47,15 +55,39 @@ def ask(
             purpose=purpose if first else "repair",
             sample=sample,
             stream=first,
+            backend=backend,
         )
         completions.append(completion)
         try:
-            return context.parse(completion), completion
+            value = context.parse(completion) if extract is None else context.parse(completion, extract)
+            return value, completion
         except ParseError as err:
             errors.append(err)
             if len(completions) > context.repair:
                 raise _exhausted(completions, errors) from err
             conversation = repair_messages(messages, completion, err)
+
+
+def ask_text(
+    context: Context,
+    messages: tuple[Message, ...],
+    *,
+    purpose: str,
+    params: Mapping[str, Any] | None = None,
+    backend: Backend | None = None,
+) -> Generator[Call, Completion, Completion]:
+    """One free-text call whose reply is not parsed (reasoning, a critique): its completion.
+
+    The prompt's native output schema is left out of this call, whatever the prompt asks for.
+    """
+    completion = yield Call(
+        messages=messages,
+        params={**(params or {}), "output_schema": UNSET},
+        purpose=purpose,
+        stream=False,
+        backend=backend,
+    )
+    return completion
 
 
 def _exhausted(completions: list[Completion], errors: list[ParseError]) -> ParseError:

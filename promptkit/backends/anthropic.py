@@ -182,7 +182,10 @@ class AnthropicBackend(SDKBackend):
                 raise ResponseError(f"{self.name}: the reply is not JSON (it starts {snippet!r})", provider=self.name)
             raise ResponseError(f"{self.name}: the reply has no content blocks", provider=self.name)
         texts: list[str] = []
+        thoughts: list[str] = []
         for block in content:
+            if getattr(block, "type", None) == "thinking" and isinstance(getattr(block, "thinking", None), str):
+                thoughts.append(block.thinking)
             if getattr(block, "type", None) == "text":
                 piece = getattr(block, "text", None)
                 if not isinstance(piece, str):
@@ -195,6 +198,7 @@ class AnthropicBackend(SDKBackend):
             usage=_usage(reply.usage),
             finish_reason=_FINISH.get(reply.stop_reason or ""),
             raw=reply,
+            reasoning="\n\n".join(thoughts) or None,
         )
 
     def _finish(self, state: _StreamState) -> Chunk:

@@ -206,6 +206,7 @@ class OpenAIBackend(SDKBackend):
             else Usage(),
             finish_reason=_FINISH.get(choice.finish_reason or ""),
             raw=reply,
+            reasoning=_reasoning_of(message),
         )
 
     def _finish(self, state: _StreamState) -> Chunk:
@@ -324,6 +325,15 @@ class _StreamState:
         if text:
             self.parts.append(text)
         return text
+
+
+def _reasoning_of(message: Any) -> str | None:
+    """The reasoning an OpenAI-compatible server sent apart from the content (vLLM, DeepSeek, ...)."""
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(message, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def _message(message: Message) -> dict[str, Any]:

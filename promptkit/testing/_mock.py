@@ -37,7 +37,8 @@ class MockReply:
     """One scripted reply with full control over what the mock sends back.
 
     ``chunks`` fixes how a stream is split; ``error`` is raised after the chunks (for a stream) or
-    instead of the reply (for ``complete``), to script a stream that breaks mid-way.
+    instead of the reply (for ``complete``), to script a stream that breaks mid-way;
+    ``reasoning`` is reasoning sent apart from the text, as reasoning models' servers do.
 
     >>> MockReply(text="Hi", usage=Usage(input_tokens=3, output_tokens=1)).text
     'Hi'
@@ -49,6 +50,7 @@ class MockReply:
     finish_reason: FinishReason | None = "stop"
     model: str | None = None
     error: BaseException | None = None
+    reasoning: str | None = None
 
     def __post_init__(self) -> None:
         if self.chunks is not None:
@@ -190,7 +192,13 @@ class MockBackend(BaseBackend):
         if isinstance(reply, str):
             return MockReply(text=reply, usage=self._usage(request, reply))
         if isinstance(reply, Completion):
-            return MockReply(text=reply.text, usage=reply.usage, finish_reason=reply.finish_reason, model=reply.model)
+            return MockReply(
+                text=reply.text,
+                usage=reply.usage,
+                finish_reason=reply.finish_reason,
+                model=reply.model,
+                reasoning=reply.reasoning,
+            )
         if isinstance(reply, MockReply):
             return reply
         raise ConfigurationError(
@@ -213,6 +221,7 @@ class MockBackend(BaseBackend):
             model=reply.model or self.model,
             usage=reply.usage if reply.usage is not None else self._usage(request, reply.text),
             finish_reason=reply.finish_reason,
+            reasoning=reply.reasoning,
         )
 
     def _split(self, reply: MockReply) -> list[str]:

@@ -54,3 +54,23 @@ def check_batches() -> None:
     assert_type(typed.estimate_batch([{"q": "x"}]), BatchEstimate)
     assert_type(promptkit.batch({"a": typed}, [{"q": "x"}]), BatchGrid[str])
     assert_type(promptkit.batch([typed, typed], [{"q": "x"}]), BatchGrid[int])
+
+
+def check_strategies() -> None:
+    from promptkit import ChainOfThought, Context, Outcome, Plan, SelfConsistency, SelfRefine, ask
+
+    typed = Prompt("{{ q }}", MockBackend(), parser=PydanticParser(Answer), strategy=ChainOfThought())
+    assert_type(typed, Prompt[Answer])
+    assert_type(typed.with_strategy(SelfConsistency(3)).complete(q="x"), Answer)
+    assert_type(typed.with_strategy(SelfRefine()).run(q="x").reasoning, str | None)
+
+    class Twice:
+        name = "twice"
+        streams = False
+
+        def plan(self, context: Context) -> Plan:
+            first, _ = yield from ask(context, context.messages)
+            value, completion = yield from ask(context, context.messages, purpose="check")
+            return Outcome(value=value, completion=completion, info={"agreed": first == value})
+
+    assert_type(Prompt("{{ q }}", MockBackend(), strategy=Twice()), Prompt[str])
