@@ -336,7 +336,36 @@ def test_the_checkpoint_stores_no_inputs_or_secrets(tmp_path: Path) -> None:
     assert secret not in text
     assert "private note" not in text
     record = json.loads(text)
-    assert set(record) == {"v", "key", "index", "text", "model", "finish_reason", "usage", "seconds"}
+    assert set(record) == {"v", "key", "index", "replies", "seconds"}
+    assert record["replies"] == [{"text": "fine", "model": "mock", "finish_reason": "stop", "usage": [3, 1]}]
+
+
+def test_restored_results_are_rebuilt_by_the_prompts_own_strategy(tmp_path: Path) -> None:
+    from promptkit import ChainOfThought, SelfConsistency
+
+    path = tmp_path / "run.jsonl"
+    cot_reply = "<reasoning>two and two</reasoning><answer>4</answer>"
+    llm = MockBackend(lambda request: cot_reply)
+    cot = Prompt("{{ q }}", llm, parser=NumberParser(int), strategy=ChainOfThought())
+    first = cot.batch([{"q": "2+2?"}], checkpoint=path, progress=False)
+    again = cot.batch([{"q": "2+2?"}], checkpoint=path, progress=False)
+    assert len(llm.calls) == 1
+    assert again.restored == 1
+    assert again[0].value == first[0].value == 4
+    assert again[0].result is not None
+    assert again[0].result.reasoning == "two and two"
+
+    votes = iter(["7", "8", "7"] * 2)
+    voter = MockBackend(lambda request: next(votes))
+    vote = Prompt("{{ q }}", voter, parser=NumberParser(int), strategy=SelfConsistency(3))
+    vote.batch([{"q": "?"}], checkpoint=path, progress=False)
+    restored = vote.batch([{"q": "?"}], checkpoint=path, progress=False)
+    assert len(voter.calls) == 3  # the samples were replayed, not sent again
+    assert restored[0].value == 7
+    assert restored.restored == 1
+    # another strategy over the same prompt is another item: not restored
+    plain = Prompt("{{ q }}", voter, parser=NumberParser(int))
+    assert plain.batch([{"q": "?"}], checkpoint=path, progress=False).restored == 0
 
 
 # -- the spending cap -----------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""The checkpoint: one JSON line per finished item, so a re-run sends only the rest."""
+"""The checkpoint: one JSON line per finished item, so a re-run sends only the rest.
+
+A line holds the item's key (its index, a digest of its inputs, a digest of the request it
+renders to and of the prompt's strategy) and every model reply the item's result was built from,
+with usage: no inputs, no messages, no parameters.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,20 @@ import json
 import os
 import threading
 import warnings
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from .._errors import BackendError, UnsupportedCapabilityError
+from .._messages import Completion, Usage
 from .._result import Result
+from ..backends import Backend, Request, WrapperBackend
 
-__all__ = ["CHECKPOINT_VERSION", "Checkpoint", "CheckpointWarning", "inputs_digest"]
+if TYPE_CHECKING:
+    from ..backends import AsyncStream, Stream
+
+__all__ = ["CHECKPOINT_VERSION", "Checkpoint", "CheckpointWarning", "Replay", "ReplayExhausted", "inputs_digest"]
 
 CHECKPOINT_VERSION = 1
 
@@ -52,7 +64,7 @@ class Checkpoint:
                 if (
                     record.get("v") != CHECKPOINT_VERSION
                     or not isinstance(key, str)
-                    or not isinstance(record["text"], str)
+                    or not isinstance(record["replies"], list)
                 ):
                     raise ValueError("not a checkpoint record of this version")
             except (ValueError, KeyError, TypeError) as exc:
@@ -69,15 +81,12 @@ class Checkpoint:
         return self.records.get(key)
 
     def write(self, key: str, index: int, result: Result[Any], seconds: float | None) -> None:
-        completion = result.completion
+        replies = [_reply_doc(a.completion, a.error) for a in result.attempts] or [_reply_doc(result.completion)]
         record = {
             "v": CHECKPOINT_VERSION,
             "key": key,
             "index": index,
-            "text": completion.text,
-            "model": completion.model,
-            "finish_reason": completion.finish_reason,
-            "usage": {"input_tokens": result.usage.input_tokens, "output_tokens": result.usage.output_tokens},
+            "replies": replies,
             "seconds": seconds,
         }
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
@@ -97,6 +106,61 @@ class Checkpoint:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+def _reply_doc(completion: Completion | None, error: BaseException | None = None) -> dict[str, Any]:
+    """One model reply as stored: what the prompt's strategy needs to rebuild the result."""
+    if completion is None:  # a sample that failed (self-consistency keeps going without it)
+        return {"error": type(error).__name__ if error is not None else "BackendError"}
+    doc: dict[str, Any] = {
+        "text": completion.text,
+        "model": completion.model,
+        "finish_reason": completion.finish_reason,
+        "usage": [completion.usage.input_tokens, completion.usage.output_tokens],
+    }
+    if completion.reasoning is not None:
+        doc["reasoning"] = completion.reasoning
+    return doc
+
+
+class ReplayExhausted(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The prompt asked for more replies than the checkpoint holds: it has changed, send it again."""
+
+
+class Replay(WrapperBackend):
+    """Answers a prompt's calls with the replies a checkpoint stored, in order, never calling ``inner``.
+
+    Running the prompt over it goes through the prompt's own strategy and parser, so a restored
+    result is rebuilt exactly as the first run built it (the value typed, the reasoning split).
+    """
+
+    def __init__(self, inner: Backend, replies: list[dict[str, Any]]) -> None:
+        super().__init__(inner)
+        self._replies = deque(replies)
+
+    def complete_request(self, request: Request) -> Completion:
+        if not self._replies:
+            raise ReplayExhausted
+        doc = self._replies.popleft()
+        if "error" in doc:
+            raise BackendError(f"a stored failed reply ({doc['error']})", provider=self.name)
+        usage = doc.get("usage") or [0, 0]
+        return Completion(
+            text=str(doc["text"]),
+            model=doc.get("model"),
+            usage=Usage(input_tokens=int(usage[0]), output_tokens=int(usage[1])),
+            finish_reason=doc.get("finish_reason"),
+            reasoning=doc.get("reasoning"),
+        )
+
+    async def acomplete_request(self, request: Request) -> Completion:
+        return self.complete_request(request)
+
+    def stream_request(self, request: Request) -> Stream:
+        raise UnsupportedCapabilityError("a checkpoint replays whole replies, not streams")
+
+    def astream_request(self, request: Request) -> AsyncStream:
+        raise UnsupportedCapabilityError("a checkpoint replays whole replies, not streams")
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import time
 from collections import deque
@@ -10,12 +12,11 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from .._errors import ConfigurationError, GuardError, ParseError, SpendingCapError
-from .._messages import Completion, Usage
+from .._errors import ConfigurationError, GuardError, PromptkitError, SpendingCapError
 from .._prompt import Prompt
 from .._result import Result
 from ..backends import Backend, RateLimitedBackend, validate_params
-from ._checkpoint import Checkpoint, inputs_digest
+from ._checkpoint import Checkpoint, Replay, ReplayExhausted, inputs_digest
 from ._limits import ITEM, CappedBackend, ItemState, Spend, shared_limiter
 from ._progress import Progress
 from ._results import BatchItem, BatchResult, Status, error_usage
@@ -185,36 +186,24 @@ class Engine:
         return pending
 
     def _restore(self, job: Job) -> Done | None:
+        """The item's result rebuilt from the checkpoint (its prompt run over the stored replies), if there."""
         source = self.sources[job.group]
         assert source.backend is not None
         assert self.checkpoint is not None
         messages = source.render(**job.inputs)
         request = source.backend.build_request(messages, {**source.params, **self.params})
-        job.key = f"{job.index}:{inputs_digest(job.inputs)}:{request.digest}"
+        strategy = hashlib.sha256(repr(source._strategy).encode()).hexdigest()[:16]
+        job.key = f"{job.index}:{inputs_digest(job.inputs)}:{request.digest[:32]}:{strategy}"
         record = self.checkpoint.lookup(job.key)
         if record is None:
             return None
+        replay = source.with_backend(Replay(source.backend, record["replies"]))
         try:
-            value = source.parser.parse(record["text"])
-        except ParseError:
-            return None  # the prompt's parser changed and rejects the stored reply: ask again
-        usage = record.get("usage") or {}
-        completion = Completion(
-            text=record["text"],
-            model=record.get("model"),
-            usage=Usage(
-                input_tokens=int(usage.get("input_tokens", 0)), output_tokens=int(usage.get("output_tokens", 0))
-            ),
-            finish_reason=record.get("finish_reason"),
-        )
-        result: Result[Any] = Result(
-            value=value,
-            messages=tuple(messages),
-            completion=completion,
-            strategy=source._strategy.name,
-            info={"restored_from": str(self.checkpoint.path)},
-        )
-        return Done(job, "ok", result=result, restored=True)
+            result = replay.run(params=self.call_params, **job.inputs)
+        except (ReplayExhausted, PromptkitError):
+            return None  # the prompt's parser or strategy now wants other replies: ask again
+        info = {**result.info, "restored_from": str(self.checkpoint.path)}
+        return Done(job, "ok", result=dataclasses.replace(result, info=info), restored=True)
 
     # -- bookkeeping ------------------------------------------------------------------------------------
     def record(self, done: Done) -> None:
