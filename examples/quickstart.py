@@ -34,13 +34,16 @@ examples = [
 ]
 
 # The mock answers like a model would: prose around a fenced JSON block; then a reply that does
-# not validate (so the prompt re-asks); then a streamed reply.
+# not validate (so the prompt re-asks); then a streamed reply; then three sampled replies.
 backend = MockBackend(
     [
         'Sure!\n```json\n{"label": "positive", "confidence": 0.93}\n```',
         '{"label": "mixed", "confidence": 0.5}',
         '{"label": "negative", "confidence": 0.81}',
         '{"label": "neutral", "confidence": 0.64}',
+        '{"label": "positive", "confidence": 0.7}',
+        '{"label": "neutral", "confidence": 0.55}',
+        '{"label": "positive", "confidence": 0.7}',
     ],
     chunk_size=8,
 )
@@ -81,6 +84,13 @@ def main() -> None:
     for preview in stream:
         print(f"  {preview!r}")
     print(f"  usage of the streamed call: {stream.result.usage.output_tokens} tokens out")
+
+    # Another strategy is one argument: three samples at temperature 0.7, and a vote.
+    voting = classify.with_strategy(promptkit.SelfConsistency(3, temperature=0.7))
+    voted = voting.run(review="Does the job, nothing special, but I would buy it again.")
+    print(f"\nSelf-consistency: {voted.value!r}")
+    votes = ", ".join(f"{value.label} x{count}" for value, count in voted.info["votes"])
+    print(f"  votes: {votes}; agreement {voted.info['agreement']:.0%} over {len(voted.samples)} samples")
 
 
 if __name__ == "__main__":

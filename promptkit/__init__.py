@@ -76,6 +76,7 @@ if _TYPE_CHECKING:
         batch,
         estimate_batch,
     )
+    from ._cost import Price, cost_of, estimate_cost, price_for, set_price
     from ._embeddings import (
         BaseEmbedder,
         Embedder,
@@ -220,6 +221,7 @@ _LAZY: dict[str, str] = {
     "Parser": "._parsers",
     "Plan": "._strategies",
     "Preview": "._templates",
+    "Price": "._cost",
     "Prompt": "._prompt",
     "PromptFile": "._files",
     "PromptFileWarning": "._files",
@@ -255,9 +257,11 @@ _LAZY: dict[str, str] = {
     "ask": "._strategies",
     "ask_text": "._strategies",
     "batch": "._batch",
+    "cost_of": "._cost",
     "count_tokens": "._tokens",
     "encoding_for_model": "._tokens",
     "estimate_batch": "._batch",
+    "estimate_cost": "._cost",
     "fit_to_budget": "._tokens",
     "get_tokenizer": "._tokens",
     "is_exact": "._tokens",
@@ -265,8 +269,10 @@ _LAZY: dict[str, str] = {
     "load_prompt_file": "._files",
     "load_selector": "._fewshot",
     "parse_prompt_file": "._files",
+    "price_for": "._cost",
     "provision_tiktoken_cache": "._tiktoken_files",
     "save_selector": "._fewshot",
+    "set_price": "._cost",
     "strict_json_schema": "._parsers",
 }
 
@@ -337,6 +343,7 @@ __all__ = [
     "Parser",
     "Plan",
     "Preview",
+    "Price",
     "Prompt",
     "PromptFile",
     "PromptFileWarning",
@@ -396,9 +403,11 @@ __all__ = [
     "ask_text",
     "backend",
     "batch",
+    "cost_of",
     "count_tokens",
     "encoding_for_model",
     "estimate_batch",
+    "estimate_cost",
     "fit_to_budget",
     "get_tokenizer",
     "is_exact",
@@ -406,8 +415,10 @@ __all__ = [
     "load_prompt_file",
     "load_selector",
     "parse_prompt_file",
+    "price_for",
     "provision_tiktoken_cache",
     "save_selector",
+    "set_price",
     "strict_json_schema",
 ]
 

@@ -90,16 +90,27 @@ class Message:
         return _messages_html([self])
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class Usage:
     """Token counts for one call, as reported by the provider.
 
+    ``input_tokens`` counts every input token, cached ones included, for every provider (the
+    Anthropic adapter adds the cache reads and writes the API reports apart), so totals compare
+    across providers. ``cached_input_tokens`` (read from the prompt cache) and
+    ``cache_write_tokens`` (written to it) are parts of ``input_tokens``; ``reasoning_tokens``
+    (hidden thinking) is part of ``output_tokens``. The repr shows the parts only when non-zero.
+
     >>> Usage(input_tokens=10, output_tokens=5).total_tokens
     15
+    >>> Usage(input_tokens=10, output_tokens=5, cached_input_tokens=8)
+    Usage(input_tokens=10, output_tokens=5, cached_input_tokens=8)
     """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -111,16 +122,29 @@ class Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
         )
+
+    def __repr__(self) -> str:
+        shown = f"input_tokens={self.input_tokens}, output_tokens={self.output_tokens}"
+        for name in ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens"):
+            value = getattr(self, name)
+            if value:
+                shown += f", {name}={value}"
+        return f"Usage({shown})"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Completion:
     """A model's reply. ``raw`` keeps the provider's response object but stays out of the repr.
 
-    ``attempts`` is how many tries the reply took (1 unless the retry layer had to try again);
-    it is left out of comparisons, since it describes the call rather than the reply.
-    ``reasoning`` is the reasoning a provider returned apart from the text (OpenAI-compatible
+    ``provider`` names who served it (``"openai"``, ``"anthropic"``, ``"openai-compatible"`` for
+    another server behind an OpenAI ``base_url``; ``None`` when unknown), so that prices are looked
+    up for the right provider. ``attempts`` is how many tries the reply took (1 unless the retry
+    layer had to try again). Both are left out of comparisons: they describe the call rather than
+    the reply. ``reasoning`` is the reasoning a provider returned apart from the text (OpenAI-compatible
     servers' ``reasoning_content``, Anthropic's thinking blocks), when it did.
 
     >>> Completion(text="Paris", model="mock").text
@@ -131,6 +155,7 @@ class Completion:
     model: str | None = None
     usage: Usage = field(default_factory=Usage)
     finish_reason: FinishReason | None = None
+    provider: str | None = field(default=None, compare=False)
     raw: Any = field(default=None, repr=False, compare=False)
     attempts: int = field(default=1, compare=False)
     reasoning: str | None = field(default=None, repr=False)
@@ -150,13 +175,15 @@ class Completion:
 class Chunk:
     """One piece of a streamed reply: a text delta and, on the final chunk, the metadata.
 
-    ``attempts`` above 1 (on the final chunk) says how many tries opening the stream took.
+    ``attempts`` above 1 (on the final chunk) says how many tries opening the stream took;
+    ``provider`` is as for :class:`Completion`.
     """
 
     text: str = ""
     model: str | None = None
     usage: Usage | None = None
     finish_reason: FinishReason | None = None
+    provider: str | None = field(default=None, compare=False)
     raw: Any = field(default=None, repr=False, compare=False)
     attempts: int = field(default=1, compare=False)
 

@@ -410,6 +410,7 @@ class Prompt(Generic[T]):
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
         max_tokens_total: int | None = None,
+        max_cost: float | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         progress: bool | None = None,
     ) -> BatchResult[T]:
@@ -419,8 +420,8 @@ class Prompt(Generic[T]):
         :class:`GuardError` is raised). Up to ``max_concurrency`` calls run at once, in worker
         threads (no event loop is started, so this works inside Jupyter).
         ``requests_per_minute``/``tokens_per_minute`` limit the backend, shared by every batch on
-        it; ``max_tokens_total`` stops the batch before a request could pass it (items not sent
-        are ``skipped``; it needs ``max_tokens``). ``checkpoint`` names a JSON-lines file of
+        it; ``max_tokens_total`` and ``max_cost`` (USD) stop the batch before a request could pass
+        them (items not sent are ``skipped``; they need ``max_tokens``). ``checkpoint`` names a JSON-lines file of
         finished items: a re-run sends only the others. ``progress`` shows a tqdm bar (``None``:
         when stderr is a terminal or in a notebook). Ctrl-C returns what finished, the rest
         ``cancelled``. See docs/batch.md.
@@ -440,6 +441,7 @@ class Prompt(Generic[T]):
             requests_per_minute=requests_per_minute,
             tokens_per_minute=tokens_per_minute,
             max_tokens_total=max_tokens_total,
+            max_cost=max_cost,
             checkpoint=checkpoint,
             progress=progress,
         )
@@ -453,6 +455,7 @@ class Prompt(Generic[T]):
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
         max_tokens_total: int | None = None,
+        max_cost: float | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         progress: bool | None = None,
     ) -> BatchResult[T]:
@@ -467,6 +470,7 @@ class Prompt(Generic[T]):
             requests_per_minute=requests_per_minute,
             tokens_per_minute=tokens_per_minute,
             max_tokens_total=max_tokens_total,
+            max_cost=max_cost,
             checkpoint=checkpoint,
             progress=progress,
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
+from ._cost import cost_of
 from ._errors import PromptkitError
 from ._fewshot import Selection
 from ._messages import Completion, Message, Usage, _messages_html
@@ -49,6 +50,15 @@ class Attempt:
     def usage(self) -> Usage:
         """The tokens this call used (zero when it failed before a reply)."""
         return self.completion.usage if self.completion is not None else Usage()
+
+    @property
+    def cost(self) -> float | None:
+        """This call's cost in USD, priced for the reply's model and provider (see
+        :func:`~promptkit.cost_of`); 0.0 when it failed before a reply, ``None`` when the price is
+        unknown."""
+        if self.completion is None:
+            return 0.0
+        return _cost(self.completion)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,6 +119,18 @@ class Result(Generic[T]):
         return split_think(self.completion.text)[0]
 
     @property
+    def cost(self) -> float | None:
+        """What all calls together cost in USD, each priced for its reply's model and provider;
+        ``None`` when any call's price is unknown (a partial sum would understate it)."""
+        total = 0.0
+        for completion in self.completions:
+            cost = _cost(completion)
+            if cost is None:
+                return None
+            total += cost
+        return total
+
+    @property
     def text(self) -> str:
         """The raw text of the reply the value was parsed from."""
         return self.completion.text
@@ -123,10 +145,24 @@ class Result(Generic[T]):
             f"<details><summary>{len(shown)} example(s)</summary>{shown._repr_html_()}</details>" if shown else ""
         )
         calls = len(self.attempts) or 1
+        try:
+            cost = self.cost
+        except PromptkitError:  # inconsistent token counts: the display shows the tokens only
+            cost = None
+        spent = "" if cost is None else f", {_usd(cost)}"
         return (
             f"<div><b>value</b> <code>{value}</code>"
             f"<details><summary>{len(self.messages)} message(s) sent</summary>"
             f"{_messages_html(self.messages)}</details>{examples}"
             f"<small>{html.escape(self.strategy)}: {calls} call(s), tokens in={u.input_tokens} "
-            f"out={u.output_tokens}, {self.elapsed:.2f} s</small></div>"
+            f"out={u.output_tokens}{spent}, {self.elapsed:.2f} s</small></div>"
         )
+
+
+def _cost(completion: Completion) -> float | None:
+    return cost_of(completion.usage, completion.model, completion.provider)
+
+
+def _usd(amount: float) -> str:
+    """Dollars for a person: cents above a dollar, four significant digits below."""
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4g}"

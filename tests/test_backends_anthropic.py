@@ -10,6 +10,7 @@ from collections.abc import AsyncIterable, Iterable, Iterator
 
 import pytest
 
+from promptkit._cost import cost_of
 from promptkit._errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -23,7 +24,7 @@ from promptkit._errors import (
     ServerError,
     UnsupportedParameterError,
 )
-from promptkit._messages import ImagePart, Message, TextPart
+from promptkit._messages import ImagePart, Message, TextPart, Usage
 from promptkit.backends import allow_real_requests, backend
 from promptkit.backends._retry import RetryPolicy
 from promptkit.testing._server import ProviderServer, ServerReply, http_date
@@ -136,6 +137,34 @@ def test_stream_yields_deltas_then_provider_usage(server: ProviderServer, llm: A
     assert (done.usage.input_tokens, done.usage.output_tokens) == (9, 3)
     assert done.finish_reason == "stop"
     assert done.model == "claude-test"
+
+
+def test_cache_and_thinking_tokens_are_counted_the_promptkit_way(server: ProviderServer, llm: AnthropicBackend) -> None:
+    counts = {"input_tokens": 1000, "output_tokens": 500, "cached_input_tokens": 400, "cache_write_tokens": 100}
+    server.add(ServerReply(text="done", reasoning_tokens=200, **counts))
+    server.add(ServerReply(text="done", reasoning_tokens=200, **counts))
+    completion = llm.complete("hi")
+    stream = llm.stream("hi")
+    assert "".join(stream) == "done"
+    # On the wire input_tokens leaves the cache out (500); promptkit's counts it in.
+    wire = completion.raw.usage
+    assert (wire.input_tokens, wire.cache_read_input_tokens, wire.cache_creation_input_tokens) == (500, 400, 100)
+    expected = Usage(
+        input_tokens=1000, output_tokens=500, cached_input_tokens=400, cache_write_tokens=100, reasoning_tokens=200
+    )
+    assert completion.usage == stream.completion.usage == expected
+    assert completion.provider == stream.completion.provider == "anthropic"
+
+
+def test_a_reply_is_priced_for_its_model_with_cache_rates(server: ProviderServer) -> None:
+    server.add(
+        ServerReply(text="ok", input_tokens=1000, output_tokens=500, cached_input_tokens=400, cache_write_tokens=100)
+    )
+    with AnthropicBackend(model="claude-haiku-4-5", base_url=server.anthropic_base_url, api_key=KEY) as b:
+        completion = b.complete("hi")
+    # genai-prices' table for claude-haiku-4-5: $1 input, $0.10 cache read, $1.25 cache write, $5 output
+    # per million: 500 * 1 + 400 * 0.1 + 100 * 1.25 + 500 * 5 = 3165 millionths of a dollar
+    assert cost_of(completion.usage, completion.model, completion.provider) == 0.003165
 
 
 def test_async_complete_and_stream(server: ProviderServer) -> None:

@@ -24,6 +24,7 @@ from promptkit._errors import (
     ResponseError,
     ServerError,
 )
+from promptkit._messages import Usage
 from promptkit.backends import allow_real_requests, backend
 from promptkit.backends._retry import RetryPolicy
 from promptkit.testing._server import ProviderServer, ServerReply, embedding_for, http_date
@@ -131,6 +132,42 @@ def test_stream_yields_deltas_then_provider_usage(server: ProviderServer, llm: O
     assert done.usage.output_tokens == 3
     assert done.finish_reason == "stop"
     assert server.requests[0].body["stream_options"] == {"include_usage": True}
+
+
+def test_cached_and_reasoning_tokens_come_from_the_usage_details(server: ProviderServer, llm: OpenAIBackend) -> None:
+    counts = {"input_tokens": 120, "output_tokens": 30, "cached_input_tokens": 100, "reasoning_tokens": 20}
+    server.add(ServerReply(text="done", **counts), ServerReply(text="done", **counts))
+    expected = Usage(input_tokens=120, output_tokens=30, cached_input_tokens=100, reasoning_tokens=20)
+    completion = llm.complete("hi")
+    stream = llm.stream("hi")
+    assert "".join(stream) == "done"
+    assert completion.usage == stream.completion.usage == expected
+    # another server behind base_url: priced only by your own prices, never as OpenAI's
+    assert completion.provider == stream.completion.provider == "openai-compatible"
+    usage = completion.raw.usage
+    assert (usage.prompt_tokens_details.cached_tokens, usage.completion_tokens_details.reasoning_tokens) == (100, 20)
+
+
+def test_cache_write_tokens_are_read_when_the_server_reports_them(server: ProviderServer, llm: OpenAIBackend) -> None:
+    server.add(ServerReply(text="ok", input_tokens=50, output_tokens=1, cache_write_tokens=40))
+    assert llm.complete("hi").usage == Usage(input_tokens=50, output_tokens=1, cache_write_tokens=40)
+
+
+def test_replies_from_openai_itself_name_openai_as_provider() -> None:
+    official = OpenAIBackend(model="gpt-4o-mini", api_key=KEY)
+    reply = openai.types.chat.ChatCompletion.model_validate(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010},
+        }
+    )
+    completion = official._to_completion(reply)
+    assert (completion.provider, completion.model) == ("openai", "gpt-4o-mini-2024-07-18")
+    assert completion.usage == Usage(input_tokens=1000, output_tokens=10)  # no details: no parts
 
 
 def test_async_complete_stream_and_client_reuse(server: ProviderServer) -> None:

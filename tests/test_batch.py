@@ -337,7 +337,9 @@ def test_the_checkpoint_stores_no_inputs_or_secrets(tmp_path: Path) -> None:
     assert "private note" not in text
     record = json.loads(text)
     assert set(record) == {"v", "key", "index", "replies", "seconds"}
-    assert record["replies"] == [{"text": "fine", "model": "mock", "finish_reason": "stop", "usage": [3, 1]}]
+    assert record["replies"] == [
+        {"text": "fine", "model": "mock", "finish_reason": "stop", "usage": {"input_tokens": 3, "output_tokens": 1}}
+    ]
 
 
 def test_restored_results_are_rebuilt_by_the_prompts_own_strategy(tmp_path: Path) -> None:
@@ -557,3 +559,66 @@ async def test_the_async_batch_over_the_wire_retries_the_same_way(
     assert [item.index for item in result.failed] == [7]
     assert max(seen.values()) == 2
     assert sum(seen.values()) == 200 + 40
+
+
+# -- cost -----------------------------------------------------------------------------------------------
+@pytest.fixture
+def house_price() -> Iterator[promptkit.Price]:
+    price = promptkit.Price(input=1.0, output=2.0)  # USD per million tokens
+    promptkit.set_price("house-model", price)
+    yield price
+    promptkit.set_price("house-model", None)
+
+
+def _house(reply: Usage) -> MockBackend:
+    return MockBackend(lambda request: Completion(text="ok", model="house-model", usage=reply), model="house-model")
+
+
+def test_the_batch_adds_up_cost_and_the_bar_shows_it(
+    house_price: promptkit.Price, capsys: pytest.CaptureFixture[str]
+) -> None:
+    llm = _house(Usage(input_tokens=1000, output_tokens=500))
+    result = Prompt("{{ n }}", llm).batch(ITEMS[:4], progress=True)
+    assert result.cost == pytest.approx(4 * (1000 * 1.0 + 500 * 2.0) / 1e6)
+    assert result[0].cost == pytest.approx(0.002)
+    assert "cost=$0.0080" in capsys.readouterr().err
+    grid = promptkit.batch([Prompt("{{ n }}", llm), Prompt("again {{ n }}", llm)], ITEMS[:1], progress=False)
+    assert grid.cost == pytest.approx(0.004)
+    assert Prompt("{{ n }}", echo()).batch(ITEMS[:1], progress=False).cost is None  # the mock has no price
+
+
+def test_the_money_cap_stops_the_batch_before_it_could_be_passed(house_price: promptkit.Price) -> None:
+    llm = _house(Usage(input_tokens=5, output_tokens=100))  # within the counted worst case
+    prompt = Prompt("{{ n }}", llm, params={"max_tokens": 100})
+    one = (5 * 1.0 + 100 * 2.0) / 1e6  # what each reply costs
+    worst = promptkit.estimate_cost(
+        "house-model", input_tokens=estimate_tokens(llm.build_request("5", {})), output_tokens=100
+    )
+    assert worst is not None
+    cap = 3 * one + worst  # three replies, then room for one more worst case
+    result = prompt.batch(ITEMS, max_cost=cap, max_concurrency=1, progress=False)
+    assert [item.status for item in result] == ["ok"] * 4 + ["skipped"] * 6
+    assert result.cost is not None
+    assert result.cost <= cap
+    error = result.skipped[0].error
+    assert isinstance(error, SpendingCapError)
+    assert error.unit == "USD"
+    assert "max_cost=" in str(error)
+
+
+def test_a_money_cap_needs_a_price_and_max_tokens(house_price: promptkit.Price) -> None:
+    with pytest.raises(ConfigurationError, match="needs a price"):
+        Prompt("{{ n }}", echo(), params={"max_tokens": 5}).batch(ITEMS, max_cost=1.0, progress=False)
+    with pytest.raises(ConfigurationError, match="max_cost needs max_tokens"):
+        Prompt("{{ n }}", _house(Usage())).batch(ITEMS, max_cost=1.0, progress=False)
+    with pytest.raises(ConfigurationError, match="positive amount"):
+        Prompt("{{ n }}", _house(Usage())).batch(ITEMS, max_cost=0, progress=False)
+
+
+def test_the_estimate_prices_the_worst_case(house_price: promptkit.Price) -> None:
+    llm = _house(Usage())
+    prompt = Prompt("{{ n }}", llm, params={"max_tokens": 100})
+    estimate = prompt.estimate_batch(ITEMS[:3])
+    assert estimate.cost == pytest.approx((estimate.input_tokens * 1.0 + 300 * 2.0) / 1e6)
+    assert Prompt("{{ n }}", llm).estimate_batch(ITEMS[:3]).cost is None  # no max_tokens: output unknown
+    assert llm.calls == []

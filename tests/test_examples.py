@@ -18,6 +18,8 @@ def test_quickstart_runs_offline() -> None:
     assert "Typed value: Sentiment(label='positive', confidence=0.93)" in out
     assert "Repaired after 2 attempts: Sentiment(label='negative', confidence=0.81)" in out
     assert "Sentiment(label='neutral', confidence=0.64)\n  usage of the streamed call" in out
+    assert "Self-consistency: Sentiment(label='positive', confidence=0.7)" in out
+    assert "votes: positive x2, neutral x1; agreement 67% over 3 samples" in out
 
 
 def _readme_blocks() -> list[str]:

@@ -39,6 +39,23 @@ def test_usage_adds_and_totals() -> None:
     assert total.total_tokens == 9
 
 
+def test_usage_adds_its_cache_and_reasoning_parts_and_shows_them_only_when_set() -> None:
+    a = Usage(input_tokens=10, output_tokens=5, cached_input_tokens=6, reasoning_tokens=2)
+    b = Usage(input_tokens=4, output_tokens=1, cache_write_tokens=3)
+    total = a + b
+    assert total == Usage(
+        input_tokens=14, output_tokens=6, cached_input_tokens=6, cache_write_tokens=3, reasoning_tokens=2
+    )
+    assert total.total_tokens == 20  # the parts are inside input and output, not added again
+    assert repr(Usage(input_tokens=1, output_tokens=2)) == "Usage(input_tokens=1, output_tokens=2)"
+    assert repr(b) == "Usage(input_tokens=4, output_tokens=1, cache_write_tokens=3)"
+
+
+def test_provider_describes_the_call_and_is_left_out_of_comparisons() -> None:
+    assert Completion(text="hi", model="m", provider="openai") == Completion(text="hi", model="m")
+    assert "provider='openai'" in repr(Completion(text="hi", provider="openai"))
+
+
 def test_completion_repr_hides_raw() -> None:
     c = Completion(text="Paris", model="m", raw={"secret": "raw-response"})
     assert "raw-response" not in repr(c)

@@ -24,6 +24,7 @@ from .._prompt import Prompt
 from ..backends._ratelimit import estimate_input_tokens
 from ._checkpoint import CheckpointWarning
 from ._engine import Engine
+from ._limits import request_cost
 from ._results import BatchEstimate, BatchGrid, BatchItem, BatchResult, Latency
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class BatchOptions(TypedDict, total=False):
     requests_per_minute: float | None
     tokens_per_minute: float | None
     max_tokens_total: int | None
+    max_cost: float | None
     checkpoint: str | os.PathLike[str] | None
     progress: bool | None
 
@@ -169,8 +171,9 @@ def estimate_batch(
 ) -> BatchEstimate:
     """Count what a batch would send, without sending anything (a dry run).
 
-    Each item is rendered and its messages counted with :func:`promptkit.count_tokens`; items a
-    ``checkpoint`` already holds are left out, as a re-run would skip them.
+    Each item is rendered and its messages counted with :func:`promptkit.count_tokens`; with
+    ``max_tokens`` set, the worst case is priced too (``cost``). Items a ``checkpoint`` already
+    holds are left out, as a re-run would skip them.
 
     >>> from promptkit import Prompt
     >>> from promptkit.testing import MockBackend
@@ -190,6 +193,7 @@ def estimate_batch(
     calls = 0
     output_known = True
     output_tokens = 0
+    cost: float | None = 0.0
     for job in pending:
         source = engine.sources[job.group]
         assert source.backend is not None
@@ -199,11 +203,14 @@ def estimate_batch(
             errors.append((job.index, exc))
             continue
         calls += 1
-        input_tokens += estimate_input_tokens(tuple(messages), source.backend.name)
+        counted = estimate_input_tokens(tuple(messages), source.backend.name)
+        input_tokens += counted
         exact = exact and _exact_for(source.backend.name)
         max_tokens = {**source.params, **(params or {})}.get("max_tokens")
         if isinstance(max_tokens, int):
             output_tokens += max_tokens
+            price = request_cost(source.backend.name, counted, max_tokens)
+            cost = None if price is None or cost is None else cost + price
         else:
             output_known = False
     for done in engine.done:
@@ -218,6 +225,7 @@ def estimate_batch(
         exact=exact,
         finished=finished,
         errors=tuple(sorted(errors, key=lambda pair: pair[0])),
+        cost=cost if output_known else None,
     )
 
 

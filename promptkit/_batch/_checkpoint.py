@@ -7,6 +7,7 @@ with usage: no inputs, no messages, no parameters.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -116,11 +117,16 @@ def _reply_doc(completion: Completion | None, error: BaseException | None = None
         "text": completion.text,
         "model": completion.model,
         "finish_reason": completion.finish_reason,
-        "usage": [completion.usage.input_tokens, completion.usage.output_tokens],
+        "usage": {k: v for k, v in dataclasses.asdict(completion.usage).items() if v},
     }
+    if completion.provider is not None:
+        doc["provider"] = completion.provider
     if completion.reasoning is not None:
         doc["reasoning"] = completion.reasoning
     return doc
+
+
+_USAGE_FIELDS = frozenset(f.name for f in dataclasses.fields(Usage))
 
 
 class ReplayExhausted(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -144,13 +150,14 @@ class Replay(WrapperBackend):
         doc = self._replies.popleft()
         if "error" in doc:
             raise BackendError(f"a stored failed reply ({doc['error']})", provider=self.name)
-        usage = doc.get("usage") or [0, 0]
+        usage = doc.get("usage") or {}
         return Completion(
             text=str(doc["text"]),
             model=doc.get("model"),
-            usage=Usage(input_tokens=int(usage[0]), output_tokens=int(usage[1])),
+            usage=Usage(**{k: int(v) for k, v in usage.items() if k in _USAGE_FIELDS}),
             finish_reason=doc.get("finish_reason"),
             reasoning=doc.get("reasoning"),
+            provider=doc.get("provider"),
         )
 
     async def acomplete_request(self, request: Request) -> Completion:

@@ -17,9 +17,9 @@ from .._prompt import Prompt
 from .._result import Result
 from ..backends import Backend, RateLimitedBackend, validate_params
 from ._checkpoint import Checkpoint, Replay, ReplayExhausted, inputs_digest
-from ._limits import ITEM, CappedBackend, ItemState, Spend, shared_limiter
+from ._limits import ITEM, CappedBackend, ItemState, Spend, request_cost, shared_limiter
 from ._progress import Progress
-from ._results import BatchItem, BatchResult, Status, error_usage
+from ._results import BatchItem, BatchResult, Status, error_cost, error_usage
 
 if TYPE_CHECKING:
     from ..backends import Params
@@ -85,6 +85,25 @@ def _check_count(name: str, value: Any, *, allow_none: bool) -> None:
         raise ConfigurationError(f"{name} must be a whole number >= 1, not {value!r}")
 
 
+def _check_cap(prompt: Prompt[Any], merged: Mapping[str, Any], *, tokens: Spend | None, money: Spend | None) -> None:
+    """A cap is kept only when every request's worst case is known: its length, and its price."""
+    if tokens is None and money is None:
+        return
+    option = "max_tokens_total" if tokens is not None else "max_cost"
+    if "max_tokens" not in merged:
+        raise ConfigurationError(
+            f"{option} needs max_tokens (on the prompt or in params=): without it a reply's "
+            "length has no bound and the cap could be passed"
+        )
+    backend = prompt.backend
+    assert backend is not None
+    if money is not None and request_cost(backend.name, 1, 1) is None:
+        raise ConfigurationError(
+            f"max_cost needs a price for {backend.name!r} and none is known; install promptkit[prices] "
+            "or set one with promptkit.set_price(model, Price(input=..., output=...))"
+        )
+
+
 def _merged_params(prompt: Prompt[Any], params: Params | Mapping[str, Any] | None) -> dict[str, Any]:
     if params is not None and not isinstance(params, Mapping):
         raise ConfigurationError(f"params must be a mapping of call parameters, not {params!r}")
@@ -109,28 +128,32 @@ class Engine:
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
         max_tokens_total: int | None = None,
+        max_cost: float | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         progress: bool | None = None,
     ) -> None:
         _check_count("max_concurrency", max_concurrency, allow_none=False)
         _check_count("max_tokens_total", max_tokens_total, allow_none=True)
+        if max_cost is not None and (
+            isinstance(max_cost, bool) or not isinstance(max_cost, (int, float)) or not max_cost > 0
+        ):
+            raise ConfigurationError(f"max_cost must be a positive amount of US dollars, not {max_cost!r}")
         if progress is not None and not isinstance(progress, bool):
             raise ConfigurationError(f"progress must be True, False or None (automatic), not {progress!r}")
         items = _materialise(inputs)
         self.params = dict(params or {})
         self.call_params: Params | None = cast("Params", self.params) if self.params else None
         self.max_concurrency = max_concurrency
-        self.spend = Spend(max_tokens_total) if max_tokens_total is not None else None
+        self.spend = (
+            Spend(max_tokens_total, unit="tokens", option="max_tokens_total") if max_tokens_total is not None else None
+        )
+        self.money = Spend(float(max_cost), unit="USD", option="max_cost") if max_cost is not None else None
         wrapped: list[Prompt[Any]] = []
         for prompt in prompts:
             if not isinstance(prompt, Prompt):
                 raise ConfigurationError(f"a batch runs Prompt objects, not {type(prompt).__name__}")
             merged = _merged_params(prompt, params)
-            if self.spend is not None and "max_tokens" not in merged:
-                raise ConfigurationError(
-                    "max_tokens_total needs max_tokens (on the prompt or in params=): without it a reply's "
-                    "length has no bound and the cap could be passed"
-                )
+            _check_cap(prompt, merged, tokens=self.spend, money=self.money)
             wrapped.append(self._wrap(prompt, requests_per_minute, tokens_per_minute))
         self.prompts = wrapped
         self.groups = len(prompts)
@@ -146,6 +169,7 @@ class Engine:
         self.cap_error: SpendingCapError | None = None
         self.failed = 0
         self.tokens = 0
+        self.cost: float | None = 0.0
         self.progress_flag = progress
 
     def _wrap(self, prompt: Prompt[Any], rpm: float | None, tpm: float | None) -> Prompt[Any]:
@@ -159,8 +183,8 @@ class Engine:
                     "so drop requests_per_minute=/tokens_per_minute= here"
                 )
             wrapper = RateLimitedBackend(backend, limiter=shared_limiter(backend, rpm, tpm))
-        if self.spend is not None:
-            wrapper = CappedBackend(wrapper, self.spend)
+        if self.spend is not None or self.money is not None:
+            wrapper = CappedBackend(wrapper, tokens=self.spend, money=self.money)
         return prompt if wrapper is backend else prompt.with_backend(wrapper)
 
     # -- before sending: input errors and the checkpoint ---------------------------------------------
@@ -212,9 +236,11 @@ class Engine:
             self.failed += 1
         usage = done.result.usage if done.result is not None else error_usage(done.error)
         self.tokens += usage.total_tokens
+        cost = done.result.cost if done.result is not None else error_cost(done.error)
+        self.cost = None if cost is None or self.cost is None else self.cost + cost
         if done.status == "ok" and done.result is not None and self.checkpoint is not None and done.job.key:
             self.checkpoint.write(done.job.key, done.job.index, done.result, done.seconds)
-        self._bar.update(self.failed, self.tokens)
+        self._bar.update(self.failed, self.tokens, self.cost)
 
     def _blocked(self, job: Job) -> Done | None:
         if self.stopping:

@@ -23,7 +23,7 @@ def _interactive() -> bool:
 
 
 class Progress:
-    """A tqdm bar (tqdm.auto: terminal or notebook) showing done, failed and tokens so far."""
+    """A tqdm bar (tqdm.auto: terminal or notebook) showing done, failed, tokens and cost so far."""
 
     def __init__(self, enabled: bool | None, total: int, initial: int) -> None:
         self._bar: Any = None
@@ -40,9 +40,12 @@ class Progress:
             tqdm = require("tqdm.auto", extra="progress", package="tqdm").tqdm
         self._bar = tqdm(total=total, initial=initial, desc="batch", unit="item", dynamic_ncols=True)
 
-    def update(self, failed: int, tokens: int) -> None:
+    def update(self, failed: int, tokens: int, cost: float | None = None) -> None:
         if self._bar is not None:
-            self._bar.set_postfix(failed=failed, tokens=tokens, refresh=False)
+            shown: dict[str, object] = {"failed": failed, "tokens": tokens}
+            if cost:  # only once something had a known price
+                shown["cost"] = f"${cost:.4f}"
+            self._bar.set_postfix(shown, refresh=False)
             self._bar.update(1)
 
     def close(self) -> None:

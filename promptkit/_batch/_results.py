@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, overload
 
+from .._cost import cost_of
 from .._errors import ConfigurationError, ParseError
 from .._messages import Completion, Usage
 from .._result import Result
 
-__all__ = ["BatchEstimate", "BatchGrid", "BatchItem", "BatchResult", "Latency", "Status", "error_usage"]
+__all__ = [
+    "BatchEstimate",
+    "BatchGrid",
+    "BatchItem",
+    "BatchResult",
+    "Latency",
+    "Status",
+    "error_cost",
+    "error_usage",
+    "usd",
+]
 
 T = TypeVar("T")
 K = TypeVar("K")
 
 Status = Literal["ok", "failed", "skipped", "cancelled"]
+
+
+def usd(amount: float) -> str:
+    """Dollars for a person: cents above a dollar, four significant digits below."""
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4g}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +75,16 @@ class BatchItem(Generic[T]):
         raise ConfigurationError(f"item {self.index} has no value: it was {self.status}")
 
     @property
+    def cost(self) -> float | None:
+        """What this item's calls cost in USD in this run (0.0 when restored or never sent; ``None``:
+        a reply's model has no known price)."""
+        if self.restored:
+            return 0.0
+        if self.result is not None:
+            return self.result.cost
+        return error_cost(self.error)
+
+    @property
     def usage(self) -> Usage:
         """Tokens this item's calls used in this run (a failed reply's included; none when restored)."""
         if self.restored:
@@ -66,6 +92,19 @@ class BatchItem(Generic[T]):
         if self.result is not None:
             return self.result.usage
         return error_usage(self.error)
+
+
+def error_cost(error: BaseException | None) -> float | None:
+    """What the replies behind a failed item cost (a reply that did not parse was still billed)."""
+    total = 0.0
+    if isinstance(error, ParseError):
+        for completion in error.completions:
+            if isinstance(completion, Completion):
+                cost = cost_of(completion.usage, completion.model, completion.provider)
+                if cost is None:
+                    return None
+                total += cost
+    return total
 
 
 def error_usage(error: BaseException | None) -> Usage:
@@ -197,6 +236,11 @@ class BatchResult(Sequence[BatchItem[T]]):
         return total
 
     @property
+    def cost(self) -> float | None:
+        """What the calls this run made cost in USD; ``None`` when a reply's model has no known price."""
+        return _sum_costs(item.cost for item in self.items)
+
+    @property
     def latency(self) -> Latency | None:
         """Percentiles of the wall times of the items sent in this run."""
         return Latency.of([item.seconds for item in self.items if item.seconds is not None])
@@ -213,6 +257,8 @@ class BatchResult(Sequence[BatchItem[T]]):
         rows = [(status, str(n)) for status, n in self.counts.items()]
         rows.append(("restored", str(self.restored)))
         rows.append(("tokens", f"in={usage.input_tokens} out={usage.output_tokens}"))
+        cost = self.cost
+        rows.append(("cost", "unknown" if cost is None else usd(cost)))
         if latency is not None:
             rows.append(("latency", f"p50={latency.p50:.2f} s p90={latency.p90:.2f} s p99={latency.p99:.2f} s"))
         rows.append(("elapsed", f"{self.elapsed:.2f} s"))
@@ -267,6 +313,11 @@ class BatchGrid(Mapping[K, BatchResult[Any]]):
             total = total + result.usage
         return total
 
+    @property
+    def cost(self) -> float | None:
+        """What every prompt's calls cost in USD in this run; ``None`` when a price is unknown."""
+        return _sum_costs(result.cost for result in self._results.values())
+
     def __repr__(self) -> str:
         inner = ", ".join(f"{key!r}: {result!r}" for key, result in self._results.items())
         return f"<BatchGrid {{{inner}}}>"
@@ -289,7 +340,7 @@ class BatchEstimate:
     sets ``max_tokens`` and ``None`` otherwise: a reply's length is unknown until it arrives.
     ``exact`` is false when some count used a stand-in tokenizer (Claude, test doubles).
     ``finished`` counts the items a checkpoint already holds (not sent again); ``errors`` the
-    items that would fail before any call, by index.
+    items that would fail before any call, by index; ``cost`` the worst case in USD.
     """
 
     items: int
@@ -299,8 +350,20 @@ class BatchEstimate:
     exact: bool = True
     finished: int = 0
     errors: tuple[tuple[int, Exception], ...] = ()
+    cost: float | None = None
+    """The worst case in USD (input and ``max_tokens`` at the models' prices), ``None`` while the
+    output or a price is unknown."""
 
     @property
     def total_tokens(self) -> int | None:
         """Input plus output tokens, or ``None`` while the output is unknown."""
         return None if self.output_tokens is None else self.input_tokens + self.output_tokens
+
+
+def _sum_costs(costs: Iterable[float | None]) -> float | None:
+    total = 0.0
+    for cost in costs:
+        if cost is None:
+            return None
+        total += cost
+    return total

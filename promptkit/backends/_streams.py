@@ -31,6 +31,7 @@ class _StreamBase:
         self._backend = backend
         self._parts: list[str] = []
         self._model: str | None = None
+        self._provider: str | None = None
         self._usage: Usage | None = None
         self._finish: FinishReason | None = None
         self._raw: list[Any] = []
@@ -42,6 +43,8 @@ class _StreamBase:
             self._parts.append(chunk.text)
         if chunk.model is not None:
             self._model = chunk.model
+        if chunk.provider is not None:
+            self._provider = chunk.provider
         if chunk.usage is not None:
             self._usage = chunk.usage
         if chunk.finish_reason is not None:
@@ -74,6 +77,7 @@ class _StreamBase:
             model=self._model,
             usage=self._usage if self._usage is not None else Usage(),
             finish_reason=self._finish,
+            provider=self._provider,
             raw=tuple(self._raw) or None,
             attempts=self._attempts,
         )

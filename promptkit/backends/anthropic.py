@@ -13,6 +13,7 @@ own retries off, so that promptkit retries in exactly one place.
 from __future__ import annotations
 
 import sys
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal
 
 from promptkit._errors import (
@@ -197,6 +198,7 @@ class AnthropicBackend(SDKBackend):
             model=reply.model,
             usage=_usage(reply.usage),
             finish_reason=_FINISH.get(reply.stop_reason or ""),
+            provider="anthropic",
             raw=reply,
             reasoning="\n\n".join(thoughts) or None,
         )
@@ -206,8 +208,9 @@ class AnthropicBackend(SDKBackend):
             raise stream_incomplete(self.name, "".join(state.parts), "no message_stop event arrived")
         return Chunk(
             model=state.model,
-            usage=Usage(input_tokens=state.input_tokens, output_tokens=state.output_tokens),
+            usage=_usage(SimpleNamespace(**state.counts)),
             finish_reason=state.finish,
+            provider="anthropic",
         )
 
     def _new_stream_state(self) -> _StreamState:
@@ -218,13 +221,14 @@ class AnthropicBackend(SDKBackend):
 
 
 class _StreamState:
-    __slots__ = ("finish", "input_tokens", "model", "output_tokens", "parts", "stopped")
+    __slots__ = ("counts", "finish", "model", "parts", "stopped")
 
     def __init__(self) -> None:
         self.parts: list[str] = []
         self.model: str | None = None
-        self.input_tokens = 0
-        self.output_tokens = 0
+        # The wire's usage fields as they arrive: message_start sets them, message_delta updates
+        # the ones it carries (its counts are cumulative).
+        self.counts: dict[str, Any] = {}
         self.finish: FinishReason | None = None
         self.stopped = False
 
@@ -241,29 +245,48 @@ class _StreamState:
         elif kind == "message_start":
             message = event.message
             self.model = message.model
-            usage = _usage(message.usage)
-            self.input_tokens = usage.input_tokens
-            self.output_tokens = usage.output_tokens
+            self._count(message.usage)
         elif kind == "message_delta":
             if event.delta.stop_reason:
                 self.finish = _FINISH.get(event.delta.stop_reason)
-            usage = event.usage
-            if usage is not None:
-                self.output_tokens = usage.output_tokens or self.output_tokens
-                if getattr(usage, "input_tokens", None):
-                    self.input_tokens = _usage(usage).input_tokens
+            self._count(event.usage)
         elif kind == "message_stop":
             self.stopped = True
         return ""
 
+    def _count(self, usage: Any) -> None:
+        if usage is None:
+            return
+        for name in _USAGE_FIELDS:
+            value = getattr(usage, name, None)
+            if value is not None:
+                self.counts[name] = value
+
+
+_USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "output_tokens_details",
+)
+
 
 def _usage(usage: Any) -> Usage:
+    """promptkit's Usage from the API's: its ``input_tokens`` leaves out cache reads and writes,
+    promptkit's counts them in (so input totals compare across providers)."""
     if usage is None:
         return Usage()
-    extra = (getattr(usage, "cache_creation_input_tokens", None) or 0) + (
-        getattr(usage, "cache_read_input_tokens", None) or 0
+    read = getattr(usage, "cache_read_input_tokens", None) or 0
+    write = getattr(usage, "cache_creation_input_tokens", None) or 0
+    details = getattr(usage, "output_tokens_details", None)
+    return Usage(
+        input_tokens=(getattr(usage, "input_tokens", None) or 0) + read + write,
+        output_tokens=getattr(usage, "output_tokens", None) or 0,
+        cached_input_tokens=read,
+        cache_write_tokens=write,
+        reasoning_tokens=getattr(details, "thinking_tokens", None) or 0,
     )
-    return Usage(input_tokens=(usage.input_tokens or 0) + extra, output_tokens=usage.output_tokens or 0)
 
 
 def _content(message: Message) -> str | list[dict[str, Any]]:

@@ -110,6 +110,8 @@ class OpenAIBackend(SDKBackend):
         self._organization = organization
         official = self._base_url is None or "api.openai.com" in self._base_url
         self._max_tokens_field = max_tokens_field or ("max_completion_tokens" if official else "max_tokens")
+        # Who serves the replies, for price lookups: another server's "gpt-4o" is not OpenAI's price.
+        self._served_by = "openai" if official else "openai-compatible"
         self._stream_usage = stream_usage
         self.embedding_model = embedding_model
 
@@ -197,14 +199,12 @@ class OpenAIBackend(SDKBackend):
                 f"{self.name}: the reply's message content is a {type(text).__name__}, not text",
                 provider=self.name,
             )
-        usage = reply.usage
         return Completion(
             text=text,
             model=reply.model,
-            usage=Usage(input_tokens=usage.prompt_tokens or 0, output_tokens=usage.completion_tokens or 0)
-            if usage is not None
-            else Usage(),
+            usage=_usage(reply.usage),
             finish_reason=_FINISH.get(choice.finish_reason or ""),
+            provider=self._served_by,
             raw=reply,
             reasoning=_reasoning_of(message),
         )
@@ -216,7 +216,9 @@ class OpenAIBackend(SDKBackend):
             if state.finish is not None:
                 detail += " (if this server never sends usage on streams, pass stream_usage=False)"
             raise stream_incomplete(self.name, "".join(state.parts), detail)
-        return Chunk(model=state.model, usage=state.usage or Usage(), finish_reason=state.finish)
+        return Chunk(
+            model=state.model, usage=state.usage or Usage(), finish_reason=state.finish, provider=self._served_by
+        )
 
     def _new_stream_state(self) -> _StreamState:
         return _StreamState()
@@ -312,7 +314,7 @@ class _StreamState:
             self.model = event.model
         usage = event.usage
         if usage is not None:
-            self.usage = Usage(input_tokens=usage.prompt_tokens or 0, output_tokens=usage.completion_tokens or 0)
+            self.usage = _usage(usage)
         if not event.choices:
             return ""
         choice = event.choices[0]
@@ -334,6 +336,21 @@ def _reasoning_of(message: Any) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def _usage(usage: Any) -> Usage:
+    """promptkit's Usage from the SDK's: ``prompt_tokens`` already counts the cached tokens."""
+    if usage is None:
+        return Usage()
+    prompt = getattr(usage, "prompt_tokens_details", None)
+    completion = getattr(usage, "completion_tokens_details", None)
+    return Usage(
+        input_tokens=usage.prompt_tokens or 0,
+        output_tokens=usage.completion_tokens or 0,
+        cached_input_tokens=getattr(prompt, "cached_tokens", None) or 0,
+        cache_write_tokens=getattr(prompt, "cache_write_tokens", None) or 0,
+        reasoning_tokens=getattr(completion, "reasoning_tokens", None) or 0,
+    )
 
 
 def _message(message: Message) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, Union
+from typing import Any, Literal, NamedTuple, Union
 
 from typing_extensions import Self
 
@@ -88,7 +88,12 @@ class ServerReply:
     ``pause`` is how long a ``stall`` fault goes quiet mid-body; ``header_trickle`` sends the
     status line and headers one byte at a time with that many seconds between bytes.
     ``chunk_size`` is the number of characters per streamed delta. Token counts default to the
-    number of whitespace-separated words.
+    number of whitespace-separated words. ``input_tokens`` counts every input token the way
+    promptkit's ``Usage`` does; ``cached_input_tokens`` and ``cache_write_tokens`` (parts of it)
+    and ``reasoning_tokens`` (part of ``output_tokens``) are written in each wire format's own
+    fields: OpenAI's ``prompt_tokens_details`` / ``completion_tokens_details``, Anthropic's
+    ``cache_read_input_tokens`` / ``cache_creation_input_tokens`` (its ``input_tokens`` then
+    leaves them out) and ``output_tokens_details.thinking_tokens``.
 
     >>> ServerReply(text="Paris").text
     'Paris'
@@ -114,6 +119,9 @@ class ServerReply:
     model: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @classmethod
     def error(
@@ -404,9 +412,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, self._embeddings(body), reply, extra)
             return
         model = reply.model or str(body.get("model") or "test-model")
-        usage = (
+        usage = _Tokens(
             reply.input_tokens if reply.input_tokens is not None else _words(body.get("messages")) + _words(body),
             reply.output_tokens if reply.output_tokens is not None else len(reply.text.split()),
+            reply.cached_input_tokens,
+            reply.cache_write_tokens,
+            reply.reasoning_tokens,
         )
         if reply.raw_events is not None and body.get("stream"):
             self._stream(iter(_raw_events(reply.raw_events, provider)), reply, extra, provider)
@@ -473,7 +484,7 @@ class _Handler(BaseHTTPRequestHandler):
         size = max(1, size)
         return [text[i : i + size] for i in range(0, len(text), size)]
 
-    def _openai_completion(self, reply: ServerReply, model: str, usage: tuple[int, int]) -> Any:
+    def _openai_completion(self, reply: ServerReply, model: str, usage: _Tokens) -> Any:
         return {
             "id": "chatcmpl-test",
             "object": "chat.completion",
@@ -487,11 +498,11 @@ class _Handler(BaseHTTPRequestHandler):
                     "logprobs": None,
                 }
             ],
-            "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
+            "usage": usage.openai(),
         }
 
     def _openai_events(
-        self, body: Mapping[str, Any], reply: ServerReply, model: str, usage: tuple[int, int]
+        self, body: Mapping[str, Any], reply: ServerReply, model: str, usage: _Tokens
     ) -> Iterator[bytes]:
         base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": model}
 
@@ -504,13 +515,10 @@ class _Handler(BaseHTTPRequestHandler):
         yield event([{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}])
         options = body.get("stream_options")
         if isinstance(options, Mapping) and options.get("include_usage"):
-            yield event(
-                [],
-                usage={"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
-            )
+            yield event([], usage=usage.openai())
         yield b"data: [DONE]\n\n"
 
-    def _anthropic_message(self, reply: ServerReply, model: str, usage: tuple[int, int]) -> Any:
+    def _anthropic_message(self, reply: ServerReply, model: str, usage: _Tokens) -> Any:
         return {
             "id": "msg_test",
             "type": "message",
@@ -519,14 +527,14 @@ class _Handler(BaseHTTPRequestHandler):
             "content": [{"type": "text", "text": reply.text}],
             "stop_reason": _ANTHROPIC_STOP.get(reply.finish_reason, reply.finish_reason),
             "stop_sequence": None,
-            "usage": {"input_tokens": usage[0], "output_tokens": usage[1]},
+            "usage": usage.anthropic(),
         }
 
-    def _anthropic_events(self, reply: ServerReply, model: str, usage: tuple[int, int]) -> Iterator[bytes]:
+    def _anthropic_events(self, reply: ServerReply, model: str, usage: _Tokens) -> Iterator[bytes]:
         def event(name: str, data: Any) -> bytes:
             return f"event: {name}\ndata: ".encode() + json.dumps(data).encode() + b"\n\n"
 
-        start = self._anthropic_message(replace(reply, text=""), model, (usage[0], 1))
+        start = self._anthropic_message(replace(reply, text=""), model, usage._replace(output=1, reasoning=0))
         start.update(content=[], stop_reason=None)
         yield event("message_start", {"type": "message_start", "message": start})
         yield event(
@@ -546,7 +554,7 @@ class _Handler(BaseHTTPRequestHandler):
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": stop, "stop_sequence": None},
-                "usage": {"output_tokens": usage[1]},
+                "usage": {"output_tokens": usage.output, **usage.anthropic_details()},
             },
         )
         yield event("message_stop", {"type": "message_stop"})
@@ -574,6 +582,40 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
         except OSError:
             pass
+
+
+class _Tokens(NamedTuple):
+    """One reply's token counts in promptkit's convention (``input`` counts the cached tokens)."""
+
+    input: int
+    output: int
+    cached: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+
+    def openai(self) -> dict[str, Any]:
+        prompt = {"cached_tokens": self.cached, "audio_tokens": 0}
+        if self.cache_write:
+            prompt["cache_write_tokens"] = self.cache_write
+        return {
+            "prompt_tokens": self.input,
+            "completion_tokens": self.output,
+            "total_tokens": self.input + self.output,
+            "prompt_tokens_details": prompt,
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning, "audio_tokens": 0},
+        }
+
+    def anthropic(self) -> dict[str, Any]:
+        return {
+            "input_tokens": max(0, self.input - self.cached - self.cache_write),
+            "output_tokens": self.output,
+            "cache_read_input_tokens": self.cached,
+            "cache_creation_input_tokens": self.cache_write,
+            **self.anthropic_details(),
+        }
+
+    def anthropic_details(self) -> dict[str, Any]:
+        return {"output_tokens_details": {"thinking_tokens": self.reasoning}} if self.reasoning else {}
 
 
 class _Server(ThreadingHTTPServer):

@@ -74,3 +74,14 @@ def check_strategies() -> None:
             return Outcome(value=value, completion=completion, info={"agreed": first == value})
 
     assert_type(Prompt("{{ q }}", MockBackend(), strategy=Twice()), Prompt[str])
+
+
+def check_cost() -> None:
+    from promptkit import Price, Usage, cost_of, estimate_cost, price_for
+
+    result = Prompt("{{ q }}", MockBackend()).run(q="x")
+    assert_type(result.cost, float | None)
+    assert_type(result.attempts[0].cost, float | None)
+    assert_type(price_for("gpt-4o"), Price | None)
+    assert_type(cost_of(Usage(), "gpt-4o", "openai", batch=True), float | None)
+    assert_type(estimate_cost("gpt-4o", input_tokens=1, output_tokens=1), float | None)
