@@ -18,6 +18,7 @@
     │   └── TokenBudgetError               a prompt cannot fit its token budget, even truncated
     ├── ParseError                         a reply did not match what the parser expects
     ├── ExampleError                       bad few-shot examples or selector configuration
+    ├── SpendingCapError                   a batch's spending cap stopped a request before it was sent
     ├── GuardError                         a test safeguard stopped a call (never a BackendError)
     │   ├── RealBackendBlockedError        a real provider was called under test
     │   └── ScriptExhaustedError           a MockBackend ran out of scripted replies
@@ -65,6 +66,7 @@ __all__ = [
     "ResponseError",
     "ScriptExhaustedError",
     "ServerError",
+    "SpendingCapError",
     "TemplateError",
     "TemplateInputError",
     "TemplateLimitError",
@@ -212,6 +214,24 @@ class TokenBudgetError(TokenizerError):
 
 class ExampleError(PromptkitError):
     """Few-shot examples, pools or selectors are misconfigured."""
+
+
+class SpendingCapError(PromptkitError):
+    """A request was not sent because it could pass a batch's spending cap.
+
+    ``limit`` is the cap, ``committed`` what was already used or reserved by calls in flight, and
+    ``needed`` the request's worst case (its input tokens plus ``max_tokens``), all in ``unit``
+    (``"tokens"``).
+    """
+
+    def __init__(
+        self, message: str, *, limit: float = 0, committed: float = 0, needed: float = 0, unit: str = "tokens"
+    ) -> None:
+        self.limit = limit
+        self.committed = committed
+        self.needed = needed
+        self.unit = unit
+        super().__init__(message)
 
 
 class ParseError(PromptkitError):

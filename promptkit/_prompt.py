@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -19,7 +19,11 @@ from .backends import ALL_PARAMS, Backend, Params, validate_params
 from .backends import backend as make_backend
 
 if TYPE_CHECKING:
+    import os
+
     from typing_extensions import Self, Unpack
+
+    from ._batch import BatchEstimate, BatchResult
 
 __all__ = ["Prompt", "Result"]
 
@@ -397,6 +401,93 @@ class Prompt(Generic[T]):
     async def acomplete(self, *, params: Params | None = None, **inputs: Any) -> T:
         """Async :meth:`complete`."""
         return (await self.arun(params=params, **inputs)).value
+
+    # -- many calls ------------------------------------------------------------------------------
+    def batch(
+        self,
+        inputs: Iterable[Mapping[str, Any]],
+        *,
+        params: Params | None = None,
+        max_concurrency: int = 8,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        max_tokens_total: int | None = None,
+        max_cost: float | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        progress: bool | None = None,
+    ) -> BatchResult[T]:
+        """Call the prompt once per mapping of ``inputs``: a :class:`BatchResult` in input order.
+
+        A failed item keeps its error and never stops the others (test guards do: a
+        :class:`GuardError` is raised). Up to ``max_concurrency`` calls run at once, in worker
+        threads (no event loop is started, so this works inside Jupyter).
+        ``requests_per_minute``/``tokens_per_minute`` limit the backend, shared by every batch on
+        it; ``max_tokens_total`` and ``max_cost`` (USD) stop the batch before a request could pass
+        them (items not sent are ``skipped``; they need ``max_tokens``). ``checkpoint`` names a JSON-lines file of
+        finished items: a re-run sends only the others. ``progress`` shows a tqdm bar (``None``:
+        when stderr is a terminal or in a notebook). Ctrl-C returns what finished, the rest
+        ``cancelled``. See docs/batch.md.
+
+        >>> from promptkit.testing import MockBackend
+        >>> p = Prompt("Capital of {{ country }}?", MockBackend(["Paris", "Rome"]))
+        >>> p.batch([{"country": "France"}, {"country": "Italy"}], progress=False).values
+        ['Paris', 'Rome']
+        """
+        from ._batch import run_batch
+
+        return run_batch(
+            self,
+            inputs,
+            params=params,
+            max_concurrency=max_concurrency,
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            max_tokens_total=max_tokens_total,
+            max_cost=max_cost,
+            checkpoint=checkpoint,
+            progress=progress,
+        )
+
+    async def abatch(
+        self,
+        inputs: Iterable[Mapping[str, Any]],
+        *,
+        params: Params | None = None,
+        max_concurrency: int = 8,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        max_tokens_total: int | None = None,
+        max_cost: float | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        progress: bool | None = None,
+    ) -> BatchResult[T]:
+        """Async :meth:`batch` (calls through :meth:`arun`); a cancelled task returns what finished."""
+        from ._batch import run_abatch
+
+        return await run_abatch(
+            self,
+            inputs,
+            params=params,
+            max_concurrency=max_concurrency,
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            max_tokens_total=max_tokens_total,
+            max_cost=max_cost,
+            checkpoint=checkpoint,
+            progress=progress,
+        )
+
+    def estimate_batch(
+        self,
+        inputs: Iterable[Mapping[str, Any]],
+        *,
+        params: Params | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+    ) -> BatchEstimate:
+        """What :meth:`batch` would send (calls, input and output tokens), counted without sending."""
+        from ._batch import estimate_batch
+
+        return estimate_batch(self, inputs, params=params, checkpoint=checkpoint)
 
     def stream(self, *, params: Params | None = None, **inputs: Any) -> PromptStream[T]:
         """Stream the reply: a :class:`PromptStream` of partial values, the validated value last.

@@ -27,6 +27,7 @@ from ._contract import (
 )
 from ._factory import backend
 from ._gate import allow_real_requests, check_real_request, real_requests_allowed
+from ._ratelimit import RateLimitedBackend, RateLimiter
 from ._streams import AsyncStream, Stream, stream_incomplete
 from ._wrapper import WrapperBackend
 
@@ -39,6 +40,8 @@ __all__ = [
     "BaseBackend",
     "OutputSchema",
     "Params",
+    "RateLimitedBackend",
+    "RateLimiter",
     "Request",
     "Stream",
     "WrapperBackend",

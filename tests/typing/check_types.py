@@ -41,6 +41,21 @@ def check_streams_and_results() -> None:
     assert_type(typed.with_template("{{ q }}!"), Prompt[Answer])
 
 
+def check_batches() -> None:
+    import promptkit
+    from promptkit import BatchEstimate, BatchGrid, BatchItem, BatchResult
+
+    typed = Prompt("{{ q }}", MockBackend(), parser=PydanticParser(Answer))
+    result = typed.batch([{"q": "x"}], max_concurrency=2, progress=False)
+    assert_type(result, BatchResult[Answer])
+    assert_type(result[0], BatchItem[Answer])
+    assert_type(result.values, list[Answer])
+    assert_type(result[0].value, Answer)
+    assert_type(typed.estimate_batch([{"q": "x"}]), BatchEstimate)
+    assert_type(promptkit.batch({"a": typed}, [{"q": "x"}]), BatchGrid[str])
+    assert_type(promptkit.batch([typed, typed], [{"q": "x"}]), BatchGrid[int])
+
+
 def check_strategies() -> None:
     from promptkit import ChainOfThought, Context, Outcome, Plan, SelfConsistency, SelfRefine, ask
 
