@@ -34,7 +34,8 @@ examples = [
 ]
 
 # The mock answers like a model would: prose around a fenced JSON block; then a reply that does
-# not validate (so the prompt re-asks); then a streamed reply; then three sampled replies.
+# not validate (so the prompt re-asks); then a streamed reply; then three sampled replies;
+# then two replies for a batch.
 backend = MockBackend(
     [
         'Sure!\n```json\n{"label": "positive", "confidence": 0.93}\n```',
@@ -44,6 +45,8 @@ backend = MockBackend(
         '{"label": "positive", "confidence": 0.7}',
         '{"label": "neutral", "confidence": 0.55}',
         '{"label": "positive", "confidence": 0.7}',
+        '{"label": "negative", "confidence": 0.9}',
+        '{"label": "negative", "confidence": 0.9}',
     ],
     chunk_size=8,
 )
@@ -91,6 +94,14 @@ def main() -> None:
     print(f"\nSelf-consistency: {voted.value!r}")
     votes = ", ".join(f"{value.label} x{count}" for value, count in voted.info["votes"])
     print(f"  votes: {votes}; agreement {voted.info['agreement']:.0%} over {len(voted.samples)} samples")
+
+    # A batch keeps every item in input order; an item that fails (here, a missing variable)
+    # carries its error instead of losing the others.
+    batch = classify.batch([{"review": "Awful."}, {}, {"review": "Never again."}], progress=False)
+    print(f"\nBatch: {batch.counts['ok']} ok, {batch.counts['failed']} failed")
+    for item in batch:
+        shown = item.value.label if item.status == "ok" else f"{type(item.error).__name__}"
+        print(f"  item {item.index}: {item.status} ({shown})")
 
 
 if __name__ == "__main__":

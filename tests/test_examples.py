@@ -20,6 +20,8 @@ def test_quickstart_runs_offline() -> None:
     assert "Sentiment(label='neutral', confidence=0.64)\n  usage of the streamed call" in out
     assert "Self-consistency: Sentiment(label='positive', confidence=0.7)" in out
     assert "votes: positive x2, neutral x1; agreement 67% over 3 samples" in out
+    assert "Batch: 2 ok, 1 failed" in out
+    assert "item 1: failed (UndefinedVariableError)" in out
 
 
 def _readme_blocks() -> list[str]:
