@@ -123,6 +123,27 @@ class Run(Generic[T]):
             self._trace.step(request, purpose=call.purpose, sample=call.sample)
         return request
 
+    def shared_backend(self, calls: Sequence[Call]) -> Any:
+        """The backend that can answer ``calls`` with one request, when they are samples of one
+        conversation (the same messages, backend and parameters but the seed) and it draws that
+        many choices; else ``None``."""
+        if len(calls) < 2:
+            return None
+        first = calls[0]
+        backend = self.backend_for(first)
+        if getattr(backend, "max_choices", 1) < len(calls) or first.sample is None:
+            return None
+        params = _but_seed(first.params)
+        for call in calls[1:]:
+            if (
+                call.sample is None
+                or call.backend is not first.backend
+                or call.messages != first.messages
+                or _but_seed(call.params) != params
+            ):
+                return None
+        return backend
+
     def backend_for(self, call: Call) -> Backend:
         """Where ``call`` goes: the run's backend, or the one the call names (traced alike)."""
         if call.backend is None:
@@ -192,6 +213,10 @@ class Run(Generic[T]):
         return result
 
 
+def _but_seed(params: Mapping[str, Any]) -> Mapping[str, Any]:
+    return {k: v for k, v in params.items() if k != "seed"} if "seed" in params else params
+
+
 # -- the drivers: only I/O here ------------------------------------------------------------------
 def drive(run: Run[T], *, stream: bool) -> Generator[T, None, Result[T]]:
     """Run the plan with sync calls; when ``stream`` is true, yield previews of streamed calls."""
@@ -213,8 +238,19 @@ def drive(run: Run[T], *, stream: bool) -> Generator[T, None, Result[T]]:
                 run.record(step, started, completion)
                 step = run.send(completion)
             else:
+                calls = list(step)
                 replies: list[Completion | BackendError] = []
-                for call in step:
+                shared = run.shared_backend(calls)
+                if shared is not None:  # the samples of one conversation: one request drawing n choices
+                    started = time.perf_counter()
+                    try:
+                        drawn: list[Completion] | BackendError = shared.complete_choices(
+                            run.request(calls[0]), len(calls)
+                        )
+                    except BackendError as err:
+                        drawn = err
+                    replies = _drawn(run, calls, started, drawn)
+                for call in calls[len(replies) :]:
                     started = time.perf_counter()
                     try:
                         replies.append(run.backend_for(call).complete_request(run.request(call)))
@@ -257,14 +293,25 @@ async def adrive(run: Run[T], *, stream: bool, done: Callable[[Result[T]], None]
                 step = run.send(completion)
             else:
                 calls = list(step)
+                replies: list[Completion | BackendError] = []
+                shared = run.shared_backend(calls)
+                if shared is not None:  # the samples of one conversation: one request drawing n choices
+                    started = time.perf_counter()
+                    try:
+                        drawn: list[Completion] | BackendError = await shared.acomplete_choices(
+                            run.request(calls[0]), len(calls)
+                        )
+                    except BackendError as err:
+                        drawn = err
+                    replies = _drawn(run, calls, started, drawn)
+                rest = calls[len(replies) :]
                 started = time.perf_counter()
-                requests = [run.request(call) for call in calls]
+                requests = [run.request(call) for call in rest]
                 gathered = await asyncio.gather(
-                    *(run.backend_for(c).acomplete_request(r) for c, r in zip(calls, requests, strict=True)),
+                    *(run.backend_for(c).acomplete_request(r) for c, r in zip(rest, requests, strict=True)),
                     return_exceptions=True,
                 )
-                replies: list[Completion | BackendError] = []
-                for call, reply_or_error in zip(calls, gathered, strict=True):
+                for call, reply_or_error in zip(rest, gathered, strict=True):
                     if isinstance(reply_or_error, BaseException) and not isinstance(reply_or_error, BackendError):
                         raise reply_or_error
                     replies.append(reply_or_error)
@@ -279,6 +326,18 @@ async def adrive(run: Run[T], *, stream: bool, done: Callable[[Result[T]], None]
     done(result)
     if stream:
         yield result.value
+
+
+def _drawn(
+    run: Run[Any], calls: list[Call], started: float, drawn: list[Completion] | BackendError
+) -> list[Completion | BackendError]:
+    """The replies of the calls one request answered (all of them share its error), recorded."""
+    replies: list[Completion | BackendError] = (
+        [drawn] * len(calls) if isinstance(drawn, BackendError) else [*drawn[: len(calls)]]
+    )
+    for call, reply in zip(calls, replies, strict=False):  # a server may draw fewer than asked
+        _record_reply(run, call, started, reply)
+    return replies
 
 
 def _record_reply(run: Run[Any], call: Call, started: float, reply: Completion | BackendError) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from promptkit import BackendError, ParseError, Prompt, ServerError, TextParser, Usage
+from promptkit import BackendError, Completion, ParseError, Prompt, ServerError, TextParser, Usage
 from promptkit._strategies import Call, Context, Direct, Outcome, Plan, ask, repair_messages
 from promptkit.testing import FunctionBackend, MockBackend, MockReply
 
@@ -527,3 +527,77 @@ async def test_streamed_previews_never_show_a_think_block() -> None:
     assert state.feed("nk>still thinking") == []
     assert state.finish() == ""  # a reply cut inside the block has no answer
     assert SkipThink(TextParser().stream_state()).finish() == ""
+
+
+# one request drawing n choices
+@pytest.mark.anyio
+async def test_self_consistency_draws_its_samples_in_one_request_where_the_backend_can() -> None:
+    replies = [MockReply(text=t, usage=Usage(input_tokens=10, output_tokens=1)) for t in ["yes", "no", "yes"]]
+    mock = MockBackend(replies, max_choices=8)
+    prompt = Prompt("Q", mock, parser=ChoiceParser(["yes", "no"]), strategy=SelfConsistency(3, temperature=0.9))
+    result = prompt.run()
+    assert result.value == "yes"
+    assert len(mock.calls) == 1  # one request for three samples
+    assert mock.calls[0].params["temperature"] == 0.9
+    assert [a.sample for a in result.samples] == [0, 1, 2]
+    assert result.usage == Usage(input_tokens=10, output_tokens=3)  # the prompt paid once
+    assert [a.usage.output_tokens for a in result.attempts] == [3, 0, 0]
+    mock.add(*replies)
+    assert (await prompt.arun()).info["votes"] == (("yes", 2), ("no", 1))
+    assert len(mock.calls) == 2
+
+
+def test_a_server_that_draws_fewer_choices_is_asked_for_the_rest() -> None:
+    calls = 0
+
+    def rule(request: Any) -> str:
+        nonlocal calls
+        calls += 1
+        return "yes" if calls % 2 else "no"
+
+    class OneChoice(MockBackend):
+        """A server that ignores ``n``: one choice, whatever was asked."""
+
+        def complete_choices(self, request: Any, n: int) -> list[Completion]:
+            return super().complete_choices(request, 1)
+
+    backend = OneChoice(rule, max_choices=4)
+    prompt = Prompt("Q", backend, parser=ChoiceParser(["yes", "no"]), strategy=SelfConsistency(3))
+    result = prompt.run()
+    assert result.info["votes"] == (("yes", 2), ("no", 1))
+    assert [r.sample for r in backend.calls] == [0, 1, 2]  # the n-request, then the two missing samples
+    assert [a.sample for a in result.samples] == [0, 1, 2]
+
+
+def test_a_failed_choices_request_makes_every_sample_abstain_with_its_error() -> None:
+    mock = MockBackend([ServerError("down", provider="mock"), "x"], max_choices=4)
+    prompt = Prompt("Q", mock, strategy=SelfConsistency(2))
+    with pytest.raises(ServerError, match="down"):
+        prompt.run()
+    assert len(mock.calls) == 1
+
+
+def test_samples_that_differ_are_not_merged_into_one_request() -> None:
+    from promptkit import Message
+
+    class TwoQuestions:
+        name = "two"
+        streams = False
+
+        def plan(self, context: Context) -> Plan:
+            a, _ = yield [
+                Call(messages=(Message("user", "one"),), sample=0),
+                Call(messages=(Message("user", "two"),), sample=1),
+            ]
+            assert not isinstance(a, BackendError)
+            return Outcome(value=a.text, completion=a)
+
+    mock = MockBackend(["1", "2"], max_choices=4)
+    assert Prompt("Q", mock, strategy=TwoQuestions()).complete() == "1"
+    assert len(mock.calls) == 2
+    with pytest.raises(ConfigurationError, match="max_choices"):
+        MockBackend(max_choices=0)
+    with pytest.raises(UnsupportedCapabilityError, match="at most 4"):
+        mock.complete_choices(mock.build_request("Q"), 5)
+    with pytest.raises(UnsupportedCapabilityError, match="one reply per request"):
+        FunctionBackend(lambda m, p: "x").complete_choices(mock.build_request("Q"), 2)

@@ -888,3 +888,16 @@ def test_the_run_log_keeps_cost_and_every_token_count(tmp_path: Path) -> None:
     (record,) = promptkit.read_run_log(path)
     assert record.usage == usage
     assert record.cost == pytest.approx((600 * 1.0 + 400 * 0.5 + 100 * 2.0) / 1e6)
+
+
+@pytest.mark.anyio
+async def test_samples_drawn_in_one_request_are_one_reported_call(recorder: Recorder) -> None:
+    from promptkit import SelfConsistency
+
+    mock = MockBackend(["a", "b", "a", "a", "b", "a"], max_choices=3)
+    prompt = Prompt("Q", mock, strategy=SelfConsistency(3))
+    assert prompt.complete() == "a"
+    assert await prompt.acomplete() == "a"
+    assert len(mock.calls) == 2  # observing does not change what is sent
+    assert recorder.names().count("request") == 2
+    assert ("response", "a") in recorder.events

@@ -49,9 +49,10 @@ class SelfConsistency:
     ``result.info`` holds ``votes`` (``(value, count)`` pairs, most votes first), ``agreement``
     (the winner's votes over ``n``), ``abstentions`` (their sample indices) and ``samples``.
     Samples need variety: ``temperature`` sets it for the sampled calls (a prompt at temperature 0
-    without it is refused), and a prompt's ``seed`` is offset per sample. Each sample is its own
-    request; providers' ``n`` parameter is not used, so every sample has its own usage,
-    cache key and error.
+    without it is refused), and a prompt's ``seed`` is offset per sample. When the backend draws
+    several choices per request (``max_choices >= n``: the provider's ``n``, as OpenAI's API
+    has), the first round of samples is one request, so the prompt is paid for once; otherwise
+    each sample is its own request with its own sample index, so a cache never merges two.
 
     >>> from promptkit import Prompt, ChoiceParser
     >>> from promptkit.testing import MockBackend

@@ -13,9 +13,9 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._messages import Completion, Message, MessagesLike
 from ..backends._contract import Backend, BaseBackend, Request
@@ -247,6 +247,16 @@ def retried(provider: str, attempt: int, error: BaseException, wait: float) -> N
         _call(_registry.hooks, "on_retry", None, attempt, error, wait)
 
 
+R = TypeVar("R", Completion, list[Completion])
+
+
+def _first(reply: Completion | list[Completion]) -> Completion | None:
+    """The reply a hook sees: the completion, or the first of several choices."""
+    if isinstance(reply, list):
+        return reply[0] if reply else None
+    return reply
+
+
 class _TracedBackend(BaseBackend):
     """The run's backend as its drivers see it: every request reported before and after it is sent."""
 
@@ -268,31 +278,49 @@ class _TracedBackend(BaseBackend):
     def _begin(self, request: Request, *, stream: bool) -> CallInfo:
         return self._trace.begin(request, stream=stream)
 
-    def complete_request(self, request: Request) -> Completion:
+    def _sent(self, request: Request, send: Callable[[], R]) -> R:
+        """``send()`` reported as one call: its request, then its reply or error."""
         call = self._begin(request, stream=False)
         scope = _Scope(call)
         try:
-            completion = self.inner.complete_request(request)
+            reply = send()
         except BaseException as exc:
             scope.close()
             self._trace.finish(call, None, exc)
             raise
         scope.close()
-        self._trace.finish(call, completion, None)
-        return completion
+        self._trace.finish(call, _first(reply), None)
+        return reply
+
+    async def _asent(self, request: Request, send: Callable[[], Awaitable[R]]) -> R:
+        call = self._begin(request, stream=False)
+        scope = _Scope(call)
+        try:
+            reply = await send()
+        except BaseException as exc:
+            scope.close()
+            self._trace.finish(call, None, exc)
+            raise
+        scope.close()
+        self._trace.finish(call, _first(reply), None)
+        return reply
+
+    def complete_request(self, request: Request) -> Completion:
+        return self._sent(request, lambda: self.inner.complete_request(request))
 
     async def acomplete_request(self, request: Request) -> Completion:
-        call = self._begin(request, stream=False)
-        scope = _Scope(call)
-        try:
-            completion = await self.inner.acomplete_request(request)
-        except BaseException as exc:
-            scope.close()
-            self._trace.finish(call, None, exc)
-            raise
-        scope.close()
-        self._trace.finish(call, completion, None)
-        return completion
+        return await self._asent(request, lambda: self.inner.acomplete_request(request))
+
+    @property
+    def max_choices(self) -> int:
+        choices: int = getattr(self.inner, "max_choices", 1)
+        return choices
+
+    def complete_choices(self, request: Request, n: int) -> list[Completion]:
+        return self._sent(request, lambda: self.inner.complete_choices(request, n))  # type: ignore[attr-defined]
+
+    async def acomplete_choices(self, request: Request, n: int) -> list[Completion]:
+        return await self._asent(request, lambda: self.inner.acomplete_choices(request, n))  # type: ignore[attr-defined]
 
     def stream_request(self, request: Request) -> Stream:
         return _TracedStream(self, request)

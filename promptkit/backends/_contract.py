@@ -352,6 +352,29 @@ class BaseBackend:
         """Async :meth:`stream_request`."""
         return AsyncStream(self._astream(request), backend=self.name)
 
+    # -- several choices from one request (optional) -------------------------------------------
+    @property
+    def max_choices(self) -> int:
+        """How many replies one request can draw (the provider's ``n``); 1 when it draws one.
+
+        A backend above 1 implements :meth:`complete_choices`; self-consistency then sends its
+        samples as one request, paying for the prompt once.
+        """
+        return 1
+
+    def complete_choices(self, request: Request, n: int) -> list[Completion]:
+        """Up to ``n`` replies to one request, the first carrying the request's whole usage.
+
+        A server that ignores ``n`` may return fewer; the caller asks for the rest separately.
+        """
+        raise UnsupportedCapabilityError(f"{type(self).__name__} draws one reply per request (max_choices is 1)")
+
+    async def acomplete_choices(self, request: Request, n: int) -> list[Completion]:
+        """Async :meth:`complete_choices`."""
+        import asyncio  # already loaded by whoever runs this coroutine; kept off import time
+
+        return await asyncio.to_thread(self.complete_choices, request, n)
+
     # -- the message level --------------------------------------------------------------------
     def complete(self, messages: MessagesLike, **params: Unpack[Params]) -> Completion:
         """Send ``messages`` and return the whole reply."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 import threading
@@ -116,6 +117,7 @@ class MockBackend(BaseBackend):
         model: str = "mock",
         chunk_size: int | None = None,
         native_output: bool = False,
+        max_choices: int = 1,
     ) -> None:
         if script is not None and replies is not None:
             raise ConfigurationError("MockBackend: give the script positionally or as replies=, not both")
@@ -130,11 +132,44 @@ class MockBackend(BaseBackend):
             self._queue.extend(script)
         if chunk_size is not None and chunk_size < 1:
             raise ConfigurationError(f"chunk_size must be >= 1, got {chunk_size}")
+        if isinstance(max_choices, bool) or not isinstance(max_choices, int) or max_choices < 1:
+            raise ConfigurationError(f"max_choices must be a whole number >= 1, not {max_choices!r}")
         self.model = model
         self.chunk_size = chunk_size
+        self._max_choices = max_choices
         self._supported_params = ALL_PARAMS if native_output else COMMON_PARAMS
         self.calls: list[Request] = []
         self._lock = threading.Lock()
+
+    @property
+    def max_choices(self) -> int:
+        """How many scripted replies one request may take (``max_choices=`` plays a provider's ``n``)."""
+        return self._max_choices
+
+    def complete_choices(self, request: Request, n: int) -> list[Completion]:
+        """``n`` scripted replies for one recorded request; the first carries all the usage.
+
+        An error scripted among them fails the whole request, as a provider's error would.
+        """
+        if n > self._max_choices:
+            raise UnsupportedCapabilityError(f"MockBackend draws at most {self._max_choices} choices per request")
+        with self._lock:
+            self.calls.append(request)
+            if self._rule is not None:
+                taken = [self._rule(request) for _ in range(n)]
+            else:
+                taken = [self._queue.popleft() for _ in range(min(n, len(self._queue)))]
+                if not taken:
+                    raise ScriptExhaustedError(
+                        f"MockBackend has no scripted reply left for request #{len(self.calls)}", request=request
+                    )
+        completions = [self._completion(self._normalise(reply, request), request) for reply in taken]
+        total = Usage()
+        for completion in completions:
+            total = total + completion.usage
+        total = dataclasses.replace(total, input_tokens=completions[0].usage.input_tokens)  # the prompt, once
+        first = dataclasses.replace(completions[0], usage=total)
+        return [first, *(dataclasses.replace(c, usage=Usage()) for c in completions[1:])]
 
     @property
     def native_output(self) -> bool:
