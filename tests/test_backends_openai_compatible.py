@@ -256,6 +256,25 @@ def test_raw_is_the_reply_json_and_the_request_id_comes_through(server: Provider
     assert headers["content-type"] == "application/json"
 
 
+@pytest.mark.parametrize("http", ["aiohttp", "httpx"])
+def test_async_requests_send_json_with_the_key_and_organization(server: ProviderServer, http: str) -> None:
+    server.default = "hi"
+
+    async def main() -> None:
+        async with OpenAICompatibleBackend(
+            model="m", base_url=server.openai_base_url, api_key=KEY, organization="org-1", async_http=http
+        ) as llm:
+            await llm.acomplete("x")
+            assert "".join([d async for d in llm.astream("y")]) == "hi"
+
+    asyncio.run(main())
+    for request in server.requests:
+        assert request.headers["content-type"] == "application/json"
+        assert request.headers["authorization"] == "***"  # masked by the server: it was sent
+        assert request.headers["openai-organization"] == "org-1"
+    assert [r.stream for r in server.requests] == [False, True]
+
+
 def test_retry_after_as_an_http_date_is_honoured_like_seconds(server: ProviderServer) -> None:
     server.add(ServerReply.error(503, retry_after=http_date(600)), "not reached")
     with OpenAICompatibleBackend(model="m", base_url=server.openai_base_url, api_key=KEY, retry=FAST) as llm:

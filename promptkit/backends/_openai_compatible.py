@@ -24,6 +24,7 @@ from promptkit._errors import (
     ServerError,
 )
 from promptkit._messages import Chunk, Completion, FinishReason, Usage
+from promptkit._utils import require
 
 from ._contract import COMMON_PARAMS, Request
 from ._openai_wire import FINISH, chat_body, max_tokens_field_for, status_message
@@ -427,8 +428,7 @@ class _AioHttp:
     """The aiohttp session of one event loop: keep-alive connections, the backend's timeouts."""
 
     def __init__(self, headers: dict[str, str], connect: float, read: float) -> None:
-        import aiohttp
-
+        aiohttp = require("aiohttp", extra="openai-compatible")
         self._session = aiohttp.ClientSession(
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read),
