@@ -185,7 +185,7 @@ def _outcome(cls: type[Any], script: list[ReplyLike], mode: str, http: str, same
 
 # The SDK's aiohttp transport reports a connection reset before the reply as a timeout; the direct
 # client calls it a connection error on both transports, as the SDK does on httpx.
-_SDK_ON_HTTPX = {"reset every time", "reset mid-stream"}
+_SDK_ON_HTTPX = {"reset every time"}
 
 
 def _compare(script: list[ReplyLike], mode: str, http: str, same_text: bool, case: str = "") -> dict[str, Any]:
