@@ -6,10 +6,11 @@ The server (:class:`promptkit.testing.ProviderServer`) runs in a separate proces
 not share the client's GIL. Rounds are short and interleaved, and each case reports its best
 round: on a shared machine, other processes only ever make a round slower. Sync: the time per
 call of ``OpenAIBackend.complete`` against a raw ``openai.OpenAI().chat.completions.create``
-(the peer) and a bare ``httpx2`` POST plus JSON parse (the floor). Async: calls per second with
-``C`` calls in flight, for raw ``AsyncOpenAI`` on its default httpx transport (the peer), raw
-``AsyncOpenAI`` on the SDK's aiohttp client, ``OpenAIBackend.acomplete`` on both, and plain
-aiohttp (the floor).
+(the peer), ``OpenAICompatibleBackend.complete`` (no SDK) and a bare ``httpx2`` POST plus JSON
+parse (the floor). Async: calls per second with ``C`` calls in flight, for raw ``AsyncOpenAI`` on
+its default httpx transport (the peer), raw ``AsyncOpenAI`` on the SDK's aiohttp client,
+``OpenAIBackend.acomplete`` on both, ``OpenAICompatibleBackend.acomplete``, and plain aiohttp (the
+floor). ``batch_throughput.py`` measures many concurrent calls against a server with latency.
 """
 
 from __future__ import annotations
@@ -54,10 +55,11 @@ def bench_sync(url: str, calls: int, rounds: int) -> dict[str, float]:
     import openai
 
     from promptkit.backends.anthropic import AnthropicBackend
-    from promptkit.backends.openai import OpenAIBackend
+    from promptkit.backends.openai import OpenAIBackend, OpenAICompatibleBackend
 
     raw = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
     ours = OpenAIBackend(model="m", base_url=url + "/v1", api_key=KEY)
+    lean = OpenAICompatibleBackend(model="m", base_url=url + "/v1", api_key=KEY)
     raw_a = anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0)
     ours_a = AnthropicBackend(model="m", base_url=url, api_key=KEY)
     http = httpx2.Client()
@@ -71,6 +73,7 @@ def bench_sync(url: str, calls: int, rounds: int) -> dict[str, float]:
         "httpx2 POST + json (floor)": floor,
         "raw openai.OpenAI": lambda: raw.chat.completions.create(model="m", messages=MESSAGES),
         "OpenAIBackend.complete": lambda: ours.complete("Say ok"),
+        "OpenAICompatibleBackend.complete": lambda: lean.complete("Say ok"),
         "raw anthropic.Anthropic": lambda: raw_a.messages.create(model="m", max_tokens=16, messages=MESSAGES),
         "AnthropicBackend.complete": lambda: ours_a.complete("Say ok"),
     }
@@ -80,7 +83,7 @@ def bench_sync(url: str, calls: int, rounds: int) -> dict[str, float]:
     for _ in range(rounds):
         for name, fn in cases.items():
             samples[name].append(per_call(fn, calls))
-    for closer in (raw.close, ours.close, raw_a.close, ours_a.close, http.close):
+    for closer in (raw.close, ours.close, lean.close, raw_a.close, ours_a.close, http.close):
         closer()
     return {name: min(values) for name, values in samples.items()}
 
@@ -100,7 +103,7 @@ async def throughput(make: Callable[[], Awaitable[object]], calls: int, concurre
 async def bench_async(url: str, calls: int, concurrency: int, rounds: int) -> dict[str, float]:
     import openai
 
-    from promptkit.backends.openai import OpenAIBackend
+    from promptkit.backends.openai import OpenAIBackend, OpenAICompatibleBackend
 
     clients: list[Any] = []
     cases: dict[str, Callable[[], Awaitable[object]]] = {}
@@ -135,6 +138,8 @@ async def bench_async(url: str, calls: int, concurrency: int, rounds: int) -> di
     ours_auto = OpenAIBackend(model="m", base_url=url + "/v1", api_key=KEY)
     label = "aiohttp" if ours_auto._use_aiohttp() else "httpx"
     cases[f"OpenAIBackend.acomplete (default: {label})"] = lambda: ours_auto.acomplete("Say ok")
+    lean = OpenAICompatibleBackend(model="m", base_url=url + "/v1", api_key=KEY)
+    cases[f"OpenAICompatibleBackend.acomplete ({label})"] = lambda: lean.acomplete("Say ok")
 
     for make in cases.values():
         await throughput(make, concurrency * 2, concurrency)
@@ -146,6 +151,7 @@ async def bench_async(url: str, calls: int, concurrency: int, rounds: int) -> di
         await client.close()
     await ours_httpx.aclose()
     await ours_auto.aclose()
+    await lean.aclose()
     if aiohttp is not None:
         await session.close()
     return {name: max(values) for name, values in samples.items()}

@@ -197,7 +197,7 @@ def test_factory_mock() -> None:
     ("spec", "match"),
     [
         ("", "non-empty string"),
-        ("gemini:pro", "unknown backend provider 'gemini'.*known providers: anthropic, mock, openai"),
+        ("gemini:pro", "unknown backend provider 'gemini'.*known providers: anthropic, llama.cpp, mock, openai"),
         ("gpt-4o", "did you mean 'openai:gpt-4o'"),
         ("claude-haiku-4-5", "did you mean 'anthropic:claude-haiku-4-5'"),
         ("llama3", "no provider; write it as 'provider:model'.*'openai:llama3'.*known providers: anthropic"),

@@ -27,6 +27,7 @@ class _Provider(NamedTuple):
     cls: str
     extra: str
     needs_model: bool = True
+    default_url: str | None = None  # a local server's usual address: ``<model>[@<base_url>]``
 
 
 _PROVIDERS: dict[str, _Provider] = {
@@ -35,6 +36,25 @@ _PROVIDERS: dict[str, _Provider] = {
     "mock": _Provider("promptkit.testing", "MockBackend", "testing", needs_model=False),
     "openai": _Provider("promptkit.backends.openai", "OpenAIBackend", "openai"),
     "openai-compatible": _Provider("promptkit.backends.openai", "OpenAIBackend", "openai"),
+    # OpenAI-compatible servers, over the SDK-free chat-completions client, at their default ports.
+    "llama.cpp": _Provider(
+        "promptkit.backends.openai",
+        "OpenAICompatibleBackend",
+        "openai-compatible",
+        default_url="http://127.0.0.1:8080/v1",
+    ),
+    "sglang": _Provider(
+        "promptkit.backends.openai",
+        "OpenAICompatibleBackend",
+        "openai-compatible",
+        default_url="http://127.0.0.1:30000/v1",
+    ),
+    "vllm": _Provider(
+        "promptkit.backends.openai",
+        "OpenAICompatibleBackend",
+        "openai-compatible",
+        default_url="http://127.0.0.1:8000/v1",
+    ),
 }
 
 # Model-name prefixes that identify a provider, for the hint when the provider part is missing.
@@ -80,8 +100,11 @@ def backend(spec: str, **options: Any) -> Backend:
 
     ``"mock"`` gives a :class:`promptkit.testing.MockBackend`; ``"openai:<model>"``,
     ``"anthropic:<model>"`` and ``"openai-compatible:<model>@<base_url>"`` build the real ones
-    (their SDKs are optional extras). ``options`` go to the backend's constructor. A bare model
-    name such as ``"gpt-4o"`` is refused with the spelling to use (``"openai:gpt-4o"``).
+    (their SDKs are optional extras); ``"vllm:<model>"``, ``"sglang:<model>"`` and
+    ``"llama.cpp:<model>"`` build an ``OpenAICompatibleBackend`` for that server at its default
+    local address, or at ``"...:<model>@<base_url>"``. ``options`` go to the backend's
+    constructor. A bare model name such as ``"gpt-4o"`` is refused with the spelling to use
+    (``"openai:gpt-4o"``).
 
     >>> backend("mock", replies=["hi"]).complete("hello").text
     'hi'
@@ -114,6 +137,12 @@ def backend(spec: str, **options: Any) -> Backend:
         if not at or not model or not base_url:
             raise ConfigurationError(f"backend spec {spec!r} must look like 'openai-compatible:<model>@<base_url>'")
         options.setdefault("base_url", base_url)
+    elif entry.default_url is not None:
+        head, at, base_url = model.rpartition("@")
+        if at and (not head or not base_url):
+            raise ConfigurationError(f"backend spec {spec!r} must look like '{provider}:<model>[@<base_url>]'")
+        model = head if at else model
+        options.setdefault("base_url", base_url if at else entry.default_url)
     if model:
         options["model"] = model
     result: Backend = cls(**options)

@@ -1,6 +1,8 @@
 """``OpenAIBackend``: OpenAI chat completions through the official ``openai`` SDK.
 
-It also serves OpenAI-compatible servers (vLLM, Ollama, llama.cpp, ...) through ``base_url``.
+It also serves OpenAI-compatible servers (vLLM, Ollama, llama.cpp, ...) through ``base_url``;
+:class:`OpenAICompatibleBackend`, also here, speaks the same wire format without the SDK, for
+many concurrent calls at a fraction of the client CPU.
 The SDK is imported on first use, not at ``import promptkit``; its clients are built once and
 reused, with the SDK's own retries off (``max_retries=0``) so that promptkit retries in exactly one
 place (see ``promptkit.backends._retry``).
@@ -25,9 +27,11 @@ from promptkit._errors import (
     ResponseError,
     ServerError,
 )
-from promptkit._messages import Chunk, Completion, FinishReason, ImagePart, Message, TextPart, Usage
+from promptkit._messages import Chunk, Completion, FinishReason, Usage
 
 from . import COMMON_PARAMS, Request, check_real_request, stream_incomplete
+from ._openai_compatible import OpenAICompatibleBackend
+from ._openai_wire import FINISH, chat_body, max_tokens_field_for, reasoning_of, served_by, wire_usage
 from ._retry import Deadline, RetryPolicy, aretry_call, retry_call
 from ._sdkbase import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -42,15 +46,7 @@ from ._sdkbase import (
 if TYPE_CHECKING:
     from types import ModuleType
 
-__all__ = ["OpenAIBackend", "map_openai_error"]
-
-_FINISH: dict[str, FinishReason] = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "tool_calls",
-    "content_filter": "content_filter",
-}
+__all__ = ["OpenAIBackend", "OpenAICompatibleBackend", "map_openai_error"]
 
 
 class OpenAIBackend(SDKBackend):
@@ -105,13 +101,9 @@ class OpenAIBackend(SDKBackend):
             retry=retry,
             async_http=async_http,
         )
-        if max_tokens_field not in (None, "max_tokens", "max_completion_tokens"):
-            raise ConfigurationError("max_tokens_field must be 'max_tokens' or 'max_completion_tokens'")
         self._organization = organization
-        official = self._base_url is None or "api.openai.com" in self._base_url
-        self._max_tokens_field = max_tokens_field or ("max_completion_tokens" if official else "max_tokens")
-        # Who serves the replies, for price lookups: another server's "gpt-4o" is not OpenAI's price.
-        self._served_by = "openai" if official else "openai-compatible"
+        self._max_tokens_field = max_tokens_field_for(self._base_url, max_tokens_field)
+        self._served_by = served_by(self._base_url)
         self._stream_usage = stream_usage
         self.embedding_model = embedding_model
 
@@ -146,36 +138,16 @@ class OpenAIBackend(SDKBackend):
     def _arguments(self, request: Request, deadline: Deadline, *, stream: bool) -> dict[str, Any]:
         from ._http import attempt_timeout
 
-        params = request.params
-        args: dict[str, Any] = {
-            "model": self.model,
-            "messages": [_message(m) for m in request.messages],
-            "timeout": attempt_timeout(self._connect_timeout, self._read_timeout, deadline),
-        }
-        if params:
-            for key in ("temperature", "top_p", "seed"):
-                if key in params:
-                    args[key] = params[key]
-            if "max_tokens" in params:
-                args[self._max_tokens_field] = params["max_tokens"]
-            if "stop" in params:
-                args["stop"] = list(params["stop"])
-            schema = params.get("output_schema")
-            if schema is not None:
-                args["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {
-                        "name": schema["name"],
-                        "schema": _plain(schema["schema"]),
-                        "strict": bool(schema.get("strict", True)),
-                    },
-                }
-            if "extra" in params:
-                args["extra_body"] = _plain(params["extra"])
-        if stream:
-            args["stream"] = True
-            if self._stream_usage:
-                args["stream_options"] = {"include_usage": True}
+        args, extra = chat_body(
+            self.model,
+            request,
+            max_tokens_field=self._max_tokens_field,
+            stream=stream,
+            stream_usage=self._stream_usage,
+        )
+        args["timeout"] = attempt_timeout(self._connect_timeout, self._read_timeout, deadline)
+        if extra is not None:
+            args["extra_body"] = extra
         return args
 
     def _send(self, client: Any, request: Request, deadline: Deadline, *, stream: bool) -> Any:
@@ -202,11 +174,11 @@ class OpenAIBackend(SDKBackend):
         return Completion(
             text=text,
             model=reply.model,
-            usage=_usage(reply.usage),
-            finish_reason=_FINISH.get(choice.finish_reason or ""),
+            usage=wire_usage(reply.usage),
+            finish_reason=FINISH.get(choice.finish_reason or ""),
             provider=self._served_by,
             raw=reply,
-            reasoning=_reasoning_of(message),
+            reasoning=reasoning_of(message),
         )
 
     def _finish(self, state: _StreamState) -> Chunk:
@@ -314,12 +286,12 @@ class _StreamState:
             self.model = event.model
         usage = event.usage
         if usage is not None:
-            self.usage = _usage(usage)
+            self.usage = wire_usage(usage)
         if not event.choices:
             return ""
         choice = event.choices[0]
         if choice.finish_reason:
-            self.finish = _FINISH.get(choice.finish_reason, "stop")
+            self.finish = FINISH.get(choice.finish_reason, "stop")
         content = choice.delta.content if choice.delta is not None else None
         if content is not None and not isinstance(content, str):
             raise ResponseError(f"a stream delta's content is a {type(content).__name__}, not text")
@@ -327,52 +299,6 @@ class _StreamState:
         if text:
             self.parts.append(text)
         return text
-
-
-def _reasoning_of(message: Any) -> str | None:
-    """The reasoning an OpenAI-compatible server sent apart from the content (vLLM, DeepSeek, ...)."""
-    for name in ("reasoning_content", "reasoning"):
-        value = getattr(message, name, None)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-def _usage(usage: Any) -> Usage:
-    """promptkit's Usage from the SDK's: ``prompt_tokens`` already counts the cached tokens."""
-    if usage is None:
-        return Usage()
-    prompt = getattr(usage, "prompt_tokens_details", None)
-    completion = getattr(usage, "completion_tokens_details", None)
-    return Usage(
-        input_tokens=usage.prompt_tokens or 0,
-        output_tokens=usage.completion_tokens or 0,
-        cached_input_tokens=getattr(prompt, "cached_tokens", None) or 0,
-        cache_write_tokens=getattr(prompt, "cache_write_tokens", None) or 0,
-        reasoning_tokens=getattr(completion, "reasoning_tokens", None) or 0,
-    )
-
-
-def _message(message: Message) -> dict[str, Any]:
-    content = message.content
-    if isinstance(content, str):
-        return {"role": message.role, "content": content}
-    parts: list[dict[str, Any]] = []
-    for part in content:
-        if isinstance(part, TextPart):
-            parts.append({"type": "text", "text": part.text})
-        elif isinstance(part, ImagePart):
-            parts.append({"type": "image_url", "image_url": {"url": part.url}})
-    return {"role": message.role, "content": parts}
-
-
-def _plain(value: Any) -> Any:
-    """Read-only mappings and tuples to plain dicts and lists, for the SDK's JSON encoder."""
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:

@@ -1,0 +1,166 @@
+"""The chat-completions wire format, shared by ``OpenAIBackend`` and ``OpenAICompatibleBackend``.
+
+The request body a :class:`~promptkit.backends.Request` becomes, the finish-reason vocabulary and
+the message of an error reply, in one place, so that the SDK adapter and the direct HTTP adapter
+send the same bytes and raise the same errors. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from promptkit._errors import ConfigurationError
+from promptkit._messages import FinishReason, ImagePart, Message, TextPart, Usage
+
+from ._contract import Request
+
+__all__ = [
+    "FINISH",
+    "chat_body",
+    "max_tokens_field_for",
+    "message_json",
+    "plain",
+    "reasoning_of",
+    "served_by",
+    "status_message",
+    "wire_usage",
+]
+
+FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+def max_tokens_field_for(base_url: str | None, given: str | None) -> str:
+    """``max_completion_tokens`` for OpenAI itself, ``max_tokens`` for compatible servers, or ``given``."""
+    if given not in (None, "max_tokens", "max_completion_tokens"):
+        raise ConfigurationError("max_tokens_field must be 'max_tokens' or 'max_completion_tokens'")
+    official = base_url is None or "api.openai.com" in base_url
+    return given or ("max_completion_tokens" if official else "max_tokens")
+
+
+def chat_body(
+    model: str, request: Request, *, max_tokens_field: str, stream: bool, stream_usage: bool
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The JSON body of a chat completion for ``request``, and its ``extra`` fields apart.
+
+    The SDK takes the extras as ``extra_body`` and merges them over the body's top level; a
+    direct client merges them itself.
+    """
+    params = request.params
+    body: dict[str, Any] = {"model": model, "messages": [message_json(m) for m in request.messages]}
+    extra = None
+    if params:
+        for key in ("temperature", "top_p", "seed"):
+            if key in params:
+                body[key] = params[key]
+        if "max_tokens" in params:
+            body[max_tokens_field] = params["max_tokens"]
+        if "stop" in params:
+            body["stop"] = list(params["stop"])
+        schema = params.get("output_schema")
+        if schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": schema["name"],
+                    "schema": plain(schema["schema"]),
+                    "strict": bool(schema.get("strict", True)),
+                },
+            }
+        if "extra" in params:
+            extra = plain(params["extra"])
+    if stream:
+        body["stream"] = True
+        if stream_usage:
+            body["stream_options"] = {"include_usage": True}
+    return body, extra
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    content = message.content
+    if isinstance(content, str):
+        return {"role": message.role, "content": content}
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, TextPart):
+            parts.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            parts.append({"type": "image_url", "image_url": {"url": part.url}})
+    return {"role": message.role, "content": parts}
+
+
+def plain(value: Any) -> Any:
+    """Read-only mappings and tuples to plain dicts and lists, for a JSON encoder."""
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def status_message(status: int, content: bytes) -> str:
+    """The message of an error reply: the body's ``error.message``, else ``Error code: <status>``.
+
+    The same words the ``openai`` SDK's status errors give ``OpenAIBackend``.
+
+    >>> status_message(429, b'{"error": {"message": "slow down"}}')
+    'slow down'
+    >>> status_message(502, b"<html>Bad gateway</html>")
+    'Error code: 502'
+    """
+    text = f"Error code: {status}"
+    try:
+        body: Any = json.loads(content.decode("utf-8", errors="replace").strip())
+    except ValueError:
+        return text
+    data = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(data, dict):
+        inner = data.get("error", data)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+        message = data.get("message")
+        if isinstance(message, str) and message:
+            return f"{text} - {message}"
+    return text
+
+
+def _field(obj: Any, name: str) -> Any:
+    """A field of a reply part, whether the SDK's object or the plain JSON ``dict``."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def wire_usage(usage: Any) -> Usage:
+    """promptkit's Usage from a reply's ``usage``: ``prompt_tokens`` already counts cached ones."""
+    if usage is None:
+        return Usage()
+    prompt = _field(usage, "prompt_tokens_details")
+    completion = _field(usage, "completion_tokens_details")
+    return Usage(
+        input_tokens=_field(usage, "prompt_tokens") or 0,
+        output_tokens=_field(usage, "completion_tokens") or 0,
+        cached_input_tokens=(_field(prompt, "cached_tokens") if prompt is not None else None) or 0,
+        cache_write_tokens=(_field(prompt, "cache_write_tokens") if prompt is not None else None) or 0,
+        reasoning_tokens=(_field(completion, "reasoning_tokens") if completion is not None else None) or 0,
+    )
+
+
+def reasoning_of(message: Any) -> str | None:
+    """The reasoning a compatible server sent apart from the content (vLLM, DeepSeek, ...)."""
+    for name in ("reasoning_content", "reasoning"):
+        value = _field(message, name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def served_by(base_url: str | None) -> str:
+    """Who serves the replies, for price lookups: another server's "gpt-4o" is not OpenAI's price."""
+    return "openai" if base_url is None or "api.openai.com" in base_url else "openai-compatible"
