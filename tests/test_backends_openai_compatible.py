@@ -484,3 +484,29 @@ def test_usage_details_provider_and_reasoning_match_the_sdk_adapter(server: Prov
         seen.append((completion.usage, stream.completion.usage, completion.provider, thought.reasoning))
     expected = Usage(input_tokens=120, output_tokens=30, cached_input_tokens=100, reasoning_tokens=20)
     assert seen[0] == seen[1] == (expected, expected, "openai-compatible", "2+2")
+
+
+@pytest.mark.parametrize("make", [OpenAIBackend, OpenAICompatibleBackend])
+@pytest.mark.anyio
+async def test_self_consistency_asks_for_n_choices_in_one_request(server: ProviderServer, make: Any) -> None:
+    from promptkit import ChoiceParser, Prompt, SelfConsistency
+
+    body = _completion_body("yes", usage={"prompt_tokens": 40, "completion_tokens": 3, "total_tokens": 43})
+    body["choices"] = [  # type: ignore[assignment]
+        {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        for i, text in enumerate(["yes", "no", "yes"])
+    ]
+    server.add(ServerReply.raw(body), ServerReply.raw(body))
+    with make(model="m", base_url=server.openai_base_url, api_key=KEY) as llm:
+        prompt = Prompt("Q", llm, parser=ChoiceParser(["yes", "no"]), strategy=SelfConsistency(3, temperature=0.8))
+        result = prompt.run()
+        assert (await prompt.arun()).value == "yes"
+        # a server that ignores n answers with one choice: the two missing samples are asked again
+        server.add("no", "yes", "no")
+        fallback = prompt.run()
+    assert result.value == "yes"
+    assert result.info["votes"] == (("yes", 2), ("no", 1))
+    assert result.usage.input_tokens == 40  # the prompt paid once for three samples
+    assert [r.body.get("n") for r in server.requests] == [3, 3, 3, None, None]
+    assert server.requests[0].body["temperature"] == 0.8
+    assert fallback.info["votes"] == (("no", 2), ("yes", 1))

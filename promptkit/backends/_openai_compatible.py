@@ -27,7 +27,16 @@ from promptkit._messages import Chunk, Completion, FinishReason, Usage
 from promptkit._utils import require
 
 from ._contract import COMMON_PARAMS, Request
-from ._openai_wire import FINISH, chat_body, max_tokens_field_for, reasoning_of, served_by, status_message, wire_usage
+from ._openai_wire import (
+    FINISH,
+    Choices,
+    chat_body,
+    max_tokens_field_for,
+    reasoning_of,
+    served_by,
+    status_message,
+    wire_usage,
+)
 from ._retry import Deadline, RetryPolicy
 from ._sdkbase import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -50,7 +59,7 @@ _MAX_CONNECTIONS = 1000  # as the SDK's own pool: a large batch is bounded by it
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-class OpenAICompatibleBackend(SDKBackend):
+class OpenAICompatibleBackend(Choices, SDKBackend):
     """Chat completions over plain HTTP for OpenAI-compatible servers, sync, async and streaming.
 
     A drop-in for :class:`~promptkit.backends.openai.OpenAIBackend` where the SDK's per-call CPU

@@ -7,16 +7,20 @@ send the same bytes and raise the same errors. Standard library only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Protocol
 
 from promptkit._errors import ConfigurationError
-from promptkit._messages import FinishReason, ImagePart, Message, TextPart, Usage
+from promptkit._messages import Completion, FinishReason, ImagePart, Message, TextPart, Usage
 
 from ._contract import Request
 
 __all__ = [
     "FINISH",
+    "MAX_CHOICES",
+    "Choices",
     "chat_body",
     "max_tokens_field_for",
     "message_json",
@@ -164,3 +168,63 @@ def reasoning_of(message: Any) -> str | None:
 def served_by(base_url: str | None) -> str:
     """Who serves the replies, for price lookups: another server's "gpt-4o" is not OpenAI's price."""
     return "openai" if base_url is None or "api.openai.com" in base_url else "openai-compatible"
+
+
+MAX_CHOICES = 128
+"""The most choices the chat-completions API draws from one request (its ``n``)."""
+
+
+class Choices:
+    """Several replies from one chat-completions request (``n``), for both OpenAI adapters.
+
+    The first reply is the adapter's own (with the request's whole usage); the others are read
+    from the same raw reply. A server that ignores ``n`` returns one choice, and the caller asks
+    again for the rest.
+    """
+
+    max_choices = MAX_CHOICES
+
+    def complete_choices(self: _Sender, request: Request, n: int) -> list[Completion]:
+        """Up to ``n`` replies to ``request`` in one call."""
+        first = self.complete_request(_with_n(request, n))
+        return [first, *_other_choices(first)]
+
+    async def acomplete_choices(self: _Sender, request: Request, n: int) -> list[Completion]:
+        """Async :meth:`complete_choices`."""
+        first = await self.acomplete_request(_with_n(request, n))
+        return [first, *_other_choices(first)]
+
+
+class _Sender(Protocol):
+    def complete_request(self, request: Request) -> Completion: ...
+
+    async def acomplete_request(self, request: Request) -> Completion: ...
+
+
+def _with_n(request: Request, n: int) -> Request:
+    if not 1 <= n <= MAX_CHOICES:
+        raise ConfigurationError(f"n must be between 1 and {MAX_CHOICES} choices, not {n!r}")
+    extra = {**(request.params.get("extra") or {}), "n": n}
+    return dataclasses.replace(request, params=MappingProxyType({**request.params, "extra": extra}))
+
+
+def _other_choices(first: Completion) -> list[Completion]:
+    """The replies after the first in the raw reply, without usage (the first carries it)."""
+    choices = _field(first.raw, "choices") or []
+    others: list[Completion] = []
+    for choice in sorted(choices, key=lambda c: _field(c, "index") or 0)[1:]:
+        message = _field(choice, "message")
+        text = _field(message, "content")
+        if not isinstance(text, str):
+            text = _field(message, "refusal") or ""
+        others.append(
+            Completion(
+                text=text,
+                model=first.model,
+                finish_reason=FINISH.get(_field(choice, "finish_reason") or ""),
+                provider=first.provider,
+                raw=first.raw,
+                reasoning=reasoning_of(message),
+            )
+        )
+    return others

@@ -31,7 +31,7 @@ from promptkit._messages import Chunk, Completion, FinishReason, Usage
 
 from . import COMMON_PARAMS, Request, check_real_request, stream_incomplete
 from ._openai_compatible import OpenAICompatibleBackend
-from ._openai_wire import FINISH, chat_body, max_tokens_field_for, reasoning_of, served_by, wire_usage
+from ._openai_wire import FINISH, Choices, chat_body, max_tokens_field_for, reasoning_of, served_by, wire_usage
 from ._retry import Deadline, RetryPolicy, aretry_call, retry_call
 from ._sdkbase import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIBackend", "OpenAICompatibleBackend", "map_openai_error"]
 
 
-class OpenAIBackend(SDKBackend):
+class OpenAIBackend(Choices, SDKBackend):
     """Chat completions over the official ``openai`` SDK, sync, async and streaming.
 
     ``api_key`` defaults to ``OPENAI_API_KEY``; ``base_url`` points at an OpenAI-compatible
