@@ -332,22 +332,49 @@ class _TracedBackend(BaseBackend):
         return f"<traced {self.inner!r}>"
 
 
-class _TracedStream(Stream):
+class _Reported:
+    """What both traced streams share: opening the inner stream as the call, and one report."""
+
+    _call: CallInfo
+    _traced: _TracedBackend
+    _inner: Any
+    _over: bool
+
+    def _open(self, backend: _TracedBackend, request: Request, open_stream: Callable[[Request], Any]) -> None:
+        self._traced = backend
+        self._call = backend._begin(request, stream=True)
+        self._over = False
+        scope = _Scope(self._call)
+        try:
+            self._inner = open_stream(request)
+        except BaseException as exc:
+            scope.close()
+            self._report(None, exc)
+            raise
+        scope.close()
+
+    def _report(self, completion: Completion | None, error: BaseException | None) -> None:
+        if not self._over:
+            self._over = True
+            self._traced._trace.finish(self._call, completion, error)
+
+    @property
+    def text(self) -> str:
+        text: str = self._inner.text
+        return text
+
+    @property
+    def completion(self) -> Completion:
+        completion: Completion = self._inner.completion
+        return completion
+
+
+class _TracedStream(_Reported, Stream):
     """The inner backend's stream, reported when it ends, fails or is closed."""
 
     def __init__(self, backend: _TracedBackend, request: Request) -> None:
         super().__init__(iter(()), backend=backend.name)
-        self._traced = backend
-        self._call = backend._begin(request, stream=True)
-        scope = _Scope(self._call)
-        try:
-            self._inner = backend.inner.stream_request(request)
-        except BaseException as exc:
-            scope.close()
-            backend._trace.finish(self._call, None, exc)
-            raise
-        scope.close()
-        self._over = False
+        self._open(backend, request, backend.inner.stream_request)
 
     def __iter__(self) -> Iterator[str]:
         deltas = iter(self._inner)
@@ -367,19 +394,6 @@ class _TracedStream(Stream):
         self._done = True
         self._report(self._inner.completion, None)
 
-    def _report(self, completion: Completion | None, error: BaseException | None) -> None:
-        if not self._over:
-            self._over = True
-            self._traced._trace.finish(self._call, completion, error)
-
-    @property
-    def text(self) -> str:
-        return self._inner.text
-
-    @property
-    def completion(self) -> Completion:
-        return self._inner.completion
-
     def close(self) -> None:
         scope = _Scope(self._call)
         try:
@@ -389,22 +403,12 @@ class _TracedStream(Stream):
             self._report(None, None)
 
 
-class _TracedAsyncStream(AsyncStream):
+class _TracedAsyncStream(_Reported, AsyncStream):
     """Async :class:`_TracedStream`."""
 
     def __init__(self, backend: _TracedBackend, request: Request) -> None:
         super().__init__(_no_chunks(), backend=backend.name)
-        self._traced = backend
-        self._call = backend._begin(request, stream=True)
-        scope = _Scope(self._call)
-        try:
-            self._inner = backend.inner.astream_request(request)
-        except BaseException as exc:
-            scope.close()
-            backend._trace.finish(self._call, None, exc)
-            raise
-        scope.close()
-        self._over = False
+        self._open(backend, request, backend.inner.astream_request)
 
     async def __aiter__(self) -> AsyncIterator[str]:
         deltas = aiter(self._inner)
@@ -423,19 +427,6 @@ class _TracedAsyncStream(AsyncStream):
             yield delta
         self._done = True
         self._report(self._inner.completion, None)
-
-    def _report(self, completion: Completion | None, error: BaseException | None) -> None:
-        if not self._over:
-            self._over = True
-            self._traced._trace.finish(self._call, completion, error)
-
-    @property
-    def text(self) -> str:
-        return self._inner.text
-
-    @property
-    def completion(self) -> Completion:
-        return self._inner.completion
 
     async def aclose(self) -> None:
         scope = _Scope(self._call)
