@@ -23,13 +23,14 @@ from promptkit._errors import (
     ResponseError,
     ServerError,
 )
-from promptkit._messages import Chunk, Completion, FinishReason, Usage
+from promptkit._messages import Chunk, Completion, Usage
 from promptkit._utils import require
 
 from ._contract import COMMON_PARAMS, Request
 from ._openai_wire import (
     FINISH,
     Choices,
+    StreamState,
     chat_body,
     max_tokens_field_for,
     reasoning_of,
@@ -204,10 +205,10 @@ class OpenAICompatibleBackend(Choices, SDKBackend):
             reasoning=reasoning_of(message),
         )
 
-    def _new_stream_state(self) -> _StreamState:
-        return _StreamState()
+    def _new_stream_state(self) -> StreamState:
+        return StreamState()
 
-    def _finish(self, state: _StreamState) -> Chunk:
+    def _finish(self, state: StreamState) -> Chunk:
         done = state.finish is not None and (state.usage is not None or not self._stream_usage)
         if not done:
             detail = "no finish reason arrived" if state.finish is None else "no usage arrived after the finish"
@@ -394,41 +395,6 @@ class _AsyncEvents:
 
     async def close(self) -> None:
         await self._release()
-
-
-class _StreamState:
-    """What a stream has said so far: text parts, model, usage and finish reason."""
-
-    __slots__ = ("finish", "model", "parts", "usage")
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.model: str | None = None
-        self.usage: Usage | None = None
-        self.finish: FinishReason | None = None
-
-    def absorb(self, event: Any) -> str:
-        if not isinstance(event, dict) or "choices" not in event:
-            raise ResponseError(f"unexpected stream event {type(event).__name__} without choices")
-        if event.get("model"):
-            self.model = event["model"]
-        usage = event.get("usage")
-        if usage is not None:
-            self.usage = wire_usage(usage)
-        choices = event["choices"]
-        if not choices:
-            return ""
-        choice = choices[0]
-        if choice.get("finish_reason"):
-            self.finish = FINISH.get(choice["finish_reason"], "stop")
-        delta = choice.get("delta")
-        content = delta.get("content") if delta is not None else None
-        if content is not None and not isinstance(content, str):
-            raise ResponseError(f"a stream delta's content is a {type(content).__name__}, not text")
-        text: str = content or ""
-        if text:
-            self.parts.append(text)
-        return text
 
 
 # -- async transports -------------------------------------------------------------------------------

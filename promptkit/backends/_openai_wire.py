@@ -12,13 +12,14 @@ import json
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from promptkit._errors import ConfigurationError
+from promptkit._errors import ConfigurationError, ResponseError
 from promptkit._messages import Completion, FinishReason, ImagePart, Message, TextPart, Usage
 
 from ._contract import Request
 
 __all__ = [
     "FINISH",
+    "StreamState",
     "MAX_CHOICES",
     "Choices",
     "chat_body",
@@ -228,3 +229,43 @@ def _other_choices(first: Completion) -> list[Completion]:
             )
         )
     return others
+
+
+class StreamState:
+    """What a chat-completions stream has said so far: text parts, model, usage, finish reason.
+
+    Events are the SDK's chunk objects or the plain JSON dicts; both read the same way.
+    """
+
+    __slots__ = ("finish", "model", "parts", "usage")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.model: str | None = None
+        self.usage: Usage | None = None
+        self.finish: FinishReason | None = None
+
+    def absorb(self, event: Any) -> str:
+        choices = _field(event, "choices")
+        if choices is None:
+            raise ResponseError(f"unexpected stream event {type(event).__name__} without choices")
+        model = _field(event, "model")
+        if model:
+            self.model = model
+        usage = _field(event, "usage")
+        if usage is not None:
+            self.usage = wire_usage(usage)
+        if not choices:
+            return ""
+        choice = choices[0]
+        finish = _field(choice, "finish_reason")
+        if finish:
+            self.finish = FINISH.get(finish, "stop")
+        delta = _field(choice, "delta")
+        content = _field(delta, "content") if delta is not None else None
+        if content is not None and not isinstance(content, str):
+            raise ResponseError(f"a stream delta's content is a {type(content).__name__}, not text")
+        text: str = content or ""
+        if text:
+            self.parts.append(text)
+        return text

@@ -27,11 +27,20 @@ from promptkit._errors import (
     ResponseError,
     ServerError,
 )
-from promptkit._messages import Chunk, Completion, FinishReason, Usage
+from promptkit._messages import Chunk, Completion, Usage
 
 from . import COMMON_PARAMS, Request, check_real_request, stream_incomplete
 from ._openai_compatible import OpenAICompatibleBackend
-from ._openai_wire import FINISH, Choices, chat_body, max_tokens_field_for, reasoning_of, served_by, wire_usage
+from ._openai_wire import (
+    FINISH,
+    Choices,
+    StreamState,
+    chat_body,
+    max_tokens_field_for,
+    reasoning_of,
+    served_by,
+    wire_usage,
+)
 from ._retry import Deadline, RetryPolicy, aretry_call, retry_call
 from ._sdkbase import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -181,7 +190,7 @@ class OpenAIBackend(Choices, SDKBackend):
             reasoning=reasoning_of(message),
         )
 
-    def _finish(self, state: _StreamState) -> Chunk:
+    def _finish(self, state: StreamState) -> Chunk:
         done = state.finish is not None and (state.usage is not None or not self._stream_usage)
         if not done:
             detail = "no finish reason arrived" if state.finish is None else "no usage arrived after the finish"
@@ -192,8 +201,8 @@ class OpenAIBackend(Choices, SDKBackend):
             model=state.model, usage=state.usage or Usage(), finish_reason=state.finish, provider=self._served_by
         )
 
-    def _new_stream_state(self) -> _StreamState:
-        return _StreamState()
+    def _new_stream_state(self) -> StreamState:
+        return StreamState()
 
     def _map_error(self, exc: BaseException, deadline: Deadline | None = None) -> BackendError:
         return map_openai_error(exc, self.name, deadline)
@@ -268,37 +277,6 @@ class OpenAIBackend(Choices, SDKBackend):
         if dimensions is not None:
             args["dimensions"] = dimensions
         return args
-
-
-class _StreamState:
-    __slots__ = ("finish", "model", "parts", "usage")
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.model: str | None = None
-        self.usage: Usage | None = None
-        self.finish: FinishReason | None = None
-
-    def absorb(self, event: Any) -> str:
-        if not hasattr(event, "choices"):
-            raise ResponseError(f"unexpected stream event {type(event).__name__}")
-        if event.model:
-            self.model = event.model
-        usage = event.usage
-        if usage is not None:
-            self.usage = wire_usage(usage)
-        if not event.choices:
-            return ""
-        choice = event.choices[0]
-        if choice.finish_reason:
-            self.finish = FINISH.get(choice.finish_reason, "stop")
-        content = choice.delta.content if choice.delta is not None else None
-        if content is not None and not isinstance(content, str):
-            raise ResponseError(f"a stream delta's content is a {type(content).__name__}, not text")
-        text: str = content or ""
-        if text:
-            self.parts.append(text)
-        return text
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
