@@ -21,7 +21,8 @@
     ├── SpendingCapError                   a batch's spending cap stopped a request before it was sent
     ├── GuardError                         a test safeguard stopped a call (never a BackendError)
     │   ├── RealBackendBlockedError        a real provider was called under test
-    │   └── ScriptExhaustedError           a MockBackend ran out of scripted replies
+    │   ├── ScriptExhaustedError           a MockBackend ran out of scripted replies
+    │   └── CassetteMissError              a replayed test sent a request its cassette lacks
     └── BackendError                       a model call failed (status, provider, retryable, ...)
         ├── AuthenticationError            401 / 403: bad or missing credentials          not retryable
         ├── BadRequestError                400 / 404 / 422: the request itself is wrong   not retryable
@@ -54,6 +55,7 @@ __all__ = [
     "BackendError",
     "BackendTimeoutError",
     "BadRequestError",
+    "CassetteMissError",
     "ConfigurationError",
     "ExampleError",
     "GuardError",
@@ -387,4 +389,21 @@ class ScriptExhaustedError(GuardError):
     def __init__(self, message: str, *, request: Any = None) -> None:
         self.request = request
         self.provider = "mock"
+        super().__init__(message)
+
+
+class CassetteMissError(GuardError):
+    """A test replaying a cassette sent a request that was not recorded.
+
+    ``digest`` is the request's digest, ``cassette`` the cassette file, and ``nearest`` the digest
+    of the most similar recorded request (``None`` when the cassette is empty); the message shows
+    the request and a diff against that nearest one.
+    """
+
+    def __init__(
+        self, message: str, *, digest: str = "", cassette: str | None = None, nearest: str | None = None
+    ) -> None:
+        self.digest = digest
+        self.cassette = cassette
+        self.nearest = nearest
         super().__init__(message)

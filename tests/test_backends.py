@@ -250,6 +250,35 @@ def test_allow_real_requests_context_restores() -> None:
     assert not real_requests_allowed()
 
 
+def test_allow_real_requests_here_is_one_task_only() -> None:
+    from promptkit.backends._gate import allow_real_requests_here
+
+    real = ("openai:gpt-4o", "https://api.openai.com/v1")
+    entered = asyncio.Event()
+    outcomes: list[str] = []
+
+    async def recording() -> None:
+        with allow_real_requests_here():
+            entered.set()
+            await asyncio.sleep(0)
+            check_real_request(*real)  # allowed here
+            outcomes.append("recorded")
+        with pytest.raises(RealBackendBlockedError):
+            check_real_request(*real)  # and no longer once the block is left
+
+    async def other() -> None:
+        await entered.wait()
+        with pytest.raises(RealBackendBlockedError):
+            check_real_request(*real)  # another task, at the same time: still blocked
+        outcomes.append("blocked")
+
+    async def main() -> None:
+        await asyncio.gather(recording(), other())
+
+    asyncio.run(main())
+    assert sorted(outcomes) == ["blocked", "recorded"]
+
+
 # -- the request level and wrappers ---------------------------------------------------------------
 class Counting(WrapperBackend):
     """A wrapper written only against public names: counts what passes through it."""

@@ -22,6 +22,7 @@ EXPECTED_OUTPUT = {
         "Selection(TokenBudgetSelector(MMRSelector)",
         "['Returns'",
     ],
+    "testing.md": ["-  text: Say hello in French", "+  text: Say hello in Spanish"],
 }
 
 

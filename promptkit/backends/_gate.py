@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 from .._errors import RealBackendBlockedError
 
-__all__ = ["allow_real_requests", "check_real_request", "real_requests_allowed"]
+__all__ = ["allow_real_requests", "allow_real_requests_here", "check_real_request", "real_requests_allowed"]
 
 
 class _Gate:
     blocked = False
     reason = ""
+
+
+# Set only around calls a caller vouches for (a cassette recording): per thread and per task,
+# so the other calls of the process stay blocked.
+_ALLOWED_HERE: ContextVar[bool] = ContextVar("promptkit_real_requests_here", default=False)
 
 
 def real_requests_allowed() -> bool:
@@ -41,6 +47,20 @@ def allow_real_requests(allowed: bool = True) -> Iterator[None]:
         yield
     finally:
         _Gate.blocked = previous
+
+
+@contextlib.contextmanager
+def allow_real_requests_here() -> Iterator[None]:
+    """Allow real requests for the code run inside this block only, in this thread or task.
+
+    Unlike :func:`allow_real_requests`, which switches the process-wide gate, this leaves calls
+    made by other threads and tasks blocked: a recording wrapper lets only its own calls through.
+    """
+    token = _ALLOWED_HERE.set(True)
+    try:
+        yield
+    finally:
+        _ALLOWED_HERE.reset(token)
 
 
 def _is_loopback(base_url: str | None) -> bool:
@@ -64,7 +84,7 @@ def check_real_request(backend: str, base_url: str | None) -> None:
     A server on the loopback interface (such as :class:`promptkit.testing.ProviderServer`) is
     never a real provider, so requests to it are always allowed.
     """
-    if _Gate.blocked and not _is_loopback(base_url):
+    if _Gate.blocked and not _ALLOWED_HERE.get() and not _is_loopback(base_url):
         raise RealBackendBlockedError(
             f"{backend} tried to call a real provider ({base_url or 'default endpoint'}) under test; "
             "use promptkit.testing.MockBackend, or allow it with @pytest.mark.allow_real_backends "

@@ -10,16 +10,19 @@ wire formats and injects faults, so the real SDK clients can be tested offline.
 
 Under pytest, the ``mock_backend`` and ``provider_server`` fixtures give a fresh
 ``MockBackend`` and a running ``ProviderServer``, and real provider backends are blocked unless
-a test is marked ``@pytest.mark.allow_real_backends``.
+a test is marked ``@pytest.mark.allow_real_backends``. The ``promptkit_cassette`` fixture records
+a test's real replies into a :class:`Cassette` file (``pytest --promptkit-record``) and replays
+them offline afterwards.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._errors import GuardError
+from .._errors import CassetteMissError, GuardError
 from .._utils import publish as _publish
 from .._utils import publish_one as _publish_one
+from ._cassette import Cassette, CassetteBackend, CassetteMode
 from ._mock import (
     FunctionBackend,
     MockBackend,
@@ -51,6 +54,10 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Cassette",
+    "CassetteBackend",
+    "CassetteMissError",
+    "CassetteMode",
     "FunctionBackend",
     "GuardError",
     "MockBackend",

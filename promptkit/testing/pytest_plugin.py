@@ -8,31 +8,64 @@
   such as the local provider server stay allowed). Switch them on per test with
   ``@pytest.mark.allow_real_backends`` or the ``allow_real_backends`` fixture, or for a whole run
   with the ini option ``promptkit_allow_real_backends = true``.
+- ``promptkit_cassette``: a :class:`~promptkit.testing.Cassette` for this test, in
+  ``cassettes/<module>/<test>.yaml`` next to the test file; ``promptkit_cassette.wrap(backend)``
+  replays the test's recorded replies offline. ``pytest --promptkit-record`` records them afresh
+  from the real backend, ``--promptkit-record-missing`` only those not yet recorded. The marker
+  ``@pytest.mark.promptkit_cassette(path=..., mode=...)`` sets the file (relative to the test
+  file) or the mode for one test.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .._errors import ConfigurationError
 from ..backends import allow_real_requests
 from ._mock import MockBackend
 
 if TYPE_CHECKING:
+    from ._cassette import Cassette, CassetteMode
     from ._server import ProviderServer
 
 _MARKER = "allow_real_backends"
 _INI = "promptkit_allow_real_backends"
+_CASSETTE_MARKER = "promptkit_cassette"
+_CASSETTE_DIR_INI = "promptkit_cassette_dir"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(_INI, "allow real provider backends in every test (default: blocked)", type="bool", default=False)
+    parser.addini(
+        _CASSETTE_DIR_INI,
+        "folder of the cassettes, relative to each test file (default: cassettes)",
+        default="cassettes",
+    )
+    group = parser.getgroup("promptkit")
+    group.addoption(
+        "--promptkit-record",
+        action="store_true",
+        default=False,
+        help="record the promptkit_cassette tests' replies afresh from their real backends",
+    )
+    group.addoption(
+        "--promptkit-record-missing",
+        action="store_true",
+        default=False,
+        help="replay what the cassettes hold and record only the requests they lack",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{_MARKER}: allow real provider backends in this test")
+    config.addinivalue_line(
+        "markers", f"{_CASSETTE_MARKER}(path=None, mode=None): the cassette file and mode of promptkit_cassette"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +96,44 @@ def provider_server() -> Iterator[ProviderServer]:
 
     with ProviderServer() as server:
         yield server
+
+
+@pytest.fixture
+def promptkit_cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
+    """This test's :class:`~promptkit.testing.Cassette`; wrap a backend with ``.wrap(backend)``.
+
+    Replays by default; ``--promptkit-record`` re-records, ``--promptkit-record-missing`` records
+    what is missing. The cassette is saved when the test ends.
+    """
+    from ._cassette import Cassette  # yaml and difflib load only for tests that use a cassette
+
+    marker = request.node.get_closest_marker(_CASSETTE_MARKER)
+    options: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+    unknown = set(options) - {"path", "mode"}
+    if unknown:
+        raise ConfigurationError(
+            f"@pytest.mark.{_CASSETTE_MARKER} takes path= and mode=, not {', '.join(sorted(unknown))}"
+        )
+    mode: CassetteMode
+    if request.config.getoption("promptkit_record"):
+        mode = "record"
+    elif request.config.getoption("promptkit_record_missing"):
+        mode = "once"
+    else:
+        mode = options.get("mode") or "replay"
+    folder = Path(request.node.path).parent
+    path = options.get("path")
+    if path is None:
+        path = (
+            Path(str(request.config.getini(_CASSETTE_DIR_INI)))
+            / Path(request.node.path).stem
+            / _file_name(request.node)
+        )
+    with Cassette(folder / path, mode=mode) as cassette:
+        yield cassette
+
+
+def _file_name(node: pytest.Item) -> str:
+    """``TestX::test_y[a/b]`` -> ``TestX.test_y-a-b.yaml``: one safe file name per test."""
+    test = node.nodeid.split("::", 1)[1] if "::" in node.nodeid else node.name
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", test.replace("::", ".")).strip("-") + ".yaml"
