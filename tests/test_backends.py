@@ -480,3 +480,14 @@ def test_the_digest_never_holds_a_secret() -> None:
     assert mock.build_request("hi", {"extra": {"logprobs": True, "api_key": "sk-other-9876543210"}}).digest == (
         plain.digest
     )
+
+
+def test_a_request_repr_masks_secrets_in_extra() -> None:
+    from promptkit.testing import MockBackend
+
+    key = "sk-live-0123456789abcdefghijklmnop"
+    request = MockBackend().build_request("Hi", {"extra": {"api_key": key, "headers": {"x": "y"}, "note": key, "n": 2}})
+    shown = repr(request)
+    assert key not in shown
+    assert "'n': 2" in shown
+    assert "Hi" in shown

@@ -147,6 +147,12 @@ class Request:
     def __hash__(self) -> int:
         return int(self.digest[:16], 16)
 
+    def __repr__(self) -> str:
+        # ``extra`` may carry headers or keys: the repr (in tracebacks, logs) masks them
+        params = {k: _masked(v) if k == "extra" else v for k, v in self.params.items()}
+        sample = f", sample={self.sample}" if self.sample is not None else ""
+        return f"Request(backend={self.backend!r}, messages={self.messages!r}, params={params!r}{sample})"
+
 
 def _canonical_message(message: Message) -> dict[str, Any]:
     content = message.content
@@ -188,6 +194,15 @@ def _canonical_extra(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_canonical_extra(v) for v in value if not _looks_secret(v)]
     return _canonical_value(value)
+
+
+def _masked(value: Any) -> Any:
+    """``extra`` for display: values under secret-looking keys, and key-like strings, masked."""
+    if isinstance(value, Mapping):
+        return {str(k): "***" if _SECRET_KEY.search(str(k)) else _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v) for v in value]
+    return redact(value) if isinstance(value, str) else value
 
 
 def _looks_secret(value: Any) -> bool:
