@@ -34,6 +34,7 @@ from promptkit.backends import (
 )
 from promptkit.backends._cache import decode_entry, encode_entry
 from promptkit.testing import FunctionBackend, MockBackend, MockReply, server_error
+from promptkit.testing._server import ProviderServer, ServerReply
 
 
 class Clock:
@@ -605,3 +606,66 @@ def test_eight_processes_share_one_file(tmp_path: Path) -> None:
                 assert check.complete(f"own {w} {i}").text == f"reply:own {w} {i}"
         assert all(check.complete(f"shared {i}").text == f"reply:shared {i}" for i in range(30))
         assert check.stats == CacheStats(hits=8 * 30 + 30, misses=0, stores=0)
+
+
+# -- against the local provider server --------------------------------------------------------------
+KEY = "sk-test-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def server() -> Iterator[ProviderServer]:
+    with ProviderServer(default=ServerReply(text="Paris", input_tokens=7, output_tokens=1)) as s:
+        yield s
+
+
+@pytest.fixture
+def served(server: ProviderServer, tmp_path: Path) -> Iterator[CachedBackend]:
+    pytest.importorskip("openai")
+    from promptkit.backends.openai import OpenAIBackend
+
+    inner = OpenAIBackend(model="gpt-test", base_url=server.openai_base_url, api_key=KEY)
+    with SQLiteCache(tmp_path / "served.sqlite") as cache, CachedBackend(inner, cache=cache) as llm:
+        yield llm
+
+
+def test_a_hit_sends_no_request(server: ProviderServer, served: CachedBackend) -> None:
+    first = served.complete("Capital of France?", temperature=0)
+    again = served.complete("Capital of France?", temperature=0)
+    assert (first.text, again.text, again.cached, again.usage) == ("Paris", "Paris", True, first.usage)
+    assert (again.model, again.provider) == (first.model, first.provider)
+    assert len(server.requests) == 1
+    stream = served.stream("Capital of Italy?")
+    deltas = list(stream)
+    replay = served.stream("Capital of Italy?")
+    assert (list(replay), replay.completion.cached, replay.completion.usage) == (
+        deltas,
+        True,
+        stream.completion.usage,
+    )
+    assert "".join(deltas) == "Paris"
+    assert len(server.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_an_async_hit_sends_no_request(server: ProviderServer, served: CachedBackend) -> None:
+    first = await served.acomplete("Capital of France?")
+    again = await served.acomplete("Capital of France?")
+    assert (first.cached, again.cached, again.text) == (False, True, "Paris")
+    deltas = [d async for d in served.astream("Capital of Spain?")]
+    replay = served.astream("Capital of Spain?")
+    assert ([d async for d in replay], replay.completion.cached) == (deltas, True)
+    assert len(deltas) > 1  # replayed delta by delta, as it came
+    assert len(server.requests) == 2
+
+
+def test_no_secret_reaches_the_cache_file(server: ProviderServer, served: CachedBackend, tmp_path: Path) -> None:
+    other = "sk-proj-another-secret-9876543210"
+    served.complete("Hi", extra={"user": "someone", "api_key": other, "metadata": {"token": other}})
+    served.complete("Hi", extra={"user": "someone", "api_key": other, "metadata": {"token": other}})
+    "".join(served.stream("Hello"))
+    assert len(server.requests) == 2
+    assert server.requests[0].body["api_key"] == other  # the extra secret was really sent
+    data = b"".join(path.read_bytes() for path in tmp_path.glob("served.sqlite*"))  # the WAL file too
+    assert b'"text":"Paris"' in data  # the replies are there...
+    assert KEY.encode() not in data  # ...the keys are not
+    assert other.encode() not in data
