@@ -170,6 +170,21 @@ def test_sqlite_cache_is_wal_with_a_busy_timeout_and_persists(tmp_path: Path) ->
         assert len(again) == 1
 
 
+def test_sqlite_cache_creates_its_directory(tmp_path: Path) -> None:
+    with SQLiteCache(tmp_path / "a" / "b" / "c.sqlite") as cache:
+        cache.set("k", "v")
+        assert cache.get("k") == "v"
+    assert (tmp_path / "a" / "b" / "c.sqlite").is_file()
+
+
+def test_a_path_under_a_file_gives_misses_and_one_warning(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    llm = CachedBackend(MockBackend(["a", "b"]), cache=SQLiteCache(tmp_path / "file" / "c.sqlite"))
+    with pytest.warns(CacheWarning, match="opened") as record:
+        replies = [llm.complete("q").text for _ in range(2)]
+    assert (replies, len(record)) == (["a", "b"], 1)
+
+
 def test_sqlite_cache_replaces_and_counts(db: SQLiteCache) -> None:
     db.set("k", "one")
     db.set("k", "three")
@@ -286,6 +301,28 @@ def test_a_corrupt_entry_is_a_miss_with_one_warning(db: SQLiteCache) -> None:
     assert len(record) == 1
     assert len(seen) == 2
     assert llm.complete("q").cached  # the reply stored over the bad entry is used
+
+
+class ReadOnlySQLiteCache(SQLiteCache):
+    """The file as a process without write permission sees it (the tests may run as root)."""
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        self._prepare(conn)
+        return conn
+
+
+def test_a_read_only_file_serves_hits_and_drops_writes_with_one_warning(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    inner, seen = counting()
+    with SQLiteCache(path) as writable:
+        CachedBackend(inner, cache=writable).complete("stored")
+    with ReadOnlySQLiteCache(path) as cache:
+        llm = CachedBackend(inner, cache=cache)
+        with pytest.warns(CacheWarning, match="written") as record:
+            replies = [llm.complete(q) for q in ("stored", "new", "new")]
+    assert [(r.text, r.cached) for r in replies] == [("ok:stored", True), ("ok:new", False), ("ok:new", False)]
+    assert (seen, len(record)) == (["stored", "new", "new"], 1)
 
 
 def test_a_locked_file_drops_the_write_with_one_warning(tmp_path: Path) -> None:

@@ -201,7 +201,8 @@ class SQLiteCache:
     entries first** (by when they were stored), so that a hit stays a pure read that never writes
     the file nor waits for a writer; ``ttl`` (seconds, by ``clock``, wall time by default as the
     file outlives the process) makes older entries misses. A corrupt, locked or read-only file
-    gives misses and one :class:`CacheWarning`, never an error.
+    gives misses and one :class:`CacheWarning`, never an error. Missing parent directories are
+    created.
 
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "replies.sqlite")
@@ -225,7 +226,7 @@ class SQLiteCache:
         _check_bound("max_bytes", max_bytes, integer=True)
         _check_bound("ttl", ttl, integer=False)
         _check_bound("timeout", timeout, integer=False)
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.ttl = ttl
@@ -242,6 +243,8 @@ class SQLiteCache:
     def _connect(self) -> sqlite3.Connection:
         import sqlite3
 
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA synchronous=NORMAL")  # safe in WAL: a crash never loses a commit
@@ -256,6 +259,9 @@ class SQLiteCache:
         """Create the table and set WAL mode, once per file (the mode is stored in the file)."""
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode=WAL")
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'entries_removed'").fetchone() is not None:
+            self._ready = True  # made before (the last statement of the schema): nothing to write
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _SCHEMA:
@@ -290,7 +296,7 @@ class SQLiteCache:
 
         try:
             conn = self._borrow()
-        except sqlite3.Error as err:
+        except (sqlite3.Error, OSError) as err:
             self._warn(f"the cache {self.path} cannot be opened", err)
             return None
         try:
@@ -312,7 +318,7 @@ class SQLiteCache:
 
         try:
             conn = self._borrow()
-        except sqlite3.Error as err:
+        except (sqlite3.Error, OSError) as err:
             self._warn(f"the cache {self.path} cannot be opened", err)
             return
         try:
