@@ -247,7 +247,7 @@ class SQLiteCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
         try:
-            conn.execute("PRAGMA synchronous=NORMAL")  # safe in WAL: a crash never loses a commit
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL: a process crash loses no commit (a power cut may)
             if not self._ready:
                 self._prepare(conn)
         except BaseException:
