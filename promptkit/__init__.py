@@ -184,6 +184,7 @@ if _TYPE_CHECKING:
         remove_hook,
         uninstrument,
     )
+    from .backends._cache import CachedBackend, CacheWarning, MemoryCache, SQLiteCache
     from .backends._retry import RetryPolicy
     from .backends.anthropic import AnthropicBackend
     from .backends.openai import OpenAIBackend
@@ -207,6 +208,8 @@ _LAZY: dict[str, str] = {
     "BatchOptions": "._batch",
     "BatchResult": "._batch",
     "BoolParser": "._parsers",
+    "CacheWarning": ".backends._cache",
+    "CachedBackend": ".backends._cache",
     "Call": "._strategies",
     "CallInfo": "._tracing",
     "ChainOfThought": "._strategies",
@@ -231,6 +234,7 @@ _LAZY: dict[str, str] = {
     "Latency": "._batch",
     "ListParser": "._parsers",
     "MMRSelector": "._fewshot",
+    "MemoryCache": ".backends._cache",
     "MessagesPlaceholder": "._templates",
     "MetadataSelector": "._fewshot",
     "NativeOutputParser": "._parsers",
@@ -257,6 +261,7 @@ _LAZY: dict[str, str] = {
     "RetryPolicy": ".backends._retry",
     "RunInfo": "._tracing",
     "RunRecord": "._tracing",
+    "SQLiteCache": ".backends._cache",
     "Sample": "._strategies",
     "Selected": "._fewshot",
     "Selection": "._fewshot",
@@ -332,6 +337,8 @@ __all__ = [
     "BatchOptions",
     "BatchResult",
     "BoolParser",
+    "CacheWarning",
+    "CachedBackend",
     "Call",
     "CallInfo",
     "CassetteMissError",
@@ -364,6 +371,7 @@ __all__ = [
     "Latency",
     "ListParser",
     "MMRSelector",
+    "MemoryCache",
     "Message",
     "MessagesPlaceholder",
     "MetadataSelector",
@@ -397,6 +405,7 @@ __all__ = [
     "RetryPolicy",
     "RunInfo",
     "RunRecord",
+    "SQLiteCache",
     "Sample",
     "ScriptExhaustedError",
     "Selected",

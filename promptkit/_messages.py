@@ -145,7 +145,9 @@ class Completion:
     up for the right provider. ``attempts`` is how many tries the reply took (1 unless the retry
     layer had to try again). Both are left out of comparisons: they describe the call rather than
     the reply. ``reasoning`` is the reasoning a provider returned apart from the text (OpenAI-compatible
-    servers' ``reasoning_content``, Anthropic's thinking blocks), when it did.
+    servers' ``reasoning_content``, Anthropic's thinking blocks), when it did. ``cached`` is true
+    for a reply a response cache served without calling the model (kept out of comparisons and
+    the repr, like ``attempts``).
 
     >>> Completion(text="Paris", model="mock").text
     'Paris'
@@ -159,6 +161,7 @@ class Completion:
     raw: Any = field(default=None, repr=False, compare=False)
     attempts: int = field(default=1, compare=False)
     reasoning: str | None = field(default=None, repr=False)
+    cached: bool = field(default=False, repr=False, compare=False)
 
     def _repr_html_(self) -> str:
         import html

@@ -131,6 +131,12 @@ class Result(Generic[T]):
         return total
 
     @property
+    def cached(self) -> bool:
+        """True when every reply behind the value came from a response cache (no model was
+        called); False when at least one call reached the model."""
+        return all(completion.cached for completion in self.completions)
+
+    @property
     def text(self) -> str:
         """The raw text of the reply the value was parsed from."""
         return self.completion.text

@@ -14,6 +14,7 @@ and override the request level only. Retries are configured with :class:`promptk
 from __future__ import annotations
 
 from .._utils import publish as _publish
+from ._cache import CachedBackend, CacheStats, CacheWarning, MemoryCache, ResponseCache, SQLiteCache
 from ._contract import (
     ALL_PARAMS,
     COMMON_PARAMS,
@@ -38,11 +39,17 @@ __all__ = [
     "AsyncStream",
     "Backend",
     "BaseBackend",
+    "CacheStats",
+    "CacheWarning",
+    "CachedBackend",
+    "MemoryCache",
     "OutputSchema",
     "Params",
     "RateLimitedBackend",
     "RateLimiter",
     "Request",
+    "ResponseCache",
+    "SQLiteCache",
     "Stream",
     "WrapperBackend",
     "allow_real_requests",
