@@ -19,6 +19,7 @@ from ._errors import (
     BadRequestError,
     ConfigurationError,
     ExampleError,
+    FallbackError,
     GuardError,
     IncompleteStreamError,
     MissingDependencyError,
@@ -183,6 +184,7 @@ if _TYPE_CHECKING:
         remove_hook,
         uninstrument,
     )
+    from .backends._fallback import FallbackBackend
     from .backends._retry import RetryPolicy
     from .backends.anthropic import AnthropicBackend
     from .backends.openai import OpenAIBackend
@@ -220,6 +222,7 @@ _LAZY: dict[str, str] = {
     "ErrorRecord": "._tracing",
     "Example": "._fewshot",
     "ExamplePool": "._fewshot",
+    "FallbackBackend": ".backends._fallback",
     "FewShot": "._fewshot",
     "FitResult": "._tokens",
     "FixedSelector": "._fewshot",
@@ -349,6 +352,8 @@ __all__ = [
     "Example",
     "ExampleError",
     "ExamplePool",
+    "FallbackBackend",
+    "FallbackError",
     "FewShot",
     "FitResult",
     "FixedSelector",

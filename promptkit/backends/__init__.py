@@ -26,6 +26,7 @@ from ._contract import (
     validate_params,
 )
 from ._factory import backend
+from ._fallback import FallbackBackend
 from ._gate import allow_real_requests, check_real_request, real_requests_allowed
 from ._ratelimit import RateLimitedBackend, RateLimiter
 from ._streams import AsyncStream, Stream, stream_incomplete
@@ -38,6 +39,7 @@ __all__ = [
     "AsyncStream",
     "Backend",
     "BaseBackend",
+    "FallbackBackend",
     "OutputSchema",
     "Params",
     "RateLimitedBackend",
