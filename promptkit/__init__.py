@@ -185,6 +185,7 @@ if _TYPE_CHECKING:
         uninstrument,
     )
     from .backends._fallback import FallbackBackend
+    from .backends._preview import RequestPreview
     from .backends._retry import RetryPolicy
     from .backends.anthropic import AnthropicBackend
     from .backends.openai import OpenAIBackend
@@ -255,6 +256,7 @@ _LAZY: dict[str, str] = {
     "RandomSelector": "._fewshot",
     "RefineStep": "._strategies",
     "RegexParser": "._parsers",
+    "RequestPreview": ".backends._preview",
     "Result": "._result",
     "RetryPolicy": ".backends._retry",
     "RunInfo": "._tracing",
@@ -395,6 +397,7 @@ __all__ = [
     "RealBackendBlockedError",
     "RefineStep",
     "RegexParser",
+    "RequestPreview",
     "ResponseError",
     "Result",
     "RetryPolicy",

@@ -28,6 +28,7 @@ from ._contract import (
 from ._factory import backend
 from ._fallback import FallbackBackend
 from ._gate import allow_real_requests, check_real_request, real_requests_allowed
+from ._preview import RequestPreview
 from ._ratelimit import RateLimitedBackend, RateLimiter
 from ._streams import AsyncStream, Stream, stream_incomplete
 from ._wrapper import WrapperBackend
@@ -45,6 +46,7 @@ __all__ = [
     "RateLimitedBackend",
     "RateLimiter",
     "Request",
+    "RequestPreview",
     "Stream",
     "WrapperBackend",
     "allow_real_requests",

@@ -28,6 +28,7 @@ from .._errors import (
 )
 from .._messages import Chunk, Completion, MessagesLike
 from ._contract import Backend, BaseBackend, Request
+from ._preview import RequestPreview
 from ._streams import AsyncStream, Stream
 
 __all__ = ["FallbackBackend", "falls_back"]
@@ -232,6 +233,16 @@ class FallbackBackend(BaseBackend):
             yield _final_chunk(completion)
             return
         raise self._all_failed(errors)
+
+    def preview_request(self, request: Request, *, stream: bool = False) -> RequestPreview:
+        """The first member's preview: what is sent first (later members only after it fails)."""
+        first = self.backends[0]
+        member_request = self._member_request(first, request, self._clock(), [])
+        preview = getattr(first, "preview_request", None)
+        if preview is None:
+            return super().preview_request(member_request, stream=stream)
+        result: RequestPreview = preview(member_request, stream=stream)
+        return result
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
