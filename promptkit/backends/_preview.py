@@ -38,8 +38,9 @@ class RequestPreview:
     ``headers`` are those the client sends with every request, credentials masked (an SDK adds a
     few per attempt, such as its retry count and timeout); ``body`` is the JSON body, as a
     ``dict``. ``input_tokens`` counts the messages (``exact`` on it is false for an
-    approximation, e.g. an unknown model), and ``estimated_cost`` is the USD cost of those tokens plus ``max_output_tokens`` of reply (the
-    most the request allows; input only when it sets no limit), ``None`` when the price is unknown.
+    approximation, e.g. an unknown model). ``estimated_cost`` is the USD cost of those tokens
+    plus ``max_output_tokens`` of reply (the most the request allows; the input alone when it
+    sets no limit), ``None`` when the price is unknown.
     """
 
     backend: str
