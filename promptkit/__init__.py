@@ -20,6 +20,7 @@ from ._errors import (
     CassetteMissError,
     ConfigurationError,
     ExampleError,
+    FallbackError,
     GuardError,
     IncompleteStreamError,
     MissingDependencyError,
@@ -185,6 +186,8 @@ if _TYPE_CHECKING:
         uninstrument,
     )
     from .backends._cache import CachedBackend, CacheWarning, MemoryCache, SQLiteCache
+    from .backends._fallback import FallbackBackend
+    from .backends._preview import RequestPreview
     from .backends._retry import RetryPolicy
     from .backends.anthropic import AnthropicBackend
     from .backends.openai import OpenAIBackend
@@ -224,6 +227,7 @@ _LAZY: dict[str, str] = {
     "ErrorRecord": "._tracing",
     "Example": "._fewshot",
     "ExamplePool": "._fewshot",
+    "FallbackBackend": ".backends._fallback",
     "FewShot": "._fewshot",
     "FitResult": "._tokens",
     "FixedSelector": "._fewshot",
@@ -257,6 +261,7 @@ _LAZY: dict[str, str] = {
     "RandomSelector": "._fewshot",
     "RefineStep": "._strategies",
     "RegexParser": "._parsers",
+    "RequestPreview": ".backends._preview",
     "Result": "._result",
     "RetryPolicy": ".backends._retry",
     "RunInfo": "._tracing",
@@ -358,6 +363,8 @@ __all__ = [
     "Example",
     "ExampleError",
     "ExamplePool",
+    "FallbackBackend",
+    "FallbackError",
     "FewShot",
     "FitResult",
     "FixedSelector",
@@ -400,6 +407,7 @@ __all__ = [
     "RealBackendBlockedError",
     "RefineStep",
     "RegexParser",
+    "RequestPreview",
     "ResponseError",
     "Result",
     "RetryPolicy",

@@ -31,7 +31,8 @@
         ├── BackendConnectionError         the connection failed or was reset             retryable
         ├── BackendTimeoutError            a timeout or deadline (also TimeoutError)      retryable
         ├── IncompleteStreamError          a stream ended early; keeps the partial text   retryable
-        └── ResponseError                  a reply that cannot be understood (malformed)  not retryable
+        ├── ResponseError                  a reply that cannot be understood (malformed)  not retryable
+        └── FallbackError                  every backend of a FallbackBackend failed; keeps each error
 
 ``retryable`` says whether sending the same request again could succeed; the retry layer reads it
 (a timeout of the call's own total deadline is marked not retryable on the instance). The guard
@@ -58,6 +59,7 @@ __all__ = [
     "CassetteMissError",
     "ConfigurationError",
     "ExampleError",
+    "FallbackError",
     "GuardError",
     "IncompleteStreamError",
     "MissingDependencyError",
@@ -366,6 +368,32 @@ class IncompleteStreamError(BackendError):
 
 class ResponseError(BackendError):
     """The provider answered with something that is not a valid reply (malformed body)."""
+
+
+class FallbackError(BackendError):
+    """Every backend of a :class:`~promptkit.backends.FallbackBackend` failed.
+
+    ``errors`` holds ``(backend name, error)`` for each backend tried, in order; the message names
+    each one. ``retryable`` is true when any of them was (sending again later could succeed),
+    ``retry_after`` is the shortest wait any of them asked for, and ``attempts`` their sum.
+
+    >>> err = FallbackError("both failed", errors=(("a", ServerError("boom")), ("b", RateLimitError("slow"))))
+    >>> err.retryable, [name for name, _ in err.errors]
+    (True, ['a', 'b'])
+    """
+
+    def __init__(
+        self, message: str, *, errors: tuple[tuple[str, BackendError], ...] = (), provider: str | None = None
+    ) -> None:
+        self.errors = errors
+        waits = [e.retry_after for _, e in errors if e.retry_after is not None]
+        super().__init__(
+            message,
+            provider=provider,
+            retry_after=min(waits) if waits else None,
+            retryable=any(e.retryable for _, e in errors),
+            attempts=sum(e.attempts for _, e in errors) or 1,
+        )
 
 
 class GuardError(PromptkitError):

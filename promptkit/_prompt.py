@@ -12,11 +12,12 @@ from ._messages import Message
 from ._parsers import NativeOutputParser, Parser, TextParser
 from ._result import Result
 from ._run import AsyncPromptStream, PromptStream, Run, adrive, drive, finish
-from ._strategies import Direct, Strategy, append_to_last_user
+from ._strategies import Call, Direct, Strategy, append_to_last_user
 from ._templates import ChatTemplate, Template
 from ._utils import UNSET, UnsetType
 from .backends import ALL_PARAMS, Backend, Params, validate_params
 from .backends import backend as make_backend
+from .backends._preview import RequestPreview, neutral_body, preview_of
 
 if TYPE_CHECKING:
     import os
@@ -351,7 +352,9 @@ class Prompt(Generic[T]):
             )
         return parser.output_schema()
 
-    def _start(self, inputs: Mapping[str, Any], params: Params | None, examples: Selection) -> Run[T]:
+    def _start(
+        self, inputs: Mapping[str, Any], params: Params | None, examples: Selection, *, traced: bool = True
+    ) -> Run[T]:
         if self.backend is None:
             raise ConfigurationError("this Prompt has no backend; pass one or use prompt.with_backend(...)")
         backend = self.backend
@@ -370,6 +373,7 @@ class Prompt(Generic[T]):
             repair=self.repair,
             inputs=inputs,
             template=self.template,
+            traced=traced,
         )
 
     def _run(self, inputs: Mapping[str, Any], params: Params | None) -> Run[T]:
@@ -377,6 +381,35 @@ class Prompt(Generic[T]):
 
     async def _arun(self, inputs: Mapping[str, Any], params: Params | None) -> Run[T]:
         return self._start(inputs, params, await self._aselect(inputs))
+
+    def preview(self, *, params: Params | None = None, stream: bool = False, **inputs: Any) -> RequestPreview:
+        """The first request a call with ``inputs`` would send, built exactly as a call builds it
+        (examples, rendering, format instructions, native schema, the strategy's first step), but
+        not sent: a :class:`~promptkit.backends.RequestPreview` with the backend's wire format,
+        token count and estimated cost. ``stream=True`` previews what :meth:`stream` sends.
+
+        >>> from promptkit.testing import MockBackend
+        >>> Prompt("Capital of {{ country }}?", MockBackend()).preview(country="France").body["messages"]
+        [{'role': 'user', 'content': 'Capital of France?'}]
+        """
+        run = self._start(inputs, params, self._select(inputs), traced=False)
+        try:
+            step = run.send(None)
+            call = step if isinstance(step, Call) else next(iter(step), None) if isinstance(step, Sequence) else None
+            if call is None:
+                raise ConfigurationError(f"the strategy {self._strategy.name!r} sends no request to preview")
+            request = run.request(call)
+            backend = run.backend_for(call)
+        finally:
+            run.close()
+        preview_request = getattr(backend, "preview_request", None)
+        if preview_request is None:  # a Backend that is not a BaseBackend: the neutral form
+            body = neutral_body(request)
+            if stream and call.stream:
+                body["stream"] = True
+            return preview_of(request, body=body, model=None)
+        result: RequestPreview = preview_request(request, stream=stream and call.stream)
+        return result
 
     # -- calling --------------------------------------------------------------------------------
     def run(self, *, params: Params | None = None, **inputs: Any) -> Result[T]:

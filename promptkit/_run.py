@@ -65,6 +65,7 @@ class Run(Generic[T]):
         repair: int,
         inputs: Mapping[str, Any] | None = None,
         template: object = None,
+        traced: bool = True,
     ) -> None:
         self.backend = backend
         self.parser = parser
@@ -76,13 +77,17 @@ class Run(Generic[T]):
         self._index: dict[int, int] = {}  # id(completion) -> its attempt, for parse verdicts
         self._started = time.perf_counter()
         # tracing: None (one check per event) unless a hook, tracer or run log observes runs
-        self._trace = _tracing.start_run(
-            backend=backend,
-            strategy=strategy.name,
-            messages=messages,
-            inputs=inputs or {},
-            params=params,
-            template=template,
+        self._trace = (
+            _tracing.start_run(
+                backend=backend,
+                strategy=strategy.name,
+                messages=messages,
+                inputs=inputs or {},
+                params=params,
+                template=template,
+            )
+            if traced
+            else None  # a preview: nothing is sent, so nothing is reported
         )
         if self._trace is not None:
             self.backend = self._trace.backend  # reports each request and reply

@@ -27,27 +27,31 @@ from ._contract import (
     validate_params,
 )
 from ._factory import backend
+from ._fallback import FallbackBackend
 from ._gate import allow_real_requests, check_real_request, real_requests_allowed
+from ._preview import RequestPreview
 from ._ratelimit import RateLimitedBackend, RateLimiter
 from ._streams import AsyncStream, Stream, stream_incomplete
 from ._wrapper import WrapperBackend
 
 __all__ = [
     "ALL_PARAMS",
-    "COMMON_PARAMS",
-    "DIGEST_VERSION",
     "AsyncStream",
     "Backend",
     "BaseBackend",
+    "COMMON_PARAMS",
     "CacheStats",
     "CacheWarning",
     "CachedBackend",
+    "DIGEST_VERSION",
+    "FallbackBackend",
     "MemoryCache",
     "OutputSchema",
     "Params",
     "RateLimitedBackend",
     "RateLimiter",
     "Request",
+    "RequestPreview",
     "ResponseCache",
     "SQLiteCache",
     "Stream",

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypedDict, runtime_checkable
 from .._errors import ConfigurationError, UnsupportedCapabilityError, UnsupportedParameterError
 from .._messages import Chunk, Completion, ImagePart, Message, MessagesLike, TextPart, coerce_messages
 from .._utils import redact
+from ._preview import RequestPreview, neutral_body, preview_of
 from ._streams import AsyncStream, Stream
 
 if TYPE_CHECKING:
@@ -366,6 +367,24 @@ class BaseBackend:
     def astream_request(self, request: Request) -> AsyncStream:
         """Async :meth:`stream_request`."""
         return AsyncStream(self._astream(request), backend=self.name)
+
+    # -- previews -------------------------------------------------------------------------------
+    def preview_request(self, request: Request, *, stream: bool = False) -> RequestPreview:
+        """What sending ``request`` would send, without a network call.
+
+        This default, for backends without a wire format, shows the request itself: its messages
+        and parameters (``stream`` set when asked for), with an approximate token count. Provider
+        backends override it with the exact URL, headers and JSON body.
+        """
+        body = neutral_body(request)
+        if stream:
+            body["stream"] = True
+        return preview_of(request, body=body, model=None)
+
+    def preview(self, messages: MessagesLike, *, stream: bool = False, **params: Unpack[Params]) -> RequestPreview:
+        """The :class:`~promptkit.backends.RequestPreview` of ``complete(messages, **params)``
+        (of ``stream(...)`` with ``stream=True``), without sending anything."""
+        return self.preview_request(self.build_request(messages, params), stream=stream)
 
     # -- several choices from one request (optional) -------------------------------------------
     @property

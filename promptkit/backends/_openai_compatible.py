@@ -29,15 +29,18 @@ from promptkit._utils import require
 from ._contract import COMMON_PARAMS, Request
 from ._openai_wire import (
     FINISH,
+    OPENAI_URL,
     Choices,
     StreamState,
     chat_body,
+    chat_preview,
     max_tokens_field_for,
     reasoning_of,
     served_by,
     status_message,
     wire_usage,
 )
+from ._preview import RequestPreview
 from ._retry import Deadline, RetryPolicy
 from ._sdkbase import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -55,7 +58,6 @@ if TYPE_CHECKING:
 
 __all__ = ["OpenAICompatibleBackend", "map_wire_error"]
 
-OPENAI_URL = "https://api.openai.com/v1"
 _MAX_CONNECTIONS = 1000  # as the SDK's own pool: a large batch is bounded by its own limit
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -115,8 +117,12 @@ class OpenAICompatibleBackend(Choices, SDKBackend):
         return os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
 
     def _headers(self) -> dict[str, str]:
+        return {**self._wire_headers(), "authorization": f"Bearer {self._require_key()}"}
+
+    def _wire_headers(self) -> dict[str, str]:
+        """The headers every request carries (the key as given, possibly none)."""
         headers = {
-            "authorization": f"Bearer {self._require_key()}",
+            "authorization": f"Bearer {self._api_key or ''}",
             "content-type": "application/json",
             "accept": "application/json",
             "user-agent": "promptkit",
@@ -151,6 +157,18 @@ class OpenAICompatibleBackend(Choices, SDKBackend):
         if extra is not None:
             body.update(extra)
         return _encode(body).encode()
+
+    def preview_request(self, request: Request, *, stream: bool = False) -> RequestPreview:
+        """The chat-completions request for ``request``: URL, headers (the key masked), JSON body."""
+        return chat_preview(
+            request,
+            model=self.model,
+            base_url=self._base_url,
+            headers=self._preview_headers(self._wire_headers()),
+            max_tokens_field=self._max_tokens_field,
+            stream=stream,
+            stream_usage=self._stream_usage,
+        )
 
     def _send(self, client: Any, request: Request, deadline: Deadline, *, stream: bool) -> Any:
         from ._http import attempt_timeout

@@ -16,6 +16,7 @@ from promptkit._errors import ConfigurationError, ResponseError
 from promptkit._messages import Completion, FinishReason, ImagePart, Message, TextPart, Usage
 
 from ._contract import Request
+from ._preview import RequestPreview, preview_of
 
 __all__ = [
     "FINISH",
@@ -23,6 +24,7 @@ __all__ = [
     "MAX_CHOICES",
     "Choices",
     "chat_body",
+    "chat_preview",
     "max_tokens_field_for",
     "message_json",
     "plain",
@@ -85,6 +87,34 @@ def chat_body(
         if stream_usage:
             body["stream_options"] = {"include_usage": True}
     return body, extra
+
+
+OPENAI_URL = "https://api.openai.com/v1"
+
+
+def chat_preview(
+    request: Request,
+    *,
+    model: str,
+    base_url: str | None,
+    headers: dict[str, str],
+    max_tokens_field: str,
+    stream: bool,
+    stream_usage: bool,
+) -> RequestPreview:
+    """The chat-completions request for ``request``: URL, the given headers, JSON body."""
+    body, extra = chat_body(model, request, max_tokens_field=max_tokens_field, stream=stream, stream_usage=stream_usage)
+    if extra is not None:
+        body.update(extra)  # the SDK's extra_body and the direct client both merge them at the top
+    return preview_of(
+        request,
+        body=body,
+        model=model,
+        provider=served_by(base_url),
+        url=(base_url or OPENAI_URL).rstrip("/") + "/chat/completions",
+        method="POST",
+        headers=headers,
+    )
 
 
 def message_json(message: Message) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
 
 from promptkit._errors import (
@@ -34,6 +34,7 @@ from promptkit._utils import mask_key, require
 
 from ._contract import BaseBackend, Request
 from ._gate import check_real_request
+from ._preview import mask_header
 from ._retry import (
     Deadline,
     RetryPolicy,
@@ -224,6 +225,25 @@ class SDKBackend(BaseBackend):
 
     def _map_error(self, exc: BaseException, deadline: Deadline | None = None) -> BackendError:
         raise NotImplementedError
+
+    # -- previews ---------------------------------------------------------------------------------
+    def _preview_headers(self, fallback: Mapping[str, str]) -> dict[str, str]:
+        """The headers the client sends on every request, secrets masked (no network call).
+
+        They are read from the client (built now if need be, as a call would); when it cannot be
+        built (no API key), ``fallback``, the headers the backend sets itself, stands in.
+        """
+        try:
+            client = self.sync_client()
+        except AuthenticationError:
+            headers: Any = fallback
+        else:
+            sdk_headers = getattr(client, "default_headers", None)
+            if sdk_headers is not None:  # an SDK client; its credentials may sit apart
+                headers = {**sdk_headers, **(getattr(client, "auth_headers", None) or {})}
+            else:  # the direct HTTP client
+                headers = getattr(client, "headers", None) or fallback
+        return {str(k).lower(): mask_header(str(k), v) for k, v in headers.items() if isinstance(v, str)}
 
     # -- identity ---------------------------------------------------------------------------------
     @property

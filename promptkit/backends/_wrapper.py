@@ -12,6 +12,7 @@ from typing import Any
 
 from .._messages import Completion, MessagesLike
 from ._contract import Backend, BaseBackend, Request
+from ._preview import RequestPreview
 from ._streams import AsyncStream, Stream
 
 __all__ = ["WrapperBackend"]
@@ -58,6 +59,14 @@ class WrapperBackend(BaseBackend):
 
     def astream_request(self, request: Request) -> AsyncStream:
         return self.inner.astream_request(request)
+
+    def preview_request(self, request: Request, *, stream: bool = False) -> RequestPreview:
+        """The inner backend's preview: a wrapper changes how a request is sent, not what it is."""
+        preview = getattr(self.inner, "preview_request", None)
+        if preview is None:
+            return super().preview_request(request, stream=stream)
+        result: RequestPreview = preview(request, stream=stream)
+        return result
 
     def close(self) -> None:
         """Close the inner backend."""

@@ -28,6 +28,7 @@ from promptkit._errors import (
 from promptkit._messages import Chunk, Completion, FinishReason, ImagePart, Message, TextPart, Usage
 
 from . import COMMON_PARAMS, Request, stream_incomplete
+from ._preview import RequestPreview, preview_of
 from ._retry import Deadline, RetryPolicy
 from ._sdkbase import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -45,6 +46,8 @@ __all__ = ["DEFAULT_MAX_TOKENS", "AnthropicBackend", "map_anthropic_error"]
 
 DEFAULT_MAX_TOKENS = 4096
 """Sent as ``max_tokens`` when a call does not set it (the messages API requires a value)."""
+
+ANTHROPIC_URL = "https://api.anthropic.com"
 
 _FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -140,13 +143,20 @@ class AnthropicBackend(SDKBackend):
     def _arguments(self, request: Request, deadline: Deadline, *, stream: bool) -> dict[str, Any]:
         from ._http import attempt_timeout
 
+        args, body = self._sdk_arguments(request, stream=stream)
+        args["timeout"] = attempt_timeout(self._connect_timeout, self._read_timeout, deadline)
+        if body:
+            args["extra_body"] = body
+        return args
+
+    def _sdk_arguments(self, request: Request, *, stream: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The keyword arguments of ``messages.create`` for ``request``, and the extra body fields."""
         system, messages = _split(request.messages)
         params = request.params
         args: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
             "max_tokens": params.get("max_tokens", self.default_max_tokens),
-            "timeout": attempt_timeout(self._connect_timeout, self._read_timeout, deadline),
         }
         if system:
             args["system"] = system
@@ -162,11 +172,29 @@ class AnthropicBackend(SDKBackend):
                 args["output_config"] = {"format": {"type": "json_schema", "schema": _plain(schema["schema"])}}
             if "extra" in params:
                 body.update(_plain(params["extra"]))
-        if body:
-            args["extra_body"] = body
         if stream:
             args["stream"] = True
-        return args
+        return args, body
+
+    def preview_request(self, request: Request, *, stream: bool = False) -> RequestPreview:
+        """The messages API request for ``request``: URL, headers (the key masked), JSON body."""
+        args, extra = self._sdk_arguments(request, stream=stream)
+        body = {**args, **extra}  # the SDK merges extra_body over the top level
+        headers = {"x-api-key": self._api_key or "", "content-type": "application/json"}
+        version = _api_version()
+        if version is not None:
+            headers["anthropic-version"] = version
+        headers = self._preview_headers(headers)
+        return preview_of(
+            request,
+            body=body,
+            model=self.model,
+            provider="anthropic",
+            url=(self._base_url or ANTHROPIC_URL).rstrip("/") + "/v1/messages",
+            method="POST",
+            headers=headers,
+            max_output_tokens=body["max_tokens"],
+        )
 
     def _send(self, client: Any, request: Request, deadline: Deadline, *, stream: bool) -> Any:
         return client.messages.create(**self._arguments(request, deadline, stream=stream))
@@ -270,6 +298,15 @@ _USAGE_FIELDS = (
     "cache_creation_input_tokens",
     "output_tokens_details",
 )
+
+
+def _api_version() -> str | None:
+    """The ``anthropic-version`` header the installed SDK sends, if the SDK is installed."""
+    try:
+        from anthropic._constants import ANTHROPIC_API_VERSION
+    except ImportError:
+        return None
+    return str(ANTHROPIC_API_VERSION)
 
 
 def _usage(usage: Any) -> Usage:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 from typing_extensions import assert_type
 
-from promptkit import Completion, Prompt, PydanticParser, Result, Stream
+from promptkit import Completion, FallbackBackend, Prompt, PydanticParser, RequestPreview, Result, Stream
 from promptkit.testing import MockBackend
 
 
@@ -25,6 +25,8 @@ def check() -> None:
     assert_type(backend.complete("hi"), Completion)
     assert_type(backend.stream("hi"), Stream)
     assert_type(plain.with_parser(PydanticParser(Answer)), Prompt[Answer])
+    assert_type(typed.preview(q="x"), RequestPreview)
+    assert_type(FallbackBackend([backend, MockBackend()]).preview("hi", temperature=0), RequestPreview)
 
 
 def check_streams_and_results() -> None:
