@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -206,7 +207,8 @@ MAX_CHOICES = 128
 
 
 class Choices:
-    """Several replies from one chat-completions request (``n``), for both OpenAI adapters.
+    """What both OpenAI adapters share above the wire: the preview, and several replies from one
+    request (``n``).
 
     The first reply is the adapter's own (with the request's whole usage); the others are read
     from the same raw reply. A server that ignores ``n`` returns one choice, and the caller asks
@@ -214,6 +216,18 @@ class Choices:
     """
 
     max_choices = MAX_CHOICES
+
+    def preview_request(self: _Wire, request: Request, *, stream: bool = False) -> RequestPreview:
+        """The chat-completions request for ``request``: URL, headers (the key masked), JSON body."""
+        return chat_preview(
+            request,
+            model=self.model,
+            base_url=self._base_url,
+            headers=self._preview_headers(self._wire_headers()),
+            max_tokens_field=self._max_tokens_field,
+            stream=stream,
+            stream_usage=self._stream_usage,
+        )
 
     def complete_choices(self: _Sender, request: Request, n: int) -> list[Completion]:
         """Up to ``n`` replies to ``request`` in one call."""
@@ -230,6 +244,17 @@ class _Sender(Protocol):
     def complete_request(self, request: Request) -> Completion: ...
 
     async def acomplete_request(self, request: Request) -> Completion: ...
+
+
+class _Wire(Protocol):
+    model: str
+    _base_url: str | None
+    _max_tokens_field: str
+    _stream_usage: bool
+
+    def _wire_headers(self) -> dict[str, str]: ...
+
+    def _preview_headers(self, fallback: Mapping[str, str]) -> dict[str, str]: ...
 
 
 def _with_n(request: Request, n: int) -> Request:

@@ -36,13 +36,11 @@ from ._openai_wire import (
     Choices,
     StreamState,
     chat_body,
-    chat_preview,
     max_tokens_field_for,
     reasoning_of,
     served_by,
     wire_usage,
 )
-from ._preview import RequestPreview
 from ._retry import Deadline, RetryPolicy, aretry_call, retry_call
 from ._sdkbase import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -166,18 +164,6 @@ class OpenAIBackend(Choices, SDKBackend):
         if self._organization:
             headers["openai-organization"] = self._organization
         return headers
-
-    def preview_request(self, request: Request, *, stream: bool = False) -> RequestPreview:
-        """The chat-completions request for ``request``: URL, headers (the key masked), JSON body."""
-        return chat_preview(
-            request,
-            model=self.model,
-            base_url=self._base_url,
-            headers=self._preview_headers(self._wire_headers()),
-            max_tokens_field=self._max_tokens_field,
-            stream=stream,
-            stream_usage=self._stream_usage,
-        )
 
     def _send(self, client: Any, request: Request, deadline: Deadline, *, stream: bool) -> Any:
         return client.chat.completions.create(**self._arguments(request, deadline, stream=stream))
