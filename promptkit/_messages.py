@@ -179,7 +179,8 @@ class Chunk:
     """One piece of a streamed reply: a text delta and, on the final chunk, the metadata.
 
     ``attempts`` above 1 (on the final chunk) says how many tries opening the stream took;
-    ``provider`` is as for :class:`Completion`.
+    ``provider``, ``reasoning`` (a piece of reasoning sent apart from the text) and ``cached``
+    are as for :class:`Completion`.
     """
 
     text: str = ""
@@ -189,6 +190,8 @@ class Chunk:
     provider: str | None = field(default=None, compare=False)
     raw: Any = field(default=None, repr=False, compare=False)
     attempts: int = field(default=1, compare=False)
+    reasoning: str | None = field(default=None, repr=False)
+    cached: bool = field(default=False, repr=False, compare=False)
 
 
 MessageLike = Message | str | tuple[str, str] | Mapping[str, Any]

@@ -115,6 +115,17 @@ STREAMS: dict[str, tuple[list[ReplyLike], bool]] = {
         [ServerReply.raw_stream(_chunk({"content": "ok "}), _chunk({"content": 5}), _chunk({}, "stop"))],
         True,
     ),
+    "reasoning deltas apart from the content": (
+        [
+            ServerReply.raw_stream(
+                _chunk({"reasoning_content": "two and "}),
+                _chunk({"reasoning_content": "two"}),
+                _chunk({"content": "4"}, "stop"),
+                _USAGE,
+            )
+        ],
+        True,
+    ),
     "no usage after the finish": ([ServerReply.raw_stream(_chunk({"content": "hi"}), _chunk({}, "length"))], True),
     "raw events with usage": (
         [ServerReply.raw_stream(_chunk({"content": "a"}), _chunk({"content": "b"}, "stop"), _USAGE)],
@@ -147,6 +158,7 @@ def _describe(done: Completion, deltas: list[str] | None) -> dict[str, Any]:
         "usage": done.usage,
         "finish_reason": done.finish_reason,
         "attempts": done.attempts,
+        "reasoning": done.reasoning,
         "deltas": deltas,
     }
 
@@ -221,6 +233,8 @@ def test_the_compared_outcomes_are_the_expected_ones() -> None:
     capped = _compare(CALLS["429 above the cap"][0], "async", "aiohttp", True)
     assert (capped["type"], capped["retry_after"], capped["attempts"]) == ("RateLimitError", 3600.0, 1)
     assert "slow down" in capped["message"]
+    thought = _compare(STREAMS["reasoning deltas apart from the content"][0], "stream", "httpx", True)
+    assert (thought["text"], thought["reasoning"], thought["deltas"]) == ("4", "two and two", ["4"])
     cut = _compare(STREAMS["reset mid-stream"][0], "astream", "aiohttp", False, "reset mid-stream")
     assert (cut["type"], cut["partial_text"], cut["cause"]) == (
         "IncompleteStreamError",

@@ -706,3 +706,23 @@ def test_no_secret_reaches_the_cache_file(server: ProviderServer, served: Cached
     assert b'"text":"Paris"' in data  # the replies are there...
     assert KEY.encode() not in data  # ...the keys are not
     assert other.encode() not in data
+
+
+@pytest.mark.anyio
+async def test_reasoning_and_the_cached_flag_survive_relayed_streams() -> None:
+    from promptkit import Prompt
+    from promptkit.backends import RateLimitedBackend
+    from promptkit.testing import MockBackend, MockReply
+
+    inner = MockBackend([MockReply(text="4", reasoning="2+2")], chunk_size=1)
+    llm = RateLimitedBackend(CachedBackend(inner), requests_per_minute=1000)
+    first = llm.stream("Q")
+    assert "".join(first) == "4"
+    assert (first.completion.reasoning, first.completion.cached) == ("2+2", False)
+    again = llm.astream("Q")
+    assert "".join([d async for d in again]) == "4"
+    assert (again.completion.reasoning, again.completion.cached) == ("2+2", True)
+    result = Prompt("Q", llm).stream()
+    assert list(result)[-1] == "4"
+    assert result.result.cached
+    assert result.result.reasoning == "2+2"

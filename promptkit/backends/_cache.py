@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from .._errors import ConfigurationError
 from .._messages import Chunk, Completion, Usage
 from ._contract import Backend, Request
-from ._streams import AsyncStream, Stream
+from ._streams import AsyncStream, Stream, final_chunk
 from ._wrapper import WrapperBackend
 
 if TYPE_CHECKING:
@@ -466,18 +466,8 @@ class _CachedAsyncStream(AsyncStream):
 def _replay(completion: Completion, deltas: list[str] | None) -> list[Chunk]:
     pieces = deltas if deltas is not None else [completion.text]
     chunks = [Chunk(text=piece) for piece in pieces if piece]
-    chunks.append(_final_chunk(completion))
+    chunks.append(final_chunk(completion))
     return chunks
-
-
-def _final_chunk(completion: Completion) -> Chunk:
-    return Chunk(
-        model=completion.model,
-        usage=completion.usage,
-        finish_reason=completion.finish_reason,
-        provider=completion.provider,
-        attempts=completion.attempts,
-    )
 
 
 # -- the wrapper ------------------------------------------------------------------------------------
@@ -579,7 +569,7 @@ class CachedBackend(WrapperBackend):
                 yield Chunk(text=delta)
             completion = stream.completion  # raises unless the stream ended normally
         self._store(request.digest, completion, deltas)
-        yield _final_chunk(completion)
+        yield final_chunk(completion)
 
     async def _arelay(self, request: Request) -> AsyncIterator[Chunk]:
         deltas: list[str] = []
@@ -589,7 +579,7 @@ class CachedBackend(WrapperBackend):
                 yield Chunk(text=delta)
             completion = stream.completion
         await self._astore(request.digest, completion, deltas)
-        yield _final_chunk(completion)
+        yield final_chunk(completion)
 
     def __repr__(self) -> str:
         return f"<CachedBackend {self.cache!r} over {self.inner!r}>"

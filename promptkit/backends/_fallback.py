@@ -29,7 +29,7 @@ from .._errors import (
 from .._messages import Chunk, Completion, MessagesLike
 from ._contract import Backend, BaseBackend, Request
 from ._preview import RequestPreview
-from ._streams import AsyncStream, Stream
+from ._streams import AsyncStream, Stream, final_chunk
 
 __all__ = ["FallbackBackend", "falls_back"]
 
@@ -208,7 +208,7 @@ class FallbackBackend(BaseBackend):
                 self._failed(member, err, errors, last=i == len(self.backends) - 1)
                 continue
             self._answered(member)
-            yield _final_chunk(completion)
+            yield final_chunk(completion)
             return
         raise self._all_failed(errors)
 
@@ -230,7 +230,7 @@ class FallbackBackend(BaseBackend):
                 self._failed(member, err, errors, last=i == len(self.backends) - 1)
                 continue
             self._answered(member)
-            yield _final_chunk(completion)
+            yield final_chunk(completion)
             return
         raise self._all_failed(errors)
 
@@ -265,14 +265,3 @@ class FallbackBackend(BaseBackend):
 
     def __repr__(self) -> str:
         return f"<FallbackBackend {', '.join(repr(m) for m in self.backends)}>"
-
-
-def _final_chunk(completion: Completion) -> Chunk:
-    """The closing chunk of a relayed stream: what the member's stream reported at its end."""
-    return Chunk(
-        model=completion.model,
-        usage=completion.usage,
-        finish_reason=completion.finish_reason,
-        provider=completion.provider,
-        attempts=completion.attempts,
-    )

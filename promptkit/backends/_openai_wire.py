@@ -292,13 +292,18 @@ class StreamState:
     Events are the SDK's chunk objects or the plain JSON dicts; both read the same way.
     """
 
-    __slots__ = ("finish", "model", "parts", "usage")
+    __slots__ = ("finish", "model", "parts", "thoughts", "usage")
 
     def __init__(self) -> None:
         self.parts: list[str] = []
+        self.thoughts: list[str] = []  # reasoning deltas sent apart from the content
         self.model: str | None = None
         self.usage: Usage | None = None
         self.finish: FinishReason | None = None
+
+    @property
+    def reasoning(self) -> str | None:
+        return "".join(self.thoughts) or None
 
     def absorb(self, event: Any) -> str:
         choices = _field(event, "choices")
@@ -317,6 +322,10 @@ class StreamState:
         if finish:
             self.finish = FINISH.get(finish, "stop")
         delta = _field(choice, "delta")
+        if delta is not None:
+            thought = reasoning_of(delta)
+            if thought:
+                self.thoughts.append(thought)
         content = _field(delta, "content") if delta is not None else None
         if content is not None and not isinstance(content, str):
             raise ResponseError(f"a stream delta's content is a {type(content).__name__}, not text")

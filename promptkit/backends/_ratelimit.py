@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from .._errors import BackendError, ConfigurationError, TokenizerError
 from .._messages import Chunk, Completion
 from ._contract import Backend, Request
-from ._streams import AsyncStream, Stream
+from ._streams import AsyncStream, Stream, final_chunk
 from ._wrapper import WrapperBackend
 
 if TYPE_CHECKING:
@@ -293,7 +293,7 @@ class RateLimitedBackend(WrapperBackend):
                 yield Chunk(text=delta)
             completion = stream.completion
         self._settle(tokens, completion)
-        yield _final_chunk(completion)
+        yield final_chunk(completion)
 
     async def _arelay(self, request: Request) -> AsyncIterator[Chunk]:
         tokens = self._reserve_tokens(request)
@@ -303,17 +303,7 @@ class RateLimitedBackend(WrapperBackend):
                 yield Chunk(text=delta)
             completion = stream.completion
         self._settle(tokens, completion)
-        yield _final_chunk(completion)
+        yield final_chunk(completion)
 
     def __repr__(self) -> str:
         return f"<RateLimitedBackend {self.limiter!r} over {self.inner!r}>"
-
-
-def _final_chunk(completion: Completion) -> Chunk:
-    """The closing chunk of a relayed stream: what the inner stream reported at its end."""
-    return Chunk(
-        model=completion.model,
-        usage=completion.usage,
-        finish_reason=completion.finish_reason,
-        attempts=completion.attempts,
-    )

@@ -21,7 +21,7 @@ from .._messages import Chunk, Completion, FinishReason, Usage
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["AsyncStream", "Stream", "stream_incomplete"]
+__all__ = ["AsyncStream", "Stream", "final_chunk", "stream_incomplete"]
 
 
 class _StreamBase:
@@ -36,6 +36,8 @@ class _StreamBase:
         self._finish: FinishReason | None = None
         self._raw: list[Any] = []
         self._attempts = 1
+        self._thoughts: list[str] = []
+        self._cached = False
         self._done = False
 
     def _absorb(self, chunk: Chunk) -> str:
@@ -53,6 +55,10 @@ class _StreamBase:
             self._raw.append(chunk.raw)
         if chunk.attempts > 1:
             self._attempts = chunk.attempts
+        if chunk.reasoning:
+            self._thoughts.append(chunk.reasoning)
+        if chunk.cached:
+            self._cached = True
         return chunk.text
 
     @property
@@ -80,6 +86,8 @@ class _StreamBase:
             provider=self._provider,
             raw=tuple(self._raw) or None,
             attempts=self._attempts,
+            reasoning="".join(self._thoughts) or None,
+            cached=self._cached,
         )
 
 
@@ -153,6 +161,19 @@ class AsyncStream(_StreamBase):
     def __repr__(self) -> str:
         state = "done" if self._done else "open"
         return f"<AsyncStream {self._backend} {state} chars={sum(map(len, self._parts))}>"
+
+
+def final_chunk(completion: Completion) -> Chunk:
+    """The closing chunk a relaying wrapper yields: what the inner stream reported at its end."""
+    return Chunk(
+        model=completion.model,
+        usage=completion.usage,
+        finish_reason=completion.finish_reason,
+        provider=completion.provider,
+        attempts=completion.attempts,
+        reasoning=completion.reasoning,
+        cached=completion.cached,
+    )
 
 
 def stream_incomplete(provider: str, text: str, detail: str = "") -> IncompleteStreamError:

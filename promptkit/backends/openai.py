@@ -204,7 +204,11 @@ class OpenAIBackend(Choices, SDKBackend):
                 detail += " (if this server never sends usage on streams, pass stream_usage=False)"
             raise stream_incomplete(self.name, "".join(state.parts), detail)
         return Chunk(
-            model=state.model, usage=state.usage or Usage(), finish_reason=state.finish, provider=self._served_by
+            model=state.model,
+            usage=state.usage or Usage(),
+            finish_reason=state.finish,
+            reasoning=state.reasoning,
+            provider=self._served_by,
         )
 
     def _new_stream_state(self) -> StreamState:

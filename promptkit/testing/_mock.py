@@ -276,6 +276,7 @@ class MockBackend(BaseBackend):
             model=reply.model or self.model,
             usage=reply.usage if reply.usage is not None else self._usage(request, reply.text),
             finish_reason=reply.finish_reason,
+            reasoning=reply.reasoning,
         )
 
     def _complete(self, request: Request) -> Completion:
@@ -369,5 +370,10 @@ class FunctionBackend(BaseBackend):
 def _as_chunks(completion: Completion) -> list[Chunk]:
     return [
         Chunk(text=completion.text),
-        Chunk(model=completion.model, usage=completion.usage, finish_reason=completion.finish_reason),
+        Chunk(
+            model=completion.model,
+            usage=completion.usage,
+            finish_reason=completion.finish_reason,
+            reasoning=completion.reasoning,
+        ),
     ]
