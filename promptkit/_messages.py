@@ -54,12 +54,18 @@ class ImagePart:
 
 ContentPart = TextPart | ImagePart
 
+CACHE_TTLS = (None, "5m", "1h")
+"""The lifetimes of a provider prompt-cache breakpoint (``None``: no breakpoint)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
     """One chat message.
 
     ``content`` is a string, or a tuple of parts for multi-part content (text plus images).
+    ``cache`` (``"5m"`` or ``"1h"``) puts a provider prompt-cache breakpoint after this message:
+    the conversation up to here may be served from the provider's cache for that long
+    (Anthropic's ``cache_control``; OpenAI caches long prefixes by itself and ignores it).
 
     >>> Message("user", "Hi")
     Message(role='user', content='Hi')
@@ -67,10 +73,13 @@ class Message:
 
     role: Role
     content: str | tuple[ContentPart, ...]
+    cache: Literal["5m", "1h"] | None = field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise ConfigurationError(f"invalid message role {self.role!r}; expected one of {', '.join(sorted(ROLES))}")
+        if self.cache not in CACHE_TTLS:
+            raise ConfigurationError(f"cache must be '5m', '1h' or None, not {self.cache!r}")
         content: object = self.content
         if isinstance(content, list):
             object.__setattr__(self, "content", tuple(content))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from ._errors import ConfigurationError, TemplateError, UnsupportedCapabilityError
+from ._errors import ConfigurationError, PromptkitError, TemplateError, UnsupportedCapabilityError
 from ._fewshot import ExampleLike, FewShot, FixedSelector, Selection, Selector, render_examples
-from ._messages import Message
+from ._messages import CACHE_TTLS, Message
 from ._parsers import NativeOutputParser, Parser, TextParser
 from ._result import Result
 from ._run import AsyncPromptStream, PromptStream, Run, adrive, drive, finish
@@ -35,6 +36,8 @@ ChatPart = tuple[str, "str | Template"] | FewShot
 """An item of a chat prompt given as a list: a ``(role, template)`` pair or the :class:`FewShot` marker."""
 
 EXAMPLES_VAR = "examples"
+_PROBE = "\x00promptkit-cache-probe\x00"  # stands in for an input to see whether the prefix uses it
+_PROBES = (_PROBE, None)  # a truthy and a falsy stand-in, so that {% if %} on an input is seen too
 INSTRUCTIONS_VAR = "format_instructions"
 PARAMS_VAR = "params"
 RESERVED = frozenset({EXAMPLES_VAR, INSTRUCTIONS_VAR})
@@ -59,7 +62,9 @@ class Prompt(Generic[T]):
     error; transport errors are never re-asked here (backends retry those). ``strategy`` says
     how the value is obtained: the direct ask (zero- or few-shot) by default, or
     :class:`ChainOfThought`, :class:`SelfConsistency`, :class:`SelfRefine` or your own; swap it
-    with :meth:`with_strategy` and nothing else changes. A parser with
+    with :meth:`with_strategy` and nothing else changes. ``cache_prefix`` (``"5m"`` or ``"1h"``)
+    marks everything before the last message (system, examples, history) as a provider
+    prompt-cache prefix (see :meth:`cache_prefix_variables` and :meth:`cache_miss_variables`). A parser with
     native structured output (``PydanticParser`` with ``mode="native"`` or ``"auto"``) sends
     ``output_schema`` to backends that support it.
 
@@ -81,6 +86,7 @@ class Prompt(Generic[T]):
         "_strategy",
         "append_instructions",
         "backend",
+        "cache_prefix",
         "example_separator",
         "example_template",
         "params",
@@ -99,6 +105,7 @@ class Prompt(Generic[T]):
     params: Mapping[str, Any]
     repair: int
     append_instructions: bool
+    cache_prefix: Literal["5m", "1h"] | None
     _config: dict[str, Any]
     _examples_at: int | None
     _fewshot: FewShot
@@ -119,6 +126,7 @@ class Prompt(Generic[T]):
         repair: int = 1,
         append_instructions: bool = True,
         strategy: Strategy | None = None,
+        cache_prefix: Literal["5m", "1h"] | None = None,
     ) -> None: ...
 
     @overload
@@ -135,6 +143,7 @@ class Prompt(Generic[T]):
         repair: int = 1,
         append_instructions: bool = True,
         strategy: Strategy | None = None,
+        cache_prefix: Literal["5m", "1h"] | None = None,
     ) -> None: ...
 
     def __init__(
@@ -150,6 +159,7 @@ class Prompt(Generic[T]):
         repair: int = 1,
         append_instructions: bool = True,
         strategy: Strategy | None = None,
+        cache_prefix: Literal["5m", "1h"] | None = None,
     ) -> None:
         self._setup(
             {
@@ -163,6 +173,7 @@ class Prompt(Generic[T]):
                 "repair": repair,
                 "append_instructions": append_instructions,
                 "strategy": strategy,
+                "cache_prefix": cache_prefix,
             }
         )
 
@@ -208,6 +219,10 @@ class Prompt(Generic[T]):
         put(self, "params", MappingProxyType(_check_params(config["params"], backend)))
         put(self, "repair", repair)
         put(self, "append_instructions", config["append_instructions"])
+        cache_prefix = config.get("cache_prefix")
+        if cache_prefix not in CACHE_TTLS:
+            raise ConfigurationError(f"cache_prefix must be '5m', '1h' or None, not {cache_prefix!r}")
+        put(self, "cache_prefix", cache_prefix)
         put(self, "_strategy", _check_strategy(config["strategy"], self.params, parser, backend))
         put(self, "_examples_at", examples_at)
         put(
@@ -267,6 +282,11 @@ class Prompt(Generic[T]):
         '4'
         """
         replaced: Self = self._replace(strategy=strategy)
+        return replaced
+
+    def with_cache_prefix(self, cache_prefix: Literal["5m", "1h"] | None) -> Self:
+        """The same prompt with a provider prompt-cache breakpoint before its last message (or none)."""
+        replaced: Self = self._replace(cache_prefix=cache_prefix)
         return replaced
 
     def with_repair(self, repair: int) -> Self:
@@ -330,6 +350,8 @@ class Prompt(Generic[T]):
         if self._examples_at is not None:
             at = len(messages) - 1 if self._examples_at < 0 else self._examples_at
             messages[at:at] = self._fewshot.messages(examples)
+        if self.cache_prefix is not None and len(messages) > 1:
+            messages[-2] = dataclasses.replace(messages[-2], cache=self.cache_prefix)
         return tuple(messages)
 
     def render(self, **inputs: Any) -> list[Message]:
@@ -407,9 +429,66 @@ class Prompt(Generic[T]):
             body = neutral_body(request)
             if stream and call.stream:
                 body["stream"] = True
-            return preview_of(request, body=body, model=None)
-        result: RequestPreview = preview_request(request, stream=stream and call.stream)
+            result = preview_of(request, body=body, model=None)
+        else:
+            result = preview_request(request, stream=stream and call.stream)
+        if self.cache_prefix is not None:
+            result = dataclasses.replace(result, prefix_variables=self.cache_prefix_variables(**inputs))
         return result
+
+    # -- the cached prefix ----------------------------------------------------------------------
+    def _prefix(self, inputs: Mapping[str, Any], examples: Selection) -> tuple[Message, ...] | None:
+        """The messages before the last one, as rendered (``None`` when rendering fails)."""
+        try:
+            return self._render(inputs, examples)[:-1]
+        except PromptkitError:
+            return None
+
+    def cache_prefix_variables(self, **inputs: Any) -> tuple[str, ...]:
+        """The inputs rendered before the last message: the ones that change the cached prefix.
+
+        Each input is replaced in turn by probe values (a marker string, then ``None``); one that
+        changes (or breaks) the messages before the last is part of the prefix. ``"examples"`` is named when the
+        selected examples are. A change to any of these is a provider cache miss.
+
+        >>> from promptkit.testing import MockBackend
+        >>> p = Prompt([("system", "You are {{ persona }}."), ("user", "{{ q }}")], MockBackend(), cache_prefix="5m")
+        >>> p.cache_prefix_variables(persona="a poet", q="Hi")
+        ('persona',)
+        """
+        examples = self._select(inputs)
+        base = self._prefix(inputs, examples)
+        found = [
+            name for name in inputs if any(self._prefix({**inputs, name: probe}, examples) != base for probe in _PROBES)
+        ]
+        if examples and self._prefix(inputs, Selection()) != base:
+            found.append(EXAMPLES_VAR)
+        return tuple(found)
+
+    def cache_miss_variables(self, first: Mapping[str, Any], second: Mapping[str, Any]) -> tuple[str, ...]:
+        """Why two calls sent different cached prefixes: the inputs (and ``"examples"``) whose
+        change alone changes the prefix; empty when the prefixes are the same.
+
+        >>> from promptkit.testing import MockBackend
+        >>> p = Prompt([("system", "Today is {{ day }}."), ("user", "{{ q }}")], MockBackend(), cache_prefix="1h")
+        >>> p.cache_miss_variables({"day": "Monday", "q": "a"}, {"day": "Tuesday", "q": "b"})
+        ('day',)
+        """
+        chosen = self._select(first), self._select(second)
+        base = self._prefix(first, chosen[0])
+        if base == self._prefix(second, chosen[1]):
+            return ()
+        names = [
+            k for k in (*first, *(k for k in second if k not in first)) if first.get(k, _PROBE) != second.get(k, _PROBE)
+        ]
+        found = []
+        for name in names:
+            changed = {**first, name: second[name]} if name in second else {k: v for k, v in first.items() if k != name}
+            if self._prefix(changed, chosen[0]) != base:
+                found.append(name)
+        if chosen[0] != chosen[1] and self._prefix(first, chosen[1]) != base:
+            found.append(EXAMPLES_VAR)
+        return tuple(found)
 
     # -- calling --------------------------------------------------------------------------------
     def run(self, *, params: Params | None = None, **inputs: Any) -> Result[T]:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+import promptkit
 from promptkit import ImagePart, Message, Prompt, PydanticParser, TextPart, count_tokens, estimate_cost
 from promptkit.backends import FallbackBackend, RateLimitedBackend, RequestPreview
 from promptkit.backends._preview import mask_header
@@ -209,3 +210,116 @@ def test_mask_header_keeps_the_scheme_and_hides_the_secret() -> None:
     assert mask_header("x-api-key", KEY) == "sk-...ef"
     assert mask_header("x-api-key", "short") == "***"
     assert mask_header("content-type", "application/json") == "application/json"
+
+
+# -- provider prompt caching ------------------------------------------------------------------------
+CACHED_CHAT = [("system", "You are {{ persona }}. Answer briefly."), ("user", "{{ question }}")]
+
+
+@pytest.mark.parametrize("ttl", ["5m", "1h"])
+def test_a_cache_prefix_reaches_anthropic_as_cache_control(ttl: str, server: ProviderServer) -> None:
+    with _backend("anthropic", server) as llm:
+        prompt = Prompt(
+            [*CACHED_CHAT[:1], ("user", "Earlier question"), ("assistant", "Earlier answer"), CACHED_CHAT[1]],
+            llm,
+            cache_prefix=ttl,  # type: ignore[arg-type]
+        )
+        preview = prompt.preview(persona="a librarian", question="Where are the atlases?")
+        server.add("Second floor.")
+        assert prompt.complete(persona="a librarian", question="Where are the atlases?") == "Second floor."
+    body = server.requests[0].body
+    _same_json(preview, body)
+    control = {"type": "ephemeral", "ttl": "1h"} if ttl == "1h" else {"type": "ephemeral"}
+    assert body["system"] == "You are a librarian. Answer briefly."  # not before the breakpoint's message
+    assistant = body["messages"][1]
+    assert assistant["content"] == [{"type": "text", "text": "Earlier answer", "cache_control": control}]
+    assert body["messages"][-1]["content"] == "Where are the atlases?"  # the last message is never cached
+    assert preview.prefix_variables == ("persona",)
+
+
+def test_a_system_breakpoint_and_images_keep_their_blocks(server: ProviderServer) -> None:
+    messages = [
+        Message("system", "Be terse.", cache="1h"),
+        Message("user", (_text("What is this?"), _image(PIXEL)), cache="5m"),
+        Message("user", "And briefly?"),
+    ]
+    with _backend("anthropic", server) as llm:
+        preview = llm.preview(messages)
+        server.add("A pixel.")
+        llm.complete(messages)
+    body = server.requests[0].body
+    _same_json(preview, body)
+    assert body["system"] == [
+        {"type": "text", "text": "Be terse.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    ]
+    blocks = body["messages"][0]["content"]
+    assert blocks[-1]["cache_control"] == {"type": "ephemeral"}
+    assert "cache_control" not in blocks[0]
+
+
+def test_openai_ignores_breakpoints_and_the_preview_prices_a_hit(server: ProviderServer) -> None:
+    from promptkit import Price, price_for, set_price
+
+    set_price("cache-test-model", Price(input=3.0, output=15.0, cached_input=0.3))
+    try:
+        _openai_cache_preview(server, price_for)
+    finally:
+        set_price("cache-test-model", None)
+
+
+def _openai_cache_preview(server: ProviderServer, price_for: Any) -> None:
+    with _backend("openai", server, model="cache-test-model") as llm:
+        prompt = Prompt(CACHED_CHAT, llm, cache_prefix="5m")
+        preview = prompt.preview(persona="a chemist", question="Why is the sky blue?")
+        server.add("Scattering.")
+        prompt.complete(persona="a chemist", question="Why is the sky blue?")
+    body = server.requests[0].body
+    _same_json(preview, body)
+    assert "cache_control" not in json.dumps(body)  # OpenAI caches long prefixes by itself
+    system = [Message("system", "You are a chemist. Answer briefly.")]
+    assert preview.cached_prefix_tokens == count_tokens(system, model="gpt-4o-mini")  # approximated alike
+    price = price_for("cache-test-model")
+    assert price is not None
+    assert price.cached_input is not None
+    expected = int(preview.cached_prefix_tokens) * (price.input - price.cached_input) / 1e6
+    assert preview.cache_hit_saving == pytest.approx(expected)
+    assert "cached_prefix_tokens=" in repr(preview)
+
+
+def test_which_variables_make_the_cached_prefix_differ() -> None:
+    prompt = Prompt(
+        [("system", "Today is {{ day }}. {% if strict %}Be strict.{% endif %}"), ("user", "{{ question }}")],
+        MockBackend(),
+        cache_prefix="1h",
+    )
+    monday = {"day": "Monday", "strict": True, "question": "a"}
+    assert prompt.cache_prefix_variables(**monday) == ("day", "strict")
+    assert prompt.cache_miss_variables(monday, {**monday, "question": "b"}) == ()  # the same prefix: a hit
+    assert prompt.cache_miss_variables(monday, {**monday, "day": "Tuesday", "question": "b"}) == ("day",)
+    assert prompt.cache_miss_variables(monday, {"day": "Tuesday", "strict": False, "question": "a"}) == (
+        "day",
+        "strict",
+    )
+    fewshot = Prompt(
+        [("system", "Classify."), promptkit.FewShot(), ("user", "{{ text }}")],
+        MockBackend(),
+        examples=[{"text": "great", "label": "pos"}],
+        example_template=promptkit.ChatTemplate([("user", "{{ text }}"), ("assistant", "{{ label }}")]),
+        cache_prefix="5m",
+    )
+    assert fewshot.cache_prefix_variables(text="fine") == ("examples",)
+    marked = fewshot.render(text="fine")
+    assert [m.cache for m in marked] == [None, None, "5m", None]
+    with pytest.raises(promptkit.ConfigurationError, match="cache_prefix"):
+        Prompt("x", MockBackend(), cache_prefix="1d")  # type: ignore[arg-type]
+    assert fewshot.with_cache_prefix(None).render(text="fine")[2].cache is None
+
+
+def test_a_breakpoint_is_part_of_the_request_identity() -> None:
+    llm = MockBackend()
+    plain = llm.build_request([Message("system", "s"), Message("user", "u")])
+    marked = llm.build_request([Message("system", "s", cache="5m"), Message("user", "u")])
+    assert plain.digest != marked.digest
+    assert Message("user", "u", cache="1h") != Message("user", "u")
+    with pytest.raises(promptkit.ConfigurationError, match="cache must be"):
+        Message("user", "u", cache="2h")  # type: ignore[arg-type]

@@ -82,6 +82,7 @@ _new = object.__new__
 _SLOTS: Mapping[str, Any] = vars(Message)  # a frozen dataclass with slots: its member descriptors
 _set_role = _SLOTS["role"].__set__
 _set_content = _SLOTS["content"].__set__
+_set_cache = _SLOTS["cache"].__set__
 
 
 def _message(role: str, content: str) -> Message:
@@ -89,6 +90,7 @@ def _message(role: str, content: str) -> Message:
     message: Message = _new(Message)
     _set_role(message, role)
     _set_content(message, content)
+    _set_cache(message, None)
     return message
 
 

@@ -241,6 +241,28 @@ class SQLiteCache:
 
     # -- connections ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        """A new connection, retried while other processes hold the file's lock.
+
+        Switching a fresh file to WAL takes an exclusive lock and opening one under WAL
+        recovery a short one, and SQLite does not always wait for them with the busy timeout
+        (processes opening one new file together see 'database is locked' at once), so opening
+        retries for up to ``timeout`` seconds before it gives up.
+        """
+        import sqlite3
+
+        deadline = time.monotonic() + self.timeout
+        pause = 0.005
+        while True:
+            try:
+                return self._open()
+            except sqlite3.OperationalError as err:
+                busy = "locked" in str(err) or "busy" in str(err)
+                if not busy or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
+
+    def _open(self) -> sqlite3.Connection:
         import sqlite3
 
         if not self._ready:

@@ -157,15 +157,20 @@ class Request:
 
 def _canonical_message(message: Message) -> dict[str, Any]:
     content = message.content
+    doc: dict[str, Any]
     if isinstance(content, str):
-        return {"role": message.role, "text": content}
-    parts: list[dict[str, Any]] = []
-    for part in content:
-        if isinstance(part, TextPart):
-            parts.append({"type": "text", "text": part.text})
-        elif isinstance(part, ImagePart):
-            parts.append({"type": "image", "media_type": part.media_type, **_image_identity(part.url)})
-    return {"role": message.role, "parts": parts}
+        doc = {"role": message.role, "text": content}
+    else:
+        parts: list[dict[str, Any]] = []
+        for part in content:
+            if isinstance(part, TextPart):
+                parts.append({"type": "text", "text": part.text})
+            elif isinstance(part, ImagePart):
+                parts.append({"type": "image", "media_type": part.media_type, **_image_identity(part.url)})
+        doc = {"role": message.role, "parts": parts}
+    if message.cache is not None:
+        doc["cache"] = message.cache
+    return doc
 
 
 def _image_identity(url: str) -> dict[str, str]:

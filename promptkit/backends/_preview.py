@@ -12,6 +12,7 @@ body); a backend without one (the test doubles) with a neutral form of the :clas
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 from collections.abc import Mapping
@@ -40,7 +41,11 @@ class RequestPreview:
     ``dict``. ``input_tokens`` counts the messages (``exact`` on it is false for an
     approximation, e.g. an unknown model). ``estimated_cost`` is the USD cost of those tokens
     plus ``max_output_tokens`` of reply (the most the request allows; the input alone when it
-    sets no limit), ``None`` when the price is unknown.
+    sets no limit), ``None`` when the price is unknown. When a message carries a prompt-cache
+    breakpoint, ``cached_prefix_tokens`` counts the messages up to the last breakpoint (the
+    part a cache hit serves), ``cache_hit_saving`` is what a hit saves in USD at the model's
+    cached-input rate (``None`` when unknown), and ``prefix_variables`` (filled by
+    ``Prompt.preview``) names the inputs rendered into that prefix: changing any of them misses.
     """
 
     backend: str
@@ -51,6 +56,9 @@ class RequestPreview:
     input_tokens: int | None = None
     max_output_tokens: int | None = None
     estimated_cost: float | None = None
+    cached_prefix_tokens: int | None = None
+    cache_hit_saving: float | None = None
+    prefix_variables: tuple[str, ...] = ()
 
     def json(self, *, indent: int | None = 2) -> str:
         """The body as the JSON text a server receives (keys in the order they are sent)."""
@@ -59,9 +67,10 @@ class RequestPreview:
     def __repr__(self) -> str:
         where = f"{self.method} {self.url}" if self.url else "no wire format"
         cost = f"${self.estimated_cost:.6f}" if self.estimated_cost is not None else "unknown"
+        cached = f" cached_prefix_tokens={self.cached_prefix_tokens}" if self.cached_prefix_tokens is not None else ""
         return (
             f"<RequestPreview {self.backend} {where} input_tokens={self.input_tokens} "
-            f"max_output_tokens={self.max_output_tokens} estimated_cost={cost}>"
+            f"max_output_tokens={self.max_output_tokens} estimated_cost={cost}{cached}>"
         )
 
     def _repr_html_(self) -> str:
@@ -107,15 +116,20 @@ def neutral_body(request: Request) -> dict[str, Any]:
 
 def _neutral_message(message: Message) -> dict[str, Any]:
     content = message.content
+    doc: dict[str, Any]
     if isinstance(content, str):
-        return {"role": message.role, "content": content}
-    parts: list[dict[str, Any]] = []
-    for part in content:
-        if isinstance(part, TextPart):
-            parts.append({"type": "text", "text": part.text})
-        elif isinstance(part, ImagePart):
-            parts.append({"type": "image", "url": part.url, "media_type": part.media_type})
-    return {"role": message.role, "content": parts}
+        doc = {"role": message.role, "content": content}
+    else:
+        parts: list[dict[str, Any]] = []
+        for part in content:
+            if isinstance(part, TextPart):
+                parts.append({"type": "text", "text": part.text})
+            elif isinstance(part, ImagePart):
+                parts.append({"type": "image", "url": part.url, "media_type": part.media_type})
+        doc = {"role": message.role, "content": parts}
+    if message.cache is not None:
+        doc["cache"] = message.cache
+    return doc
 
 
 def _plain(value: Any) -> Any:
@@ -151,6 +165,7 @@ def preview_of(
         from .._cost import estimate_cost
 
         cost = estimate_cost(model, input_tokens=int(tokens), output_tokens=max_output_tokens or 0, provider=provider)
+    prefix_tokens, saving = _cached_prefix(request, model, provider)
     return RequestPreview(
         backend=request.backend,
         url=url,
@@ -160,7 +175,27 @@ def preview_of(
         input_tokens=tokens,
         max_output_tokens=max_output_tokens,
         estimated_cost=cost,
+        cached_prefix_tokens=prefix_tokens,
+        cache_hit_saving=saving,
     )
+
+
+def _cached_prefix(request: Request, model: str | None, provider: str | None) -> tuple[int | None, float | None]:
+    """The tokens up to the last cache breakpoint, and what a cache hit on them saves."""
+    marks = [i for i, m in enumerate(request.messages) if m.cache is not None]
+    if not marks:
+        return None, None
+    prefix = dataclasses.replace(request, messages=request.messages[: marks[-1] + 1])
+    tokens = _input_tokens(prefix, model, provider)
+    if tokens is None or model is None:
+        return tokens, None
+    from .._cost import price_for
+
+    price = price_for(model, provider)
+    if price is None:
+        return tokens, None
+    cached = price.cached_input if price.cached_input is not None else price.input
+    return tokens, int(tokens) * (price.input - cached) / 1e6
 
 
 def _input_tokens(request: Request, model: str | None, provider: str | None) -> int | None:

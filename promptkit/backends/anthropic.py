@@ -344,15 +344,37 @@ def _content(message: Message) -> str | list[dict[str, Any]]:
     return blocks
 
 
-def _split(messages: tuple[Message, ...]) -> tuple[str, list[dict[str, Any]]]:
-    """System messages joined into one ``system`` string; the rest as user/assistant turns."""
-    system = [m.text for m in messages if m.role == "system"]
-    turns = [
-        {"role": "assistant" if m.role == "assistant" else "user", "content": _content(m)}
-        for m in messages
-        if m.role != "system"
-    ]
-    return "\n\n".join(system), turns
+def _split(messages: tuple[Message, ...]) -> tuple[str | list[dict[str, Any]], list[dict[str, Any]]]:
+    """System messages joined into one ``system`` string; the rest as user/assistant turns.
+
+    A message with a ``cache`` breakpoint gets ``cache_control`` on its last content block (the
+    system text becomes one block when a system message has it).
+    """
+    systems = [m for m in messages if m.role == "system"]
+    joined = "\n\n".join(m.text for m in systems)
+    breakpoints = [m.cache for m in systems if m.cache is not None]
+    system: str | list[dict[str, Any]] = joined
+    if breakpoints and joined:
+        system = [
+            {"type": "text", "text": joined, "cache_control": _cache_control("1h" if "1h" in breakpoints else "5m")}
+        ]
+    turns = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        content = _content(m)
+        if m.cache is not None:
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            if blocks:
+                blocks[-1] = {**blocks[-1], "cache_control": _cache_control(m.cache)}
+            content = blocks
+        turns.append({"role": "assistant" if m.role == "assistant" else "user", "content": content})
+    return system, turns
+
+
+def _cache_control(ttl: str) -> dict[str, str]:
+    """Anthropic's breakpoint: ephemeral, with the 1-hour lifetime named (5 minutes is the default)."""
+    return {"type": "ephemeral", "ttl": "1h"} if ttl == "1h" else {"type": "ephemeral"}
 
 
 def _plain(value: Any) -> Any:
