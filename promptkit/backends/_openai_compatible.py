@@ -20,24 +20,19 @@ from promptkit._errors import (
     BackendConnectionError,
     BackendError,
     BackendTimeoutError,
-    ResponseError,
     ServerError,
 )
-from promptkit._messages import Chunk, Completion, Usage
+from promptkit._messages import Completion
 from promptkit._utils import require
 
 from ._contract import COMMON_PARAMS, Request
 from ._openai_wire import (
-    FINISH,
     OPENAI_URL,
-    Choices,
-    StreamState,
+    ChatWire,
     chat_body,
     max_tokens_field_for,
-    reasoning_of,
     served_by,
     status_message,
-    wire_usage,
 )
 from ._retry import Deadline, RetryPolicy
 from ._sdkbase import (
@@ -49,7 +44,6 @@ from ._sdkbase import (
     is_timeout,
     request_id_of,
 )
-from ._streams import stream_incomplete
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -60,7 +54,7 @@ _MAX_CONNECTIONS = 1000  # as the SDK's own pool: a large batch is bounded by it
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-class OpenAICompatibleBackend(Choices, SDKBackend):
+class OpenAICompatibleBackend(ChatWire, SDKBackend):
     """Chat completions over plain HTTP for OpenAI-compatible servers, sync, async and streaming.
 
     A drop-in for :class:`~promptkit.backends.openai.OpenAIBackend` where the SDK's per-call CPU
@@ -182,50 +176,7 @@ class OpenAICompatibleBackend(Choices, SDKBackend):
 
     # -- replies ----------------------------------------------------------------------------------
     def _to_completion(self, reply: Any) -> Completion:
-        body = reply.body
-        choices = body.get("choices") if isinstance(body, dict) else None
-        if not choices:
-            if isinstance(body, str):
-                snippet = body.strip()[:80]
-                raise ResponseError(f"{self.name}: the reply is not JSON (it starts {snippet!r})", provider=self.name)
-            raise ResponseError(f"{self.name}: the reply has no choices", provider=self.name)
-        choice = choices[0]
-        message = choice["message"]
-        text = message.get("content")
-        if text is None:
-            text = message.get("refusal") or ""
-        if not isinstance(text, str):
-            raise ResponseError(
-                f"{self.name}: the reply's message content is a {type(text).__name__}, not text",
-                provider=self.name,
-            )
-        return Completion(
-            text=text,
-            model=body["model"],
-            usage=wire_usage(body.get("usage")),
-            finish_reason=FINISH.get(choice.get("finish_reason") or ""),
-            provider=self._served_by,
-            raw=body,
-            reasoning=reasoning_of(message),
-        )
-
-    def _new_stream_state(self) -> StreamState:
-        return StreamState()
-
-    def _finish(self, state: StreamState) -> Chunk:
-        done = state.finish is not None and (state.usage is not None or not self._stream_usage)
-        if not done:
-            detail = "no finish reason arrived" if state.finish is None else "no usage arrived after the finish"
-            if state.finish is not None:
-                detail += " (if this server never sends usage on streams, pass stream_usage=False)"
-            raise stream_incomplete(self.name, "".join(state.parts), detail)
-        return Chunk(
-            model=state.model,
-            usage=state.usage or Usage(),
-            finish_reason=state.finish,
-            reasoning=state.reasoning,
-            provider=self._served_by,
-        )
+        return self._completion_from(reply.body, raw=reply.body)
 
     def _map_error(self, exc: BaseException, deadline: Deadline | None = None) -> BackendError:
         return map_wire_error(exc, self.name, deadline)

@@ -14,16 +14,17 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from promptkit._errors import ConfigurationError, ResponseError
-from promptkit._messages import Completion, FinishReason, ImagePart, Message, TextPart, Usage
+from promptkit._messages import Chunk, Completion, FinishReason, ImagePart, Message, TextPart, Usage
 
 from ._contract import Request
 from ._preview import RequestPreview, preview_of
+from ._streams import stream_incomplete
 
 __all__ = [
     "FINISH",
     "StreamState",
     "MAX_CHOICES",
-    "Choices",
+    "ChatWire",
     "chat_body",
     "chat_preview",
     "max_tokens_field_for",
@@ -206,9 +207,9 @@ MAX_CHOICES = 128
 """The most choices the chat-completions API draws from one request (its ``n``)."""
 
 
-class Choices:
-    """What both OpenAI adapters share above the wire: the preview, and several replies from one
-    request (``n``).
+class ChatWire:
+    """What both OpenAI adapters share above the transport: replies read into completions, the
+    end of a stream, the preview, and several replies from one request (``n``).
 
     The first reply is the adapter's own (with the request's whole usage); the others are read
     from the same raw reply. A server that ignores ``n`` returns one choice, and the caller asks
@@ -216,6 +217,54 @@ class Choices:
     """
 
     max_choices = MAX_CHOICES
+
+    def _completion_from(self: _Wire, reply: Any, *, raw: Any) -> Completion:
+        """The first choice of a chat completion (the SDK's object or the JSON ``dict``)."""
+        choices = None if isinstance(reply, str) else _field(reply, "choices")
+        if not choices:
+            if isinstance(reply, str):
+                snippet = reply.strip()[:80]
+                raise ResponseError(f"{self.name}: the reply is not JSON (it starts {snippet!r})", provider=self.name)
+            raise ResponseError(f"{self.name}: the reply has no choices", provider=self.name)
+        choice = choices[0]
+        message = _field(choice, "message")
+        if not isinstance(message, dict) and not hasattr(message, "content"):
+            raise ResponseError(f"{self.name}: the reply's choice holds no message", provider=self.name)
+        text = _field(message, "content")
+        if text is None:
+            text = _field(message, "refusal") or ""
+        if not isinstance(text, str):
+            raise ResponseError(
+                f"{self.name}: the reply's message content is a {type(text).__name__}, not text",
+                provider=self.name,
+            )
+        return Completion(
+            text=text,
+            model=_field(reply, "model"),
+            usage=wire_usage(_field(reply, "usage")),
+            finish_reason=FINISH.get(_field(choice, "finish_reason") or ""),
+            provider=self._served_by,
+            raw=raw,
+            reasoning=reasoning_of(message),
+        )
+
+    def _new_stream_state(self) -> StreamState:
+        return StreamState()
+
+    def _finish(self: _Wire, state: StreamState) -> Chunk:
+        done = state.finish is not None and (state.usage is not None or not self._stream_usage)
+        if not done:
+            detail = "no finish reason arrived" if state.finish is None else "no usage arrived after the finish"
+            if state.finish is not None:
+                detail += " (if this server never sends usage on streams, pass stream_usage=False)"
+            raise stream_incomplete(self.name, "".join(state.parts), detail)
+        return Chunk(
+            model=state.model,
+            usage=state.usage or Usage(),
+            finish_reason=state.finish,
+            reasoning=state.reasoning,
+            provider=self._served_by,
+        )
 
     def preview_request(self: _Wire, request: Request, *, stream: bool = False) -> RequestPreview:
         """The chat-completions request for ``request``: URL, headers (the key masked), JSON body."""
@@ -248,6 +297,11 @@ class _Sender(Protocol):
 
 class _Wire(Protocol):
     model: str
+    _served_by: str
+
+    @property
+    def name(self) -> str: ...
+
     _base_url: str | None
     _max_tokens_field: str
     _stream_usage: bool

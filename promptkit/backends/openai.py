@@ -27,19 +27,15 @@ from promptkit._errors import (
     ResponseError,
     ServerError,
 )
-from promptkit._messages import Chunk, Completion, Usage
+from promptkit._messages import Completion
 
-from . import COMMON_PARAMS, Request, check_real_request, stream_incomplete
+from . import COMMON_PARAMS, Request, check_real_request
 from ._openai_compatible import OpenAICompatibleBackend
 from ._openai_wire import (
-    FINISH,
-    Choices,
-    StreamState,
+    ChatWire,
     chat_body,
     max_tokens_field_for,
-    reasoning_of,
     served_by,
-    wire_usage,
 )
 from ._retry import Deadline, RetryPolicy, aretry_call, retry_call
 from ._sdkbase import (
@@ -58,7 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIBackend", "OpenAICompatibleBackend", "map_openai_error"]
 
 
-class OpenAIBackend(Choices, SDKBackend):
+class OpenAIBackend(ChatWire, SDKBackend):
     """Chat completions over the official ``openai`` SDK, sync, async and streaming.
 
     ``api_key`` defaults to ``OPENAI_API_KEY``; ``base_url`` points at an OpenAI-compatible
@@ -173,46 +169,7 @@ class OpenAIBackend(Choices, SDKBackend):
 
     # -- replies ----------------------------------------------------------------------------------
     def _to_completion(self, reply: Any) -> Completion:
-        choices = getattr(reply, "choices", None)
-        if not choices:
-            raise _not_a_completion(reply, self.name)
-        choice = choices[0]
-        message = choice.message
-        text = message.content
-        if text is None:
-            text = getattr(message, "refusal", None) or ""
-        if not isinstance(text, str):
-            raise ResponseError(
-                f"{self.name}: the reply's message content is a {type(text).__name__}, not text",
-                provider=self.name,
-            )
-        return Completion(
-            text=text,
-            model=reply.model,
-            usage=wire_usage(reply.usage),
-            finish_reason=FINISH.get(choice.finish_reason or ""),
-            provider=self._served_by,
-            raw=reply,
-            reasoning=reasoning_of(message),
-        )
-
-    def _finish(self, state: StreamState) -> Chunk:
-        done = state.finish is not None and (state.usage is not None or not self._stream_usage)
-        if not done:
-            detail = "no finish reason arrived" if state.finish is None else "no usage arrived after the finish"
-            if state.finish is not None:
-                detail += " (if this server never sends usage on streams, pass stream_usage=False)"
-            raise stream_incomplete(self.name, "".join(state.parts), detail)
-        return Chunk(
-            model=state.model,
-            usage=state.usage or Usage(),
-            finish_reason=state.finish,
-            reasoning=state.reasoning,
-            provider=self._served_by,
-        )
-
-    def _new_stream_state(self) -> StreamState:
-        return StreamState()
+        return self._completion_from(reply, raw=reply)
 
     def _map_error(self, exc: BaseException, deadline: Deadline | None = None) -> BackendError:
         return map_openai_error(exc, self.name, deadline)
@@ -305,13 +262,6 @@ def _vectors(reply: Any, expected: int, provider: str) -> list[list[float]]:
         raise ResponseError(f"{provider}: expected {expected} embeddings, got {got}", provider=provider)
     ordered = sorted(data, key=lambda item: item.index)
     return [list(map(float, item.embedding)) for item in ordered]
-
-
-def _not_a_completion(reply: Any, provider: str) -> ResponseError:
-    if isinstance(reply, str):
-        snippet = reply.strip()[:80]
-        return ResponseError(f"{provider}: the reply is not JSON (it starts {snippet!r})", provider=provider)
-    return ResponseError(f"{provider}: the reply has no choices", provider=provider)
 
 
 def _status_message(exc: Any) -> str:
