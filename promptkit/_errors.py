@@ -19,6 +19,9 @@
     ├── ParseError                         a reply did not match what the parser expects
     ├── ExampleError                       bad few-shot examples or selector configuration
     ├── SpendingCapError                   a batch's spending cap stopped a request before it was sent
+    ├── EvaluationError                    an evaluation is misconfigured (dataset, metric, report)
+    │   ├── DatasetError                   a dataset cannot be read or its rows are malformed
+    │   └── MetricError                    a metric failed or returned a score outside [0, 1]
     ├── GuardError                         a test safeguard stopped a call (never a BackendError)
     │   ├── RealBackendBlockedError        a real provider was called under test
     │   ├── ScriptExhaustedError           a MockBackend ran out of scripted replies
@@ -58,10 +61,13 @@ __all__ = [
     "BadRequestError",
     "CassetteMissError",
     "ConfigurationError",
+    "DatasetError",
+    "EvaluationError",
     "ExampleError",
     "FallbackError",
     "GuardError",
     "IncompleteStreamError",
+    "MetricError",
     "MissingDependencyError",
     "ParseError",
     "PromptkitError",
@@ -218,6 +224,18 @@ class TokenBudgetError(TokenizerError):
 
 class ExampleError(PromptkitError):
     """Few-shot examples, pools or selectors are misconfigured."""
+
+
+class EvaluationError(PromptkitError):
+    """An evaluation cannot run or its report cannot be built as asked (unknown variant, metric...)."""
+
+
+class DatasetError(EvaluationError):
+    """A dataset cannot be read, or a row is malformed (no inputs, a duplicate id...)."""
+
+
+class MetricError(EvaluationError):
+    """A metric raised, or returned something that is not a score in [0, 1]; names the metric and row."""
 
 
 class SpendingCapError(PromptkitError):
