@@ -235,7 +235,27 @@ class DatasetError(EvaluationError):
 
 
 class MetricError(EvaluationError):
-    """A metric raised, or returned something that is not a score in [0, 1]; names the metric and row."""
+    """A metric raised, or returned something that is not a score in [0, 1]; names the metric and row.
+
+    ``metric`` and ``row_id`` say which, when known; ``usage`` and ``cost`` (USD, ``None`` when a
+    price is unknown) hold what a failed LLM judge's calls used, so a judge that gave no verdict
+    still shows what it spent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        metric: str | None = None,
+        row_id: str | None = None,
+        usage: Any = None,
+        cost: float | None = 0.0,
+    ) -> None:
+        self.metric = metric
+        self.row_id = row_id
+        self.usage = usage
+        self.cost = cost
+        super().__init__(message)
 
 
 class SpendingCapError(PromptkitError):

@@ -98,7 +98,10 @@ class Metric(Protocol):
     cost). A plain function ``f(prediction, row)`` is a metric too: its name is ``f.__name__``.
     """
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The metric's label in the report (a plain attribute satisfies it too)."""
+        ...
 
     def score(self, prediction: Any, row: Row) -> float | bool | Score: ...
 
