@@ -78,7 +78,7 @@ class JudgeCalibration:
             )
         if self.disagreements:
             lines.append(f"disagrees with the humans on {len(self.disagreements)}: {_ids(self.disagreements)}")
-        spent = "" if self.cost is None else f", ${self.cost:.4g}"
+        spent = ", cost unknown" if self.cost is None else f", ${self.cost:.4g}"
         lines.append(f"judge calls: tokens in={self.usage.input_tokens} out={self.usage.output_tokens}{spent}")
         return lines
 
