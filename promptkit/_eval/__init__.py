@@ -2,11 +2,47 @@
 fine-tuning export.
 
 The parts: ``_types`` (rows, scores, the metric protocol, trials and cells) and, beside it, one
-module per job.
+module per job: ``_dataset`` (:class:`Dataset`, :func:`load_dataset`), ``_evaluate``
+(:func:`evaluate`, :func:`aevaluate`, :class:`EvalEstimate`), ``_leakage`` (few-shot examples
+that never show the row being evaluated), ``_reduce`` (folding epochs), ``_logged``
+(:func:`evaluate_log`) and ``_report``. Only ``_types`` loads with the package.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from .._utils import lazy_attributes as _lazy_attributes
 from ._types import NO_EXPECTED, Cell, Metric, Row, Score, Trial, TrialStatus
 
-__all__ = ["NO_EXPECTED", "Cell", "Metric", "Row", "Score", "Trial", "TrialStatus"]
+if TYPE_CHECKING:
+    from ._dataset import Dataset, load_dataset
+    from ._evaluate import EvalEstimate, aevaluate, evaluate
+    from ._logged import evaluate_log
+
+_LAZY: dict[str, str] = {
+    "Dataset": "._dataset",
+    "EvalEstimate": "._evaluate",
+    "aevaluate": "._evaluate",
+    "evaluate": "._evaluate",
+    "evaluate_log": "._logged",
+    "load_dataset": "._dataset",
+}
+
+__getattr__, __dir__ = _lazy_attributes(__name__, _LAZY, globals())
+
+__all__ = [
+    "NO_EXPECTED",
+    "Cell",
+    "Dataset",
+    "EvalEstimate",
+    "Metric",
+    "Row",
+    "Score",
+    "Trial",
+    "TrialStatus",
+    "aevaluate",
+    "evaluate",
+    "evaluate_log",
+    "load_dataset",
+]
