@@ -9,6 +9,7 @@ When nothing is excluded the inner selector runs exactly as it would alone.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import unicodedata
@@ -328,17 +329,22 @@ class LeakGuard:
 def _kind(selector: Any) -> str:
     """``pool`` (a BaseSelector choosing among positions), ``budget`` (a TokenBudgetSelector),
     ``fixed`` or ``other`` (filtered after the fact)."""
+    kind: type = type(selector)
+    return _kind_of(kind)
+
+
+@functools.cache
+def _kind_of(kind: type) -> str:
     from .._fewshot._budget import TokenBudgetSelector
     from .._fewshot._selectors import BaseSelector
 
-    kind = type(selector)
-    if isinstance(selector, TokenBudgetSelector):
+    if issubclass(kind, TokenBudgetSelector):
         plain = kind.select is TokenBudgetSelector.select and kind.aselect is TokenBudgetSelector.aselect
         return "budget" if plain else "other"
-    if isinstance(selector, BaseSelector):
+    if issubclass(kind, BaseSelector):  # a subclass with its own select() is treated as unknown
         plain = kind.select is BaseSelector.select and kind.aselect is BaseSelector.aselect
         return "pool" if plain else "other"
-    if isinstance(selector, FixedSelector):
+    if issubclass(kind, FixedSelector):
         return "fixed"
     return "other"
 
@@ -364,8 +370,13 @@ def _allowed(size: int, subset: list[int] | None, excluded: set[int]) -> list[in
     """The positions a selector may choose from: ``subset`` (or the whole pool) less ``excluded``."""
     if not excluded:
         return subset
-    population = range(size) if subset is None else subset
-    return [p for p in population if p not in excluded]
+    if subset is not None:
+        return [p for p in subset if p not in excluded]
+    allowed = list(range(size))  # the whole pool: a C-speed copy, then a few deletions
+    for position in sorted(excluded, reverse=True):
+        if position < size:
+            del allowed[position]
+    return allowed
 
 
 def _budget_pool(selector: Any, budget: int, excluded: set[int]) -> Selection:
