@@ -2,30 +2,70 @@
 fine-tuning export.
 
 The parts: ``_types`` (rows, scores, the metric protocol, trials and cells) and, beside it, one
-module per job: ``_metrics`` (built-in metrics), ``_confusion`` (the confusion matrix),
-``_judge`` (LLM judges), ``_calibration`` (a judge against human labels), ``_agreement``
-(Cohen's kappa).
+module per job: ``_dataset`` (:class:`Dataset`, :func:`load_dataset`), ``_evaluate``
+(:func:`evaluate`, :func:`aevaluate`, :class:`EvalEstimate`), ``_leakage`` (few-shot examples
+that never show the row being evaluated), ``_reduce`` (folding epochs), ``_logged``
+(:func:`evaluate_log`), ``_report``, ``_metrics`` (the built-in metrics, :func:`as_metric`),
+``_confusion`` (the confusion matrix), ``_judge`` (LLM judges), ``_calibration`` (a judge against
+human labels) and ``_agreement`` (Cohen's kappa). Only ``_types`` loads with the package.
 """
 
 from __future__ import annotations
 
-from ._agreement import cohen_kappa
-from ._calibration import JudgeCalibration, calibrate_judge
-from ._confusion import ConfusionMatrix, confusion_matrix
-from ._judge import LLMJudge, PairwiseJudge, PairwiseVerdict
-from ._metrics import (
-    ChoiceAccuracy,
-    Contains,
-    ExactMatch,
-    FieldMatch,
-    JSONValid,
-    NumericMatch,
-    RegexMatch,
-    SchemaValid,
-    TokenF1,
-    as_metric,
-)
+from typing import TYPE_CHECKING
+
+from .._utils import lazy_attributes as _lazy_attributes
 from ._types import NO_EXPECTED, Cell, Metric, Row, Score, Trial, TrialStatus
+
+if TYPE_CHECKING:
+    from ._agreement import cohen_kappa
+    from ._calibration import JudgeCalibration, calibrate_judge
+    from ._confusion import ConfusionMatrix, confusion_matrix
+    from ._dataset import Dataset, load_dataset
+    from ._evaluate import EvalEstimate, aevaluate, evaluate
+    from ._judge import LLMJudge, PairwiseJudge, PairwiseVerdict
+    from ._logged import evaluate_log
+    from ._metrics import (
+        ChoiceAccuracy,
+        Contains,
+        ExactMatch,
+        FieldMatch,
+        JSONValid,
+        NumericMatch,
+        RegexMatch,
+        SchemaValid,
+        TokenF1,
+        as_metric,
+    )
+
+_LAZY: dict[str, str] = {
+    "ChoiceAccuracy": "._metrics",
+    "ConfusionMatrix": "._confusion",
+    "Contains": "._metrics",
+    "Dataset": "._dataset",
+    "EvalEstimate": "._evaluate",
+    "ExactMatch": "._metrics",
+    "FieldMatch": "._metrics",
+    "JSONValid": "._metrics",
+    "JudgeCalibration": "._calibration",
+    "LLMJudge": "._judge",
+    "NumericMatch": "._metrics",
+    "PairwiseJudge": "._judge",
+    "PairwiseVerdict": "._judge",
+    "RegexMatch": "._metrics",
+    "SchemaValid": "._metrics",
+    "TokenF1": "._metrics",
+    "aevaluate": "._evaluate",
+    "as_metric": "._metrics",
+    "calibrate_judge": "._calibration",
+    "cohen_kappa": "._agreement",
+    "confusion_matrix": "._confusion",
+    "evaluate": "._evaluate",
+    "evaluate_log": "._logged",
+    "load_dataset": "._dataset",
+}
+
+__getattr__, __dir__ = _lazy_attributes(__name__, _LAZY, globals())
 
 __all__ = [
     "NO_EXPECTED",
@@ -33,6 +73,8 @@ __all__ = [
     "ChoiceAccuracy",
     "ConfusionMatrix",
     "Contains",
+    "Dataset",
+    "EvalEstimate",
     "ExactMatch",
     "FieldMatch",
     "JSONValid",
@@ -49,8 +91,12 @@ __all__ = [
     "TokenF1",
     "Trial",
     "TrialStatus",
+    "aevaluate",
     "as_metric",
     "calibrate_judge",
     "cohen_kappa",
     "confusion_matrix",
+    "evaluate",
+    "evaluate_log",
+    "load_dataset",
 ]
