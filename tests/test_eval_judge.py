@@ -565,3 +565,34 @@ def test_pairwise_with_prompt_keeps_the_judge() -> None:
     assert user_text(backend.last_request).startswith("Shorter wins.\nA: long answer\nB: short")
     assert (swapped.name, judge.prompt is not swapped.prompt) == ("brevity", True)
     assert "brevity" in repr(swapped)
+
+
+# -- inside an evaluation ---------------------------------------------------------------------------
+
+
+def test_metrics_and_a_judge_inside_evaluate_count_the_judge_apart(priced: Price) -> None:
+    answers = {"France": "Paris", "Italy": "Milan"}
+    variant = Prompt("Capital of {{ country }}?", MockBackend(lambda r: answers[r.messages[-1].text.split()[-1][:-1]]))
+    judge_backend = MockBackend(
+        lambda request: MockReply(
+            text=verdict(
+                "pass" if tag(user_text(request), "answer") == tag(user_text(request), "reference") else "fail"
+            ),
+            usage=CALL_USAGE,
+        ),
+        model=PRICED,
+    )
+    judge = LLMJudge(judge_backend, "Names the capital.")
+    rows = [
+        {"id": "fr", "country": "France", "expected": "Paris"},
+        {"id": "it", "country": "Italy", "expected": "Rome"},
+    ]
+    report = promptkit.evaluate({"v": variant}, rows, [promptkit.ExactMatch(), promptkit.TokenF1(), judge])
+    scores = {cell.row_id: cell.scores for cell in report.cells["v"]}
+    assert scores == {
+        "fr": {"exact_match": 1.0, "token_f1": 1.0, "judge": 1.0},
+        "it": {"exact_match": 0.0, "token_f1": 0.0, "judge": 0.0},
+    }
+    judged = report.cell("v", "it").trials[0].scores["judge"]
+    assert (judged.usage, judged.cost) == (CALL_USAGE, pytest.approx(priced.cost(CALL_USAGE)))
+    assert len(judge_backend.calls) == 2
