@@ -618,3 +618,80 @@ def test_the_docs_examples_print_what_the_page_shows(tmp_path: Path, monkeypatch
         assert result.exception is None or isinstance(result.exception, SystemExit), command
         flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
         assert checker.check_output(expected, result.output, flags), f"$ {command}\n{result.output}"
+
+
+# -- edges: no tokenizer, interruptions, the output helpers ----------------------------------------
+def test_render_without_encoding_files_still_prints_the_messages(files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import promptkit._tokens
+
+    def unavailable(*args: object, **kwargs: object) -> int:
+        raise promptkit.TokenizerError("cannot load the tiktoken encoding 'o200k_base' (offline)")
+
+    monkeypatch.setattr(promptkit._tokens, "count_tokens", unavailable)
+    result = invoke("render", "greet.prompt", "--var", "name=Ada")
+    assert result.exit_code == 0
+    assert result.stdout.endswith("Greet Ada in French.\ntokens: unknown\n")
+    assert (
+        result.stderr
+        == "promptkit: warning: cannot count tokens: cannot load the tiktoken encoding 'o200k_base' (offline)\n"
+    )
+    batch = invoke("render", "greet.prompt", "--input", "-", stdin='{"name": "A"}\n{"name": "B"}\n')
+    assert batch.exit_code == 0
+    assert [r["tokens"] for r in jsonl(batch.stdout)] == [None, None]
+    assert batch.stderr.count("warning") == 1  # said once, not tried again per line
+
+
+def test_ctrl_c_aborts_a_call_and_cancels_the_rest_of_a_batch(files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptkit._cli import _options
+    from promptkit.testing import FunctionBackend
+
+    calls: list[str] = []
+
+    def answer(messages: Any, params: Any) -> str:
+        calls.append(messages[-1].text)
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        return "ok"
+
+    monkeypatch.setattr(_options, "make_backend", lambda spec, base_url=None: FunctionBackend(answer))
+    lines = "".join(json.dumps({"name": str(i)}) + "\n" for i in range(5))
+    result = invoke("run", "greet.prompt", "--input", "-", "--concurrency", "1", stdin=lines)
+    assert result.exit_code == 1
+    records = jsonl(result.stdout)
+    assert [r["status"] for r in records] == ["ok", "ok", "cancelled", "cancelled", "cancelled"]
+    assert records[4]["error"]["type"] == "Cancelled"
+    single = invoke("run", "greet.prompt", "--var", "name=Ada")
+    assert (single.exit_code, single.stderr.splitlines()[-1]) == (130, "promptkit: aborted")
+
+
+def test_the_output_helpers_show_parts_cache_marks_and_prices() -> None:
+    from promptkit import ImagePart, Message, TextPart
+    from promptkit._cli._output import message_records, messages_text, preview_text, token_count
+    from promptkit.backends import RequestPreview
+
+    messages = [
+        Message("system", "Be brief.", cache="5m"),
+        Message("user", (TextPart(text="What is this? "), ImagePart(url="https://example.com/cat.png"))),
+    ]
+    assert message_records(messages) == [
+        {"role": "system", "content": "Be brief.", "cache": "5m"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this? "},
+                {"type": "image", "url": "https://example.com/cat.png", "media_type": None},
+            ],
+        },
+    ]
+    assert messages_text(messages) == (
+        "--- system (cache 5m) ---\nBe brief.\n--- user ---\nWhat is this? [image https://example.com/cat.png]"
+    )
+    count, model, why_not = token_count(messages[:1], "openai-compatible:llama3@http://127.0.0.1:8000/v1")
+    assert (model, why_not, count is not None and count.exact) == ("gpt-4o-mini", None, False)
+    assert token_count(messages[:1], "openai:gpt-4o")[1] == "openai:gpt-4o"
+    preview = RequestPreview(
+        backend="x", input_tokens=10, max_output_tokens=20, estimated_cost=0.5, cached_prefix_tokens=6
+    )
+    assert preview_text(preview).splitlines()[-1] == (
+        "input tokens: 10, max output tokens: 20, estimated cost: $0.500000, cached prefix tokens: 6"
+    )

@@ -12,7 +12,7 @@ import difflib
 import errno
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
@@ -35,9 +35,6 @@ class CommandError(click.ClickException):
     """A command failed while working: one ``promptkit: error: ...`` line and exit status 1."""
 
     exit_code = 1
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"{PREFIX}error: {self.format_message()}", err=True)
 
 
 def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -104,12 +101,9 @@ class PromptkitGroup(click.Group):
             else:
                 hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
                 click.echo(f"{PREFIX}error: {exc.format_message()}{hint}", err=True)
-        except click.ClickException as exc:
+        except click.ClickException as exc:  # CommandError among them
             code = exc.exit_code
-            if isinstance(exc, CommandError):
-                exc.show()
-            else:
-                click.echo(f"{PREFIX}error: {exc.format_message()}", err=True)
+            click.echo(f"{PREFIX}error: {exc.format_message()}", err=True)
         except click.Abort:
             click.echo(f"{PREFIX}aborted", err=True)
             code = 130
@@ -122,12 +116,9 @@ class PromptkitGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt, EOFError):
             raise
-        except OSError as exc:
-            if exc.errno == errno.EPIPE or ctx.meta.get(DEBUG_KEY):
-                raise
-            raise CommandError(describe(exc)) from exc
         except Exception as exc:
-            if ctx.meta.get(DEBUG_KEY):
+            broken_pipe = isinstance(exc, OSError) and exc.errno == errno.EPIPE  # click ends quietly
+            if broken_pipe or ctx.meta.get(DEBUG_KEY):
                 raise
             raise CommandError(describe(exc)) from exc
 
@@ -158,11 +149,6 @@ def cli() -> None:
     Errors print one line, 'promptkit: error: ...', and exit with status 2 for a usage error
     or 1 for an error while working; --debug shows the traceback instead.
     """
-
-
-def fail(message: str) -> NoReturn:
-    """Stop the command with one error line and exit status 1."""
-    raise CommandError(message)
 
 
 def main(argv: Sequence[str] | None = None, *, prog_name: str = "promptkit") -> int:

@@ -246,9 +246,12 @@ def _run_batch(prompt: Prompt[Any], rows: list[tuple[int, Mapping[str, Any] | Ex
         if item is None:
             emit({"line": number, "status": "failed", "error": error_record(row)})  # type: ignore[arg-type]
         else:
-            error = error_record(item.error) if item.error is not None else {"type": item.status, "message": ""}
+            error = error_record(item.error) if item.error is not None else _NOT_SENT
             emit({"line": number, "status": item.status, "error": error})
     _finish_batch(len(rows), failed)
+
+
+_NOT_SENT = {"type": "Cancelled", "message": "not sent: the batch was interrupted (Ctrl-C) first"}
 
 
 def _delta(shown: str, value: str) -> str:

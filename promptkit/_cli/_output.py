@@ -137,21 +137,23 @@ def token_count(messages: Sequence[Message], spec: str | None) -> tuple[TokenCou
     """``(count, model counted for, why not)``: with the model's tokenizer when it has one, else
     ``gpt-4o-mini``'s marked inexact; ``None`` and the reason when no encoding can load."""
     from .._errors import ConfigurationError
-    from .._tokens import TokenCount, count_tokens
+    from .._tokens import TokenCount, count_tokens, encoding_for_model
 
+    model, exact = COUNTING_FALLBACK, False
     for name in _counting_names(spec):
         try:
-            return count_tokens(list(messages), model=name), name, None
-        except TokenizerError as exc:
-            if "no known tokenizer" not in str(exc):
-                return None, name, str(exc)
-        except ConfigurationError:
+            encoding_for_model(name)
+        except (TokenizerError, ConfigurationError):  # no tokenizer known for this name
             continue
+        model, exact = name, True
+        break
     try:
-        count = count_tokens(list(messages), model=COUNTING_FALLBACK)
-    except TokenizerError as exc:
-        return None, COUNTING_FALLBACK, str(exc)
-    return TokenCount(int(count), encoding=count.encoding, exact=False), COUNTING_FALLBACK, None
+        count = count_tokens(list(messages), model=model)
+    except TokenizerError as exc:  # the encoding's files cannot be loaded
+        return None, model, str(exc)
+    if not exact:
+        count = TokenCount(int(count), encoding=count.encoding, exact=False)
+    return count, model, None
 
 
 def tokens_text(count: TokenCount | None, model: str, why_not: str | None) -> str:
