@@ -90,7 +90,7 @@ if _TYPE_CHECKING:
         OpenAIEmbedder,
         SentenceTransformerEmbedder,
     )
-    from ._eval import Cell, Metric, Row, Score, Trial
+    from ._eval import Cell, Comparison, EvalReport, Metric, MetricSummary, Row, Score, Trial, VariantSummary
     from ._fewshot import (
         BaseSelector,
         BM25Selector,
@@ -202,10 +202,14 @@ __version__ = "0.1.0"
 # every test session of a project using promptkit imports) pays only for what it uses.
 _LAZY: dict[str, str] = {
     "Cell": "._eval",
+    "Comparison": "._eval",
+    "EvalReport": "._eval",
     "Metric": "._eval",
+    "MetricSummary": "._eval",
     "Row": "._eval",
     "Score": "._eval",
     "Trial": "._eval",
+    "VariantSummary": "._eval",
     "AnthropicBackend": ".backends.anthropic",
     "AsyncPromptStream": "._run",
     "Attempt": "._result",
@@ -362,6 +366,7 @@ __all__ = [
     "CheckpointWarning",
     "ChoiceParser",
     "Chunk",
+    "Comparison",
     "Completion",
     "ConfigurationError",
     "Context",
@@ -371,6 +376,7 @@ __all__ = [
     "Embedder",
     "EmbeddingCache",
     "ErrorRecord",
+    "EvalReport",
     "EvaluationError",
     "Example",
     "ExampleError",
@@ -396,6 +402,7 @@ __all__ = [
     "MetadataSelector",
     "Metric",
     "MetricError",
+    "MetricSummary",
     "MissingDependencyError",
     "NativeOutputParser",
     "NumberParser",
@@ -466,6 +473,7 @@ __all__ = [
     "UnsupportedCapabilityError",
     "UnsupportedParameterError",
     "Usage",
+    "VariantSummary",
     "VectorIndex",
     "XmlTagParser",
     "__version__",

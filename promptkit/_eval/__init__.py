@@ -7,6 +7,20 @@ module per job.
 
 from __future__ import annotations
 
+from ._report import EvalReport
+from ._summary import Comparison, MetricSummary, VariantSummary
 from ._types import NO_EXPECTED, Cell, Metric, Row, Score, Trial, TrialStatus
 
-__all__ = ["NO_EXPECTED", "Cell", "Metric", "Row", "Score", "Trial", "TrialStatus"]
+__all__ = [
+    "NO_EXPECTED",
+    "Cell",
+    "Comparison",
+    "EvalReport",
+    "Metric",
+    "MetricSummary",
+    "Row",
+    "Score",
+    "Trial",
+    "TrialStatus",
+    "VariantSummary",
+]
