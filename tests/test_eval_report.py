@@ -72,7 +72,7 @@ def make_cell(
         row_id=row_id,
         trials=tuple(trials),
         scores={name: (value if scored else None) for name, value in scores.items()},
-        prediction=prediction if scored else None,
+        prediction=prediction if status == "ok" else None,
     )
 
 
@@ -618,3 +618,10 @@ def test_plot_without_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch
 def test_public_names() -> None:
     for name in ("EvalReport", "VariantSummary", "MetricSummary", "Comparison"):
         assert getattr(promptkit, name).__module__ == "promptkit"
+
+
+def test_rows_table_shows_the_text_of_a_reply_that_did_not_parse() -> None:
+    rows = [Row(id="r0", inputs={})]
+    cell = make_cell("a", "r0", {"exact": 0.0}, status="parse_error", prediction="{not json")
+    report = EvalReport(variants=["a"], metrics=["exact"], rows=rows, cells={"a": [cell]})
+    assert "<unparsed: {not json>" in report.rows_table(width=40)
