@@ -625,3 +625,37 @@ def test_rows_table_shows_the_text_of_a_reply_that_did_not_parse() -> None:
     cell = make_cell("a", "r0", {"exact": 0.0}, status="parse_error", prediction="{not json")
     report = EvalReport(variants=["a"], metrics=["exact"], rows=rows, cells={"a": [cell]})
     assert "<unparsed: {not json>" in report.rows_table(width=40)
+
+
+def test_a_report_from_evaluate_adds_up_and_round_trips() -> None:
+    from promptkit import Prompt, evaluate
+    from promptkit.testing import FunctionBackend
+
+    def model(messages: Any, params: Any) -> str:
+        n = int(messages[-1].text.split()[-1])
+        return str(2 * n if "twice" in messages[-1].text or n % 3 else 2 * n + 1)
+
+    llm = FunctionBackend(model)
+    variants = {"plain": Prompt("double {{ n }}", llm), "careful": Prompt("twice, double {{ n }}", llm)}
+    data = [{"n": n, "expected": str(2 * n)} for n in range(30)]
+
+    def exact(prediction: str, row: Row) -> bool:
+        return bool(prediction == row.expected)
+
+    report = evaluate(variants, data, exact, progress=False)
+    plain, careful = report.summary("plain"), report.summary("careful")
+    assert careful["exact"].mean == 1.0
+    assert plain["exact"].mean == pytest.approx(20 / 30)
+    assert plain["exact"].method == "wilson"
+    assert plain.latency is not None
+    assert plain.cells == plain.scored == 30
+    comparison = report.compare("plain", "careful")
+    assert (len(comparison.improved), len(comparison.regressed)) == (10, 0)
+    assert comparison.p_value == mcnemar_exact(10, 0)
+    assert comparison.significant()
+    assert report.cell("plain", comparison.improved[0]).trials[0].result is not None
+    back = EvalReport.from_json(report.to_json())
+    assert back.cells == report.cells  # the live results are left out of the comparison and the file
+    assert back.cell("plain", comparison.improved[0]).trials[0].result is None
+    assert back.compare("plain", "careful") == comparison
+    assert "plain" in str(report)

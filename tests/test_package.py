@@ -83,10 +83,21 @@ LAYERS: dict[str, int] = {
     "": 9,  # promptkit/__init__.py: re-exports every layer
     "__main__": 9,
     "cli": 9,
+    "_cli": 9,
     "integrations": 9,
 }
 # Packages whose every module shares the package's layer.
-LAYERED_PACKAGES = ("_templates", "_parsers", "_fewshot", "_strategies", "_tracing", "_batch", "_eval", "integrations")
+LAYERED_PACKAGES = (
+    "_templates",
+    "_parsers",
+    "_fewshot",
+    "_strategies",
+    "_tracing",
+    "_batch",
+    "_eval",
+    "_cli",
+    "integrations",
+)
 SIDE = "testing"  # test doubles: may import layers 0-4; the core never imports them at load time
 SIDE_MAX_LAYER = 4
 

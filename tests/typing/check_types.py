@@ -87,3 +87,31 @@ def check_cost() -> None:
     assert_type(price_for("gpt-4o"), Price | None)
     assert_type(cost_of(Usage(), "gpt-4o", "openai", batch=True), float | None)
     assert_type(estimate_cost("gpt-4o", input_tokens=1, output_tokens=1), float | None)
+
+
+def check_evaluation() -> None:
+    from promptkit import Dataset, EvalEstimate, Row, evaluate, evaluate_log, load_dataset
+    from promptkit._eval._report import EvalReport
+
+    def exact(prediction: object, row: Row) -> bool:
+        return bool(prediction == row.expected)
+
+    plain = Prompt("{{ q }}", MockBackend())
+    rows = [{"q": "x", "expected": "y"}]
+    assert_type(load_dataset(rows), Dataset)
+    assert_type(evaluate({"a": plain}, rows, exact), EvalReport)
+    assert_type(evaluate(plain, rows, [exact], epochs=2, reducer="pass@k"), EvalReport)
+    assert_type(evaluate({"a": plain}, rows, exact, dry_run=True), EvalEstimate)
+    assert_type(evaluate_log("runs.jsonl", rows, exact), EvalReport)
+
+
+async def check_async_evaluation() -> None:
+    from promptkit import EvalEstimate, Row, aevaluate
+    from promptkit._eval._report import EvalReport
+
+    def exact(prediction: object, row: Row) -> bool:
+        return bool(prediction == row.expected)
+
+    plain = Prompt("{{ q }}", MockBackend())
+    assert_type(await aevaluate({"a": plain}, [{"q": "x"}], exact), EvalReport)
+    assert_type(await aevaluate({"a": plain}, [{"q": "x"}], exact, dry_run=True), EvalEstimate)

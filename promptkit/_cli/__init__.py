@@ -1,0 +1,20 @@
+"""The ``promptkit`` command line, in parts: ``_app`` (the group and its error policy), ``_options``
+(the shared options and loading a ``.prompt`` file), ``_output`` (JSON and text forms) and
+``_commands`` (the commands).
+
+A new command (``promptkit eval CONFIG``) is a click command in a module of its own here, built
+from the shared pieces (``model_options``, ``variables_options``, ``json_option``,
+``debug_option``, ``load``, ``emit``, ``error_record``), and added to the tuple below. It raises
+:class:`click.UsageError` for a usage mistake and lets a :class:`~promptkit.PromptkitError`
+through: the group turns both into one line and the exit status.
+"""
+
+from __future__ import annotations
+
+from ._app import cli, main
+from ._commands import preview, provision_tiktoken_cache, render, run
+
+__all__ = ["cli", "main"]
+
+for _command in (render, preview, run, provision_tiktoken_cache):
+    cli.add_command(_command)
