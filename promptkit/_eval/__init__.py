@@ -5,9 +5,12 @@ The parts: ``_types`` (rows, scores, the metric protocol, trials and cells) and,
 module per job: ``_dataset`` (:class:`Dataset`, :func:`load_dataset`), ``_evaluate``
 (:func:`evaluate`, :func:`aevaluate`, :class:`EvalEstimate`), ``_leakage`` (few-shot examples
 that never show the row being evaluated), ``_reduce`` (folding epochs), ``_logged``
-(:func:`evaluate_log`), ``_report``, ``_metrics`` (the built-in metrics, :func:`as_metric`),
-``_confusion`` (the confusion matrix), ``_judge`` (LLM judges), ``_calibration`` (a judge against
-human labels) and ``_agreement`` (Cohen's kappa). Only ``_types`` loads with the package.
+(:func:`evaluate_log`), ``_report`` (:class:`EvalReport`) with ``_summary`` (what it adds up to),
+``_stats`` (intervals and paired tests), ``_serialize`` (JSON) and ``_render`` (tables, HTML,
+pandas, the plot), ``_metrics`` (the built-in metrics, :func:`as_metric`), ``_confusion`` (the
+confusion matrix), ``_judge`` (LLM judges), ``_calibration`` (a judge against human labels),
+``_agreement`` (Cohen's kappa) and ``_export`` (fine-tuning data). Only ``_types`` loads with the
+package.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ if TYPE_CHECKING:
         TokenF1,
         as_metric,
     )
+    from ._report import EvalReport
+    from ._summary import Comparison, MetricSummary, VariantSummary
 
 _LAZY: dict[str, str] = {
     "ChoiceAccuracy": "._metrics",
@@ -55,6 +60,10 @@ _LAZY: dict[str, str] = {
     "RegexMatch": "._metrics",
     "SchemaValid": "._metrics",
     "TokenF1": "._metrics",
+    "Comparison": "._summary",
+    "EvalReport": "._report",
+    "MetricSummary": "._summary",
+    "VariantSummary": "._summary",
     "aevaluate": "._evaluate",
     "as_metric": "._metrics",
     "calibrate_judge": "._calibration",
@@ -68,19 +77,22 @@ _LAZY: dict[str, str] = {
 __getattr__, __dir__ = _lazy_attributes(__name__, _LAZY, globals())
 
 __all__ = [
-    "NO_EXPECTED",
     "Cell",
     "ChoiceAccuracy",
+    "Comparison",
     "ConfusionMatrix",
     "Contains",
     "Dataset",
     "EvalEstimate",
+    "EvalReport",
     "ExactMatch",
     "FieldMatch",
     "JSONValid",
     "JudgeCalibration",
     "LLMJudge",
     "Metric",
+    "MetricSummary",
+    "NO_EXPECTED",
     "NumericMatch",
     "PairwiseJudge",
     "PairwiseVerdict",
@@ -91,6 +103,7 @@ __all__ = [
     "TokenF1",
     "Trial",
     "TrialStatus",
+    "VariantSummary",
     "aevaluate",
     "as_metric",
     "calibrate_judge",
