@@ -625,9 +625,10 @@ def evaluate(
     >>> from promptkit.testing import MockBackend
     >>> llm = MockBackend(lambda request: "4" if "2+2" in request.messages[-1].text else "?")
     >>> rows = [{"q": "2+2?", "expected": "4"}, {"q": "3+3?", "expected": "6"}]
-    >>> exact = lambda prediction, row: prediction == row.expected
+    >>> def exact(prediction, row):
+    ...     return prediction == row.expected
     >>> report = evaluate({"plain": Prompt("{{ q }}", llm)}, rows, exact, progress=False)
-    >>> [cell.scores["<lambda>"] for cell in report.cells["plain"]]
+    >>> [cell.scores["exact"] for cell in report.cells["plain"]]
     [1.0, 0.0]
     """
     setup = _setup(

@@ -176,9 +176,9 @@ def evaluate_log(
     >>> with promptkit.log_runs(path):
     ...     _ = prompt.batch([{"q": "2+2?"}, {"q": "3+3?"}], progress=False)
     >>> rows = [{"q": "2+2?", "expected": "4"}, {"q": "3+3?", "expected": "6"}, {"q": "5+5?", "expected": "10"}]
-    >>> report = evaluate_log(path, rows, lambda prediction, row: prediction == row.expected)
+    >>> report = evaluate_log(path, rows, {"exact": lambda prediction, row: prediction == row.expected})
     >>> [cell.status for cell in report.cells["quiz"]], report.cells["quiz"][0].scores
-    (['ok', 'ok', 'error'], {'<lambda>': 1.0})
+    (['ok', 'ok', 'error'], {'exact': 1.0})
     """
     started = time.perf_counter()
     data = load_dataset(dataset)
