@@ -221,14 +221,14 @@ def _ids(ids: Sequence[str]) -> str:
 
 
 # -- checking ----------------------------------------------------------------------------------------
-def _number(name: str, value: Any, *, low: float = 0.0, high: float = math.inf, closed_low: bool = True) -> float:
+def _number(name: str, value: Any, *, high: float | None = None, positive: bool = False) -> float:
+    """``value`` as a float, checked to be >= 0 (> 0 when ``positive``) and at most ``high``."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
-        ok = (value >= low if closed_low else value > low) and value <= high
+        ok = (value > 0 if positive else value >= 0) and (high is None or value <= high)
     if not ok:
-        bounds = f"{'[' if closed_low else '('}{low:g}, {high:g}]" if high != math.inf else f">= {low:g}"
-        if not closed_low and high == math.inf:
-            bounds = f"> {low:g}"
+        low = "> 0" if positive else ">= 0"
+        bounds = low if high is None else f"in {'(' if positive else '['}0, {high:g}]"
         raise EvaluationError(f"{name} must be a number {bounds}, not {value!r}")
     return float(value)
 
@@ -557,7 +557,7 @@ def check_gate(
     stat = limits.get("latency_percentile", "p90")
     if stat not in ("p50", "p90", "p99", "mean", "max"):
         raise EvaluationError(f"latency_percentile must be one of p50, p90, p99, mean, max; not {stat!r}")
-    alpha = _number("alpha", limits.get("alpha", 0.05), high=1.0, closed_low=False)
+    alpha = _number("alpha", limits.get("alpha", 0.05), high=1.0, positive=True)
     tolerance = _number("tolerance", limits.get("tolerance", 0.0), high=1.0)
     min_scores = limits.get("min_scores")
     score_limits = {} if min_scores is None else _score_limits(min_scores, report, checked)
@@ -568,7 +568,7 @@ def check_gate(
     error_limit = None if max_error_rate is None else _number("max_error_rate", max_error_rate, high=1.0)
     parse_limit = None if max_parse is None else _number("max_parse_failure_rate", max_parse, high=1.0)
     cost_limit = None if max_cost is None else _number("max_cost", max_cost)
-    latency_limit = None if max_latency is None else _number("max_latency", max_latency, closed_low=False)
+    latency_limit = None if max_latency is None else _number("max_latency", max_latency, positive=True)
     chosen_metrics = limits.get("baseline_metrics")
     metrics = tuple(report.metrics) if chosen_metrics is None else tuple(report._metric(m) for m in chosen_metrics)
     if (
