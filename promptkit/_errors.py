@@ -21,7 +21,8 @@
     ├── SpendingCapError                   a batch's spending cap stopped a request before it was sent
     ├── EvaluationError                    an evaluation is misconfigured (dataset, metric, report)
     │   ├── DatasetError                   a dataset cannot be read or its rows are malformed
-    │   └── MetricError                    a metric failed or returned a score outside [0, 1]
+    │   ├── MetricError                    a metric failed or returned a score outside [0, 1]
+    │   └── EvalGateError                  a CI gate failed: a threshold or a regression (also AssertionError)
     ├── GuardError                         a test safeguard stopped a call (never a BackendError)
     │   ├── RealBackendBlockedError        a real provider was called under test
     │   ├── ScriptExhaustedError           a MockBackend ran out of scripted replies
@@ -62,6 +63,7 @@ __all__ = [
     "CassetteMissError",
     "ConfigurationError",
     "DatasetError",
+    "EvalGateError",
     "EvaluationError",
     "ExampleError",
     "FallbackError",
@@ -255,6 +257,18 @@ class MetricError(EvaluationError):
         self.row_id = row_id
         self.usage = usage
         self.cost = cost
+        super().__init__(message)
+
+
+class EvalGateError(EvaluationError, AssertionError):
+    """An evaluation gate failed: a metric under its threshold, a rate, cost or latency over its
+    limit, a regression against the baseline, or a missing baseline. The message is the gate's
+    whole verdict; ``result`` holds it as a :class:`~promptkit.GateResult`. Also an
+    ``AssertionError``, so a plain test fails rather than errors.
+    """
+
+    def __init__(self, message: str, *, result: Any = None) -> None:
+        self.result = result
         super().__init__(message)
 
 

@@ -16,6 +16,12 @@ BLOCK = re.compile(r"(?:<!--\s*not run:(?P<reason>[^>]*)-->\s*\n)?^```python\n(?
 
 # What a page's examples print, where the printed output is the point of the example.
 EXPECTED_OUTPUT = {
+    "evaluation-gates.md": [
+        "regressed rows: q00, q06, q09, q12, q15, q18, q21, q24, q30, q33, q36, q39, q42, q45, q48",
+        "q00: '0' -> '1' (exact 1 -> 0)",
+        "within noise; 3 regressed, 2 improved of 50 paired rows",
+        "FAIL baseline: no baseline report at gates/quiz.json",
+    ],
     "fewshot.md": [
         "['system', 'user', 'assistant', 'user', 'assistant', 'user']",
         "How do I reset my password?",

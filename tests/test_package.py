@@ -109,6 +109,8 @@ ALLOWED_LAZY: dict[tuple[str, str], str] = {
     "the engine builds on Prompt.run/arun, so it sits a layer above and loads on the first batch",
     ("_fewshot._fixed", "_fewshot._persist"): "save() loads the persistence code, which rebuilds selectors",
     ("_fewshot._selectors", "_fewshot._persist"): "save() loads the persistence code, which rebuilds selectors",
+    ("testing.pytest_plugin", "_eval._gate_run"): "the promptkit_gate fixture runs an evaluation; the plugin loads "
+    "in every test session and imports only layers 0-4, so the evaluation loads when a test asks for a gate",
 }
 
 

@@ -9,8 +9,9 @@ that never show the row being evaluated), ``_reduce`` (folding epochs), ``_logge
 ``_stats`` (intervals and paired tests), ``_serialize`` (JSON) and ``_render`` (tables, HTML,
 pandas, the plot), ``_metrics`` (the built-in metrics, :func:`as_metric`), ``_confusion`` (the
 confusion matrix), ``_judge`` (LLM judges), ``_calibration`` (a judge against human labels),
-``_agreement`` (Cohen's kappa) and ``_export`` (fine-tuning data). Only ``_types`` loads with the
-package.
+``_agreement`` (Cohen's kappa), ``_gate`` (CI gates over a report: :func:`check_gate`,
+:func:`assert_gate`) with ``_gate_run`` (:func:`run_gate`: cached runs and the baseline file) and
+``_export`` (fine-tuning data). Only ``_types`` loads with the package.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from ._dataset import Dataset, load_dataset
     from ._evaluate import EvalEstimate, aevaluate, evaluate
     from ._export import ExportSummary, export_chat, export_preferences
+    from ._gate import GateCheck, GateResult, RegressedRow, assert_gate, check_gate
+    from ._gate_run import GateRunner, run_gate
     from ._judge import LLMJudge, PairwiseJudge, PairwiseVerdict
     from ._logged import evaluate_log
     from ._metrics import (
@@ -55,6 +58,9 @@ _LAZY: dict[str, str] = {
     "EvalEstimate": "._evaluate",
     "ExactMatch": "._metrics",
     "FieldMatch": "._metrics",
+    "GateCheck": "._gate",
+    "GateResult": "._gate",
+    "GateRunner": "._gate_run",
     "JSONValid": "._metrics",
     "JudgeCalibration": "._calibration",
     "LLMJudge": "._judge",
@@ -62,6 +68,7 @@ _LAZY: dict[str, str] = {
     "PairwiseJudge": "._judge",
     "PairwiseVerdict": "._judge",
     "RegexMatch": "._metrics",
+    "RegressedRow": "._gate",
     "SchemaValid": "._metrics",
     "TokenF1": "._metrics",
     "Comparison": "._summary",
@@ -70,12 +77,15 @@ _LAZY: dict[str, str] = {
     "VariantSummary": "._summary",
     "aevaluate": "._evaluate",
     "as_metric": "._metrics",
+    "assert_gate": "._gate",
     "calibrate_judge": "._calibration",
+    "check_gate": "._gate",
     "cohen_kappa": "._agreement",
     "confusion_matrix": "._confusion",
     "evaluate": "._evaluate",
     "evaluate_log": "._logged",
     "load_dataset": "._dataset",
+    "run_gate": "._gate_run",
 }
 
 __getattr__, __dir__ = _lazy_attributes(__name__, _LAZY, globals())
@@ -92,6 +102,9 @@ __all__ = [
     "ExactMatch",
     "ExportSummary",
     "FieldMatch",
+    "GateCheck",
+    "GateResult",
+    "GateRunner",
     "JSONValid",
     "JudgeCalibration",
     "LLMJudge",
@@ -102,6 +115,7 @@ __all__ = [
     "PairwiseJudge",
     "PairwiseVerdict",
     "RegexMatch",
+    "RegressedRow",
     "Row",
     "SchemaValid",
     "Score",
@@ -111,7 +125,9 @@ __all__ = [
     "VariantSummary",
     "aevaluate",
     "as_metric",
+    "assert_gate",
     "calibrate_judge",
+    "check_gate",
     "cohen_kappa",
     "confusion_matrix",
     "evaluate",
@@ -119,4 +135,5 @@ __all__ = [
     "export_chat",
     "export_preferences",
     "load_dataset",
+    "run_gate",
 ]

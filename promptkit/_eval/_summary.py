@@ -3,7 +3,7 @@ and the paired comparison of two variants on the rows both were scored on."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
@@ -21,8 +21,17 @@ from ._stats import (
 
 if TYPE_CHECKING:
     from ._report import EvalReport
+    from ._stats import FloatArray
 
-__all__ = ["Comparison", "MetricSummary", "VariantSummary", "compare_variants", "score_column", "summarise"]
+__all__ = [
+    "Comparison",
+    "MetricSummary",
+    "VariantSummary",
+    "compare_columns",
+    "compare_variants",
+    "score_column",
+    "summarise",
+]
 
 IntervalMethod = Literal["wilson", "bootstrap"]
 PairedTest = Literal["mcnemar_exact", "sign_flip_permutation"]
@@ -270,44 +279,89 @@ def _usage(counts: list[int]) -> Usage:
 
 def compare_variants(report: EvalReport, a: str, b: str, metric: str) -> Comparison:
     """Pair the rows both variants were scored on and test the difference."""
-    first, second = report._column(a, metric), report._column(b, metric)
+
+    def shared() -> FloatArray:
+        # The summaries resampled rows with one set of draws for every variant: the differences
+        # of their resampled means are the paired bootstrap of the differences, already drawn.
+        means: FloatArray = report._means(b, metric) - report._means(a, metric)
+        return means
+
+    return compare_columns(
+        [row.id for row in report.rows],
+        report._column(a, metric),
+        report._column(b, metric),
+        a=a,
+        b=b,
+        metric=metric,
+        confidence=report.confidence,
+        resamples=report.resamples,
+        seed=report.seed,
+        shared_means=shared,
+    )
+
+
+def compare_columns(
+    row_ids: Sequence[str],
+    first: Sequence[float | None],
+    second: Sequence[float | None],
+    *,
+    a: str,
+    b: str,
+    metric: str,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+    shared_means: Callable[[], FloatArray] | None = None,
+) -> Comparison:
+    """``second`` against ``first``: two columns of scores aligned on ``row_ids`` (``None``: not
+    scored), paired on the rows scored in both and tested as :meth:`EvalReport.compare` does.
+
+    ``a`` and ``b`` label the columns. ``shared_means``, when given, returns the resampled means of
+    ``b`` minus those of ``a`` drawn with shared row draws; it is used when every row is paired
+    and both columns resample rows, so a report's comparison reuses its summaries' draws.
+
+    >>> c = compare_columns(["r1", "r2", "r3"], [1.0, 1.0, None], [0.0, 1.0, 1.0], a="old", b="new", metric="exact")
+    >>> c.regressed, c.ties, c.unpaired
+    (('r1',), ('r2',), 1)
+    """
     xs: list[float] = []
     ys: list[float] = []
     improved: list[str] = []
     regressed: list[str] = []
     ties: list[str] = []
-    for row, x, y in zip(report.rows, first, second, strict=True):
+    for row_id, x, y in zip(row_ids, first, second, strict=True):
         if x is None or y is None:
             continue
         xs.append(x)
         ys.append(y)
         if y > x:
-            improved.append(row.id)
+            improved.append(row_id)
         elif y < x:
-            regressed.append(row.id)
+            regressed.append(row_id)
         else:
-            ties.append(row.id)
+            ties.append(row_id)
     n = len(xs)
-    if n == len(report.rows) and all(resamples_rows(v) for v in (xs, ys, [y - x for x, y in zip(xs, ys, strict=True)])):
-        # Every row paired and the summaries resampled rows with shared draws: their means'
-        # differences are the paired bootstrap of the differences, already drawn.
-        means = report._means(b, metric) - report._means(a, metric)
+    if (
+        shared_means is not None
+        and n == len(row_ids)
+        and all(resamples_rows(v) for v in (xs, ys, [y - x for x, y in zip(xs, ys, strict=True)]))
+    ):
         effect = (sum(ys) - sum(xs)) / n
-        low, high = percentile_interval(means, report.confidence)
+        low, high = percentile_interval(shared_means(), confidence)
     else:
-        effect, low, high, _ = paired_bootstrap(xs, ys, report.confidence, report.resamples, report.seed)
+        effect, low, high, _ = paired_bootstrap(xs, ys, confidence, resamples, seed)
     if all(column.count(1.0) + column.count(0.0) == n for column in (xs, ys)):  # both binary
         test: PairedTest = "mcnemar_exact"
         p_value = mcnemar_exact(len(improved), len(regressed))
     else:
         test = "sign_flip_permutation"
-        p_value = paired_permutation(xs, ys, report.resamples, report.seed)
+        p_value = paired_permutation(xs, ys, resamples, seed)
     return Comparison(
         a=a,
         b=b,
         metric=metric,
         n=n,
-        unpaired=len(report.rows) - n,
+        unpaired=len(row_ids) - n,
         mean_a=sum(xs) / n if n else None,
         mean_b=sum(ys) / n if n else None,
         improved=tuple(improved),
@@ -318,5 +372,5 @@ def compare_variants(report: EvalReport, a: str, b: str, metric: str) -> Compari
         effect=effect,
         low=low,
         high=high,
-        confidence=report.confidence,
+        confidence=confidence,
     )

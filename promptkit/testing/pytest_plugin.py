@@ -14,6 +14,10 @@
   from the real backend, ``--promptkit-record-missing`` only those not yet recorded. The marker
   ``@pytest.mark.promptkit_cassette(path=..., mode=...)`` sets the file (relative to the test
   file) or the mode for one test.
+- ``promptkit_gate``: :func:`~promptkit.run_gate` for this test, its cache and baseline files in
+  ``gates/<module>/<test>.sqlite`` and ``.json`` next to the test file unless given.
+  ``pytest --promptkit-update-baseline`` (or ``PROMPTKIT_UPDATE_BASELINE=1``) writes missing or
+  outdated baselines from the current run; what was written is listed at the end of the session.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..backends import allow_real_requests
 from ._mock import MockBackend
 
 if TYPE_CHECKING:
+    from .._eval._gate_run import GateRunner
     from ._cassette import Cassette, CassetteMode
     from ._server import ProviderServer
 
@@ -37,6 +42,8 @@ _MARKER = "allow_real_backends"
 _INI = "promptkit_allow_real_backends"
 _CASSETTE_MARKER = "promptkit_cassette"
 _CASSETTE_DIR_INI = "promptkit_cassette_dir"
+_GATE_DIR = "gates"
+_GATE_NOTES = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,6 +65,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="replay what the cassettes hold and record only the requests they lack",
+    )
+    group.addoption(
+        "--promptkit-update-baseline",
+        action="store_true",
+        default=False,
+        help="write missing or outdated evaluation gate baselines from this run (as PROMPTKIT_UPDATE_BASELINE=1)",
     )
 
 
@@ -133,7 +146,34 @@ def promptkit_cassette(request: pytest.FixtureRequest) -> Iterator[Cassette]:
         yield cassette
 
 
-def _file_name(node: pytest.Item) -> str:
+def _file_name(node: pytest.Item, suffix: str = ".yaml") -> str:
     """``TestX::test_y[a/b]`` -> ``TestX.test_y-a-b.yaml``: one safe file name per test."""
     test = node.nodeid.split("::", 1)[1] if "::" in node.nodeid else node.name
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", test.replace("::", ".")).strip("-") + ".yaml"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", test.replace("::", ".")).strip("-") + suffix
+
+
+@pytest.fixture
+def promptkit_gate(request: pytest.FixtureRequest) -> GateRunner:
+    """:func:`~promptkit.run_gate` for this test: ``promptkit_gate(variants, dataset, metrics,
+    min_scores=..., ...)``, cached in ``gates/<module>/<test>.sqlite`` and compared with the
+    baseline ``gates/<module>/<test>.json`` next to the test file (``cache=``/``baseline=`` name
+    other files, ``None`` turns them off). ``--promptkit-update-baseline`` writes the baseline."""
+    from .._eval._gate_run import GateRunner  # the evaluation loads only for tests that use a gate
+
+    node: pytest.Item = request.node
+    folder = Path(node.path).parent / _GATE_DIR / Path(node.path).stem
+    notes = request.config.stash.setdefault(_GATE_NOTES, [])
+    return GateRunner(
+        cache=folder / _file_name(node, ".sqlite"),
+        baseline=folder / _file_name(node, ".json"),
+        update_baseline=True if request.config.getoption("promptkit_update_baseline") else None,
+        on_notes=lambda found: notes.extend(f"{node.nodeid}: {note}" for note in found),
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    notes = config.stash.get(_GATE_NOTES, [])
+    if notes:
+        terminalreporter.section("promptkit gates")
+        for note in notes:
+            terminalreporter.write_line(note)

@@ -115,3 +115,18 @@ async def check_async_evaluation() -> None:
     plain = Prompt("{{ q }}", MockBackend())
     assert_type(await aevaluate({"a": plain}, [{"q": "x"}], exact), EvalReport)
     assert_type(await aevaluate({"a": plain}, [{"q": "x"}], exact, dry_run=True), EvalEstimate)
+
+
+def check_gates() -> None:
+    from promptkit import EvalReport, GateResult, Row, assert_gate, check_gate, run_gate
+
+    def exact(prediction: object, row: Row) -> bool:
+        return bool(prediction == row.expected)
+
+    plain = Prompt("{{ q }}", MockBackend())
+    rows = [{"q": "x", "expected": "y"}]
+    report = EvalReport.load("baseline.json")
+    assert_type(check_gate(report, min_scores={"exact": 0.8}, use="low", baseline="baseline.json"), GateResult)
+    assert_type(assert_gate(report, min_scores={"a": {"exact": 0.8}}, max_cost=0.5, variants=["a"]), GateResult)
+    assert_type(run_gate({"a": plain}, rows, exact, cache="gates.sqlite", baseline="b.json", alpha=0.01), GateResult)
+    check_gate(report, max_latency=1.0, latency_percentile="p95")  # type: ignore[arg-type]
