@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from ._app import cli, main
 from ._commands import preview, provision_tiktoken_cache, render, run
+from ._eval import eval_command
 
 __all__ = ["cli", "main"]
 
-for _command in (render, preview, run, provision_tiktoken_cache):
+for _command in (render, preview, run, eval_command, provision_tiktoken_cache):
     cli.add_command(_command)
