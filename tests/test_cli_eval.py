@@ -267,6 +267,34 @@ def test_dry_run_counts_the_judge_calls_apart(project: Path) -> None:
     assert "--dry-run makes no report" in error_line(invoke("c.yaml", "--dry-run", "--html", "x.html"))
 
 
+def test_judge_model_replaces_every_judge(project: Path) -> None:
+    judge = "  - judge: {rubric: 'Is it the word?', model: 'nope:x'}\n"
+    write(project, "c.yaml", YAML.replace("  - contains\n", "  - contains\n" + judge))
+    assert error_line(invoke("c.yaml")).startswith("c.yaml: metrics[2].judge.model: unknown backend provider 'nope'")
+    verdict = 'mock:{"reasoning": "no", "verdict": "fail"}'
+    report = EvalReport.from_json(invoke("c.yaml", "--judge-model", verdict, "--json").stdout)
+    assert report.summary("labelled").metrics["judge"].mean == 0.0
+    bad = invoke("c.yaml", "--judge-model", "nope:y")
+    assert bad.exit_code == 2
+    assert error_line(bad).startswith("Invalid value for --judge-model: unknown backend provider 'nope'")
+    unused = invoke("eval.yaml", "--judge-model", verdict)
+    assert unused.exit_code == 0
+    assert unused.stderr == f"promptkit: warning: --judge-model {verdict}: eval.yaml has no judge metric\n"
+
+
+def test_schema_valid_takes_a_prompt_files_schema(project: Path) -> None:
+    schema = "  - schema_valid: {schema: {type: object, properties: {word: {type: string}}}}\n"
+    write(project, "c.yaml", YAML.replace("  - contains\n", "  - contains\n" + schema))
+    result = invoke("c.yaml", "--model", 'mock:{"word": "w1"}', "--json")
+    assert result.exit_code == 0, result.output
+    assert EvalReport.from_json(result.stdout).summary("echo").metrics["schema_valid"].mean == 1.0
+    write(
+        project, "d.yaml", YAML.replace("  - contains\n", "  - contains\n  - schema_valid: {schema: {type: array}}\n")
+    )
+    line = error_line(invoke("d.yaml"))
+    assert line == "d.yaml: metrics[2].schema_valid.schema: the output schema must describe an object (type: object)"
+
+
 def test_max_cost_stops_before_the_cap(project: Path, server: ProviderServer) -> None:
     server.rule = _echo
     write(project, "c.yaml", YAML + "params: {max_tokens: 8}\nmax_concurrency: 1\n")

@@ -236,7 +236,7 @@ def _variant(
 def _metric(spec: Any, source: Path, where: Loc, backends: Backends, judge_model: str | None) -> tuple[Metric, bool]:
     """One metric entry built, and whether it is an LLM judge."""
     from .. import _eval
-    from .._files import _object_model
+    from .._files import _object_model, _spec_errors
 
     name, options = named_options(spec, METRICS, "metric", source, where)
     given = options.model_dump(exclude_unset=True, exclude_none=True, exclude={"schema_"})
@@ -254,7 +254,11 @@ def _metric(spec: Any, source: Path, where: Loc, backends: Backends, judge_model
             built = _eval.LLMJudge(backend, given.pop("rubric"), **given)
         elif name == "schema_valid":
             assert isinstance(options, SchemaOptions)
-            built = _eval.SchemaValid(_object_model(options.schema_, "Expected"), **given)
+            try:
+                schema = _object_model(options.schema_, "Expected")
+            except _spec_errors() as exc:  # the same schema language as a .prompt file's output
+                raise ConfigFileError(source, (*where, name, "schema"), str(exc)) from exc
+            built = _eval.SchemaValid(schema, **given)
         else:
             factory = {
                 "exact_match": _eval.ExactMatch,
@@ -267,7 +271,7 @@ def _metric(spec: Any, source: Path, where: Loc, backends: Backends, judge_model
                 "token_f1": _eval.TokenF1,
             }[name]
             built = factory(**given)
-    except (ConfigurationError, EvaluationError, TypeError) as exc:
+    except (ConfigurationError, EvaluationError) as exc:
         raise ConfigFileError(source, (*where, name), str(exc)) from exc
     metric: Metric = built
     return metric, name == "judge"
@@ -326,6 +330,8 @@ def load_config(
             )
         metrics.append(metric)
         judges += judged
+    if judge_model is not None and not judges:
+        click.echo(f"promptkit: warning: --judge-model {judge_model}: {source.name} has no judge metric", err=True)
     options: dict[str, Any] = {
         "epochs": config.epochs,
         "reducer": config.reducer,
