@@ -31,6 +31,7 @@ from promptkit import (
     NumberParser,
     Prompt,
     RandomSelector,
+    RateLimitError,
     Row,
     Score,
     ScriptExhaustedError,
@@ -188,16 +189,68 @@ def test_a_test_guard_propagates_instead_of_becoming_an_error_trial() -> None:
 @pytest.mark.parametrize(
     ("metric", "message"),
     [
-        (lambda p, r: 1 / 0, r"metric '<lambda>' failed on row '.+': ZeroDivisionError"),
-        (lambda p, r: 1.5, r"metric '<lambda>' returned 1.5 on row"),
+        (lambda p, r: 1 / 0, r"metric 'broken' failed on row '.+': ZeroDivisionError"),
+        (lambda p, r: 1.5, r"metric 'broken' scored 1.5 on row"),
         (lambda p, r: math.nan, r"returned nan"),
         (lambda p, r: "yes", r"returned 'yes'"),
-        (lambda p, r: Score(value=-0.1), r"returned -0.1"),
+        (lambda p, r: Score(value=-0.1), r"scored -0.1"),
     ],
 )
 def test_a_broken_metric_raises_naming_itself_and_the_row(metric: Any, message: str) -> None:
     with pytest.raises(MetricError, match=message):
-        evaluate(Prompt("{{ q }}", adder()), ROWS[:2], metric, progress=False)
+        evaluate(Prompt("{{ q }}", adder()), ROWS[:2], {"broken": metric}, progress=False)
+
+
+def test_a_lambda_metric_needs_a_name() -> None:
+    with pytest.raises(MetricError, match="needs a name"):
+        evaluate(Prompt("{{ q }}", adder()), ROWS[:2], [lambda p, r: 1.0], progress=False)
+
+
+def test_a_mapping_names_the_metrics() -> None:
+    report = evaluate(
+        Prompt("{{ q }}", adder()), ROWS[:2], {"always": lambda p, r: True, "exact": exact}, progress=False
+    )
+    assert report.metrics == ("always", "exact")
+    assert report.cells["prompt"][0].scores["always"] == 1.0
+
+
+class FlakyJudge:
+    """A metric whose provider call fails on one row: that trial is an error, not a wrong answer."""
+
+    name = "judge"
+
+    def __init__(self, failing: str) -> None:
+        self.failing = failing
+
+    def score(self, prediction: Any, row: Row) -> float:
+        if row.id == self.failing:
+            raise RateLimitError("judge: rate limited", status_code=429, provider="mock")
+        return 1.0
+
+    async def ascore(self, prediction: Any, row: Row) -> float:
+        return self.score(prediction, row)
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_a_judge_provider_error_makes_an_error_trial_never_a_wrong_answer(driver: str) -> None:
+    data = load_dataset(ROWS[:3])
+    failing = data[1].id
+    prompt = Prompt("{{ q }}", adder())
+    metrics = [exact, FlakyJudge(failing)]
+    if driver == "sync":
+        report = evaluate(prompt, data, metrics, progress=False)
+    else:
+        report = asyncio.run(aevaluate(prompt, data, metrics, progress=False))
+    cell = report.cell("prompt", failing)
+    assert cell.status == "error"
+    assert cell.scores == {"exact": None, "judge": None}
+    trial = cell.trials[0]
+    assert trial.error_type == "RateLimitError"
+    assert "metric 'judge' could not score this reply" in (trial.error or "")
+    assert trial.prediction is not None  # the reply is kept
+    others = [c for c in report.cells["prompt"] if c.row_id != failing]
+    assert [c.scores["judge"] for c in others] == [1.0, 1.0]
+    assert report.summary("prompt").error_rate == pytest.approx(1 / 3)
 
 
 def test_sync_metrics_are_scored_concurrently() -> None:

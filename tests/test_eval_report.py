@@ -659,3 +659,30 @@ def test_a_report_from_evaluate_adds_up_and_round_trips() -> None:
     assert back.cell("plain", comparison.improved[0]).trials[0].result is None
     assert back.compare("plain", "careful") == comparison
     assert "plain" in str(report)
+
+
+def test_confusion_matrix_counts_the_answered_rows_of_one_variant() -> None:
+    from promptkit import Prompt, evaluate
+    from promptkit.testing import MockBackend, server_error
+
+    rows = [
+        {"t": "a", "expected": "spam"},
+        {"t": "b", "expected": "ham"},
+        {"t": "c", "expected": "ham"},
+        {"t": "d", "expected": "spam"},
+    ]
+    llm = MockBackend(["spam", "spam", "ham", server_error(503)])
+    report = evaluate(
+        Prompt("{{ t }}", llm),
+        rows,
+        {"same": lambda p, r: p == r.expected},
+        progress=False,
+        max_concurrency=1,
+    )
+    matrix = report.confusion_matrix("prompt", labels=["spam", "ham"])
+    assert matrix.count("spam", "spam") == 1
+    assert matrix.count("ham", "spam") == 1
+    assert matrix.count("ham", "ham") == 1
+    assert matrix.count("spam", "ham") == 0  # the errored row is not counted as a prediction
+    with pytest.raises(EvaluationError, match="no variant"):
+        report.confusion_matrix("other")

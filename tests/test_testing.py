@@ -176,6 +176,7 @@ def test_function_backend_receives_messages_and_params() -> None:
     assert seen[0][0] == (Message("user", "hi"),)
     assert seen[0][1] == {"temperature": 1}
     assert backend.name == "function:fn"
+    assert FunctionBackend(fn, model="house-model").name == "function:house-model"  # priced as that model
     assert list(backend.stream("x")) == ["ok"]
 
 

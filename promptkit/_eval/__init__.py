@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ._confusion import ConfusionMatrix, confusion_matrix
     from ._dataset import Dataset, load_dataset
     from ._evaluate import EvalEstimate, aevaluate, evaluate
+    from ._export import ExportSummary, export_chat, export_preferences
     from ._judge import LLMJudge, PairwiseJudge, PairwiseVerdict
     from ._logged import evaluate_log
     from ._metrics import (
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     from ._summary import Comparison, MetricSummary, VariantSummary
 
 _LAZY: dict[str, str] = {
+    "ExportSummary": "._export",
+    "export_chat": "._export",
+    "export_preferences": "._export",
     "ChoiceAccuracy": "._metrics",
     "ConfusionMatrix": "._confusion",
     "Contains": "._metrics",
@@ -86,6 +90,7 @@ __all__ = [
     "EvalEstimate",
     "EvalReport",
     "ExactMatch",
+    "ExportSummary",
     "FieldMatch",
     "JSONValid",
     "JudgeCalibration",
@@ -111,5 +116,7 @@ __all__ = [
     "confusion_matrix",
     "evaluate",
     "evaluate_log",
+    "export_chat",
+    "export_preferences",
     "load_dataset",
 ]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 import os
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
@@ -21,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from .._errors import EvaluationError, GuardError, MetricError, ParseError
+from .._errors import BackendError, EvaluationError, ParseError
 from .._prompt import RESERVED, Prompt
 from .._strategies import Call, Context, Outcome, Strategy
 from ._dataset import Dataset, load_dataset
@@ -39,6 +38,8 @@ __all__ = [
     "EpochStrategy",
     "EvalEstimate",
     "MetricLike",
+    "MetricsLike",
+    "ScoringFailure",
     "Setup",
     "aevaluate",
     "ascore_trials",
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 MetricLike = Metric | Callable[[Any, Row], "float | bool | Score"]
+MetricsLike = MetricLike | Sequence[MetricLike] | Mapping[str, MetricLike]
 """A :class:`~promptkit.Metric`, or a plain function ``f(prediction, row)`` named by its ``__name__``."""
 
 EPOCH_SPAN = 1000
@@ -115,38 +117,16 @@ class EpochStrategy:
 
 
 # -- metrics -----------------------------------------------------------------------------------------
-class _FunctionMetric:
-    """A plain function ``f(prediction, row)`` as a metric named after it."""
+def check_metrics(metrics: MetricsLike) -> list[Metric]:
+    """The metrics as :class:`Metric` objects with distinct names; a mapping names each one."""
+    from ._metrics import as_metric
 
-    __slots__ = ("function", "name")
-
-    def __init__(self, function: Callable[[Any, Row], float | bool | Score]) -> None:
-        self.function = function
-        self.name: str = getattr(function, "__name__", type(function).__name__)
-
-    def score(self, prediction: Any, row: Row) -> float | bool | Score:
-        return self.function(prediction, row)
-
-    def __repr__(self) -> str:
-        return f"metric {self.name}"
-
-
-def _as_metric(metric: Any) -> Metric:
-    if callable(getattr(metric, "score", None)) and isinstance(getattr(metric, "name", None), str):
-        checked: Metric = metric
-        return checked
-    if callable(metric):
-        return _FunctionMetric(metric)
-    raise EvaluationError(
-        f"a metric is a function f(prediction, row) or an object with name and score(), not {metric!r}"
-    )
-
-
-def check_metrics(metrics: MetricLike | Sequence[MetricLike]) -> list[Metric]:
-    given = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
-    if not given:
+    if isinstance(metrics, Mapping):
+        out = [as_metric(metric, name=name) for name, metric in metrics.items()]
+    else:
+        out = [as_metric(m) for m in (list(metrics) if isinstance(metrics, (list, tuple)) else [metrics])]
+    if not out:
         raise EvaluationError("evaluate needs at least one metric")
-    out = [_as_metric(m) for m in given]
     names = [m.name for m in out]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -154,36 +134,27 @@ def check_metrics(metrics: MetricLike | Sequence[MetricLike]) -> list[Metric]:
     return out
 
 
-def _checked_score(raw: Any, metric: str, row_id: str) -> Score:
-    """A metric's return value as a :class:`Score`: a bool is 1 or 0, a number must lie in [0, 1]."""
-    value = raw.value if isinstance(raw, Score) else raw
-    number = float(value) if isinstance(value, numbers.Real) else math.nan  # a bool is a Real: 1.0 or 0.0
-    if math.isnan(number) or not 0.0 <= number <= 1.0:
-        raise MetricError(
-            f"metric {metric!r} returned {value!r} on row {row_id!r}; "
-            "a metric returns a number in [0, 1], a bool or a Score"
-        )
-    if isinstance(raw, Score):
-        return raw if type(raw.value) is float else dataclasses.replace(raw, value=number)
-    return Score(value=number)
+@dataclass(frozen=True, slots=True)
+class ScoringFailure:
+    """A metric's provider call failed (an LLM judge's rate limit, say): the trial is reported as
+    an error, never scored as a wrong answer."""
+
+    metric: str
+    error: BackendError
 
 
-def _failed(metric: str, row_id: str, exc: Exception) -> MetricError:
-    error = MetricError(f"metric {metric!r} failed on row {row_id!r}: {type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error
+Scored = dict[str, Score] | ScoringFailure
 
 
-def _score_one(metrics: Sequence[Metric], prediction: Any, row: Row) -> dict[str, Score]:
+def _score_one(metrics: Sequence[Metric], prediction: Any, row: Row) -> Scored:
+    from ._metrics import apply_metric
+
     scores: dict[str, Score] = {}
     for metric in metrics:
         try:
-            raw = metric.score(prediction, row)
-        except (GuardError, MetricError):
-            raise
-        except Exception as exc:
-            raise _failed(metric.name, row.id, exc) from exc
-        scores[metric.name] = _checked_score(raw, metric.name, row.id)
+            scores[metric.name] = apply_metric(metric, prediction, row)
+        except BackendError as exc:
+            return ScoringFailure(metric.name, exc)
     return scores
 
 
@@ -192,14 +163,13 @@ def _chunks(count: int, workers: int) -> list[range]:
     return [range(start, min(start + size, count)) for start in range(0, count, size)]
 
 
-def score_trials(
-    work: Sequence[tuple[Any, Row]], metrics: Sequence[Metric], *, max_concurrency: int
-) -> list[dict[str, Score]]:
+def score_trials(work: Sequence[tuple[Any, Row]], metrics: Sequence[Metric], *, max_concurrency: int) -> list[Scored]:
     """Each ``(prediction, row)`` scored by every metric, from up to ``max_concurrency`` threads
-    (a judge makes calls); a metric that raises or returns a bad value raises :class:`MetricError`."""
+    (a judge makes calls); a metric that raises or returns a bad value raises :class:`MetricError`,
+    a metric's failed provider call is a :class:`ScoringFailure`."""
     if max_concurrency <= 1 or len(work) <= 1:
         return [_score_one(metrics, prediction, row) for prediction, row in work]
-    out: list[dict[str, Score]] = [{} for _ in work]
+    out: list[Scored] = [{} for _ in work]
 
     def run(part: range) -> None:
         for i in part:
@@ -213,14 +183,16 @@ def score_trials(
 
 async def ascore_trials(
     work: Sequence[tuple[Any, Row]], metrics: Sequence[Metric], *, max_concurrency: int
-) -> list[dict[str, Score]]:
+) -> list[Scored]:
     """Async :func:`score_trials`: metrics with an ``ascore`` coroutine are awaited (at most
     ``max_concurrency`` at once), the others run in a thread pool."""
     import asyncio
 
+    from ._metrics import aapply_metric
+
     awaited = [m for m in metrics if callable(getattr(m, "ascore", None))]
     threaded = [m for m in metrics if m not in awaited]
-    plain: list[dict[str, Score]] = (
+    plain: list[Scored] = (
         await asyncio.to_thread(score_trials, work, threaded, max_concurrency=max_concurrency)
         if threaded
         else [{} for _ in work]
@@ -228,20 +200,24 @@ async def ascore_trials(
     if awaited:
         gate = asyncio.Semaphore(max_concurrency)
 
-        async def one(i: int, metric: Any) -> None:
+        async def one(i: int, metric: Metric) -> None:
             prediction, row = work[i]
             async with gate:
                 try:
-                    raw = await metric.ascore(prediction, row)
-                except (GuardError, MetricError):
-                    raise
-                except Exception as exc:
-                    raise _failed(metric.name, row.id, exc) from exc
-            plain[i][metric.name] = _checked_score(raw, metric.name, row.id)
+                    score = await aapply_metric(metric, prediction, row)
+                except BackendError as exc:
+                    score = None
+                    failure = ScoringFailure(metric.name, exc)
+            scores = plain[i]
+            if isinstance(scores, dict):
+                if score is None:
+                    plain[i] = failure
+                else:
+                    scores[metric.name] = score
 
         await asyncio.gather(*(one(i, m) for i in range(len(work)) for m in awaited))
     order = [m.name for m in metrics]
-    return [{name: scores[name] for name in order} for scores in plain]
+    return [scores if isinstance(scores, ScoringFailure) else {n: scores[n] for n in order} for scores in plain]
 
 
 # -- the estimate --------------------------------------------------------------------------------------
@@ -345,7 +321,7 @@ def _accepted(prompt: Prompt[Any]) -> frozenset[str] | None:
 def _setup(
     variants: Mapping[str, Prompt[Any]] | Prompt[Any],
     dataset: Any,
-    metrics: MetricLike | Sequence[MetricLike],
+    metrics: MetricsLike,
     *,
     epochs: int,
     reducer: ReducerLike,
@@ -523,11 +499,20 @@ def build_report(
     setup: Setup,
     trials: dict[str, list[list[Trial]]],
     places: Sequence[tuple[str, int, int]],
-    scores: Sequence[dict[str, Score]],
+    scores: Sequence[Scored],
 ) -> EvalReport:
     rows = list(setup.dataset)
     for (name, index, position), found in zip(places, scores, strict=True):
-        trials[name][index][position] = dataclasses.replace(trials[name][index][position], scores=found)
+        trial = trials[name][index][position]
+        if isinstance(found, ScoringFailure):
+            trials[name][index][position] = dataclasses.replace(
+                trial,
+                status="error",
+                error=f"metric {found.metric!r} could not score this reply: {_one_line(found.error)}",
+                error_type=type(found.error).__name__,
+            )
+        else:
+            trials[name][index][position] = dataclasses.replace(trial, scores=found)
     names = [m.name for m in setup.metrics]
     failed = {name: Score(value=0.0, detail=_PARSE_FAILED) for name in names}
     cells = {}
@@ -559,7 +544,7 @@ def build_report(
 def evaluate(
     variants: Mapping[str, Prompt[Any]] | Prompt[Any],
     dataset: Dataset | Iterable[Mapping[str, Any] | Row] | str | os.PathLike[str] | Any,
-    metrics: MetricLike | Sequence[MetricLike],
+    metrics: MetricsLike,
     *,
     epochs: int = 1,
     reducer: ReducerLike = "mean",
@@ -581,7 +566,7 @@ def evaluate(
 def evaluate(
     variants: Mapping[str, Prompt[Any]] | Prompt[Any],
     dataset: Dataset | Iterable[Mapping[str, Any] | Row] | str | os.PathLike[str] | Any,
-    metrics: MetricLike | Sequence[MetricLike],
+    metrics: MetricsLike,
     *,
     epochs: int = 1,
     reducer: ReducerLike = "mean",
@@ -602,7 +587,7 @@ def evaluate(
 def evaluate(
     variants: Mapping[str, Prompt[Any]] | Prompt[Any],
     dataset: Dataset | Iterable[Mapping[str, Any] | Row] | str | os.PathLike[str] | Any,
-    metrics: MetricLike | Sequence[MetricLike],
+    metrics: MetricsLike,
     *,
     epochs: int = 1,
     reducer: ReducerLike = "mean",
@@ -640,9 +625,10 @@ def evaluate(
     >>> from promptkit.testing import MockBackend
     >>> llm = MockBackend(lambda request: "4" if "2+2" in request.messages[-1].text else "?")
     >>> rows = [{"q": "2+2?", "expected": "4"}, {"q": "3+3?", "expected": "6"}]
-    >>> exact = lambda prediction, row: prediction == row.expected
+    >>> def exact(prediction, row):
+    ...     return prediction == row.expected
     >>> report = evaluate({"plain": Prompt("{{ q }}", llm)}, rows, exact, progress=False)
-    >>> [cell.scores["<lambda>"] for cell in report.cells["plain"]]
+    >>> [cell.scores["exact"] for cell in report.cells["plain"]]
     [1.0, 0.0]
     """
     setup = _setup(
@@ -682,7 +668,7 @@ def evaluate(
 async def aevaluate(
     variants: Mapping[str, Prompt[Any]] | Prompt[Any],
     dataset: Dataset | Iterable[Mapping[str, Any] | Row] | str | os.PathLike[str] | Any,
-    metrics: MetricLike | Sequence[MetricLike],
+    metrics: MetricsLike,
     *,
     epochs: int = 1,
     reducer: ReducerLike = "mean",
@@ -704,7 +690,7 @@ async def aevaluate(
 async def aevaluate(
     variants: Mapping[str, Prompt[Any]] | Prompt[Any],
     dataset: Dataset | Iterable[Mapping[str, Any] | Row] | str | os.PathLike[str] | Any,
-    metrics: MetricLike | Sequence[MetricLike],
+    metrics: MetricsLike,
     *,
     epochs: int = 1,
     reducer: ReducerLike = "mean",
@@ -725,7 +711,7 @@ async def aevaluate(
 async def aevaluate(
     variants: Mapping[str, Prompt[Any]] | Prompt[Any],
     dataset: Dataset | Iterable[Mapping[str, Any] | Row] | str | os.PathLike[str] | Any,
-    metrics: MetricLike | Sequence[MetricLike],
+    metrics: MetricsLike,
     *,
     epochs: int = 1,
     reducer: ReducerLike = "mean",

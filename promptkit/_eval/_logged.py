@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import ConfigurationError, EvaluationError
 from .._prompt import Prompt
 from ._dataset import Dataset, canonical_json, load_dataset
-from ._evaluate import MetricLike, Setup, build_report, check_counts, check_metrics, score_trials, to_score
+from ._evaluate import MetricsLike, Setup, build_report, check_counts, check_metrics, score_trials, to_score
 from ._reduce import ReducerLike, resolve_reducer
 from ._report import EvalReport
 from ._types import Row, Trial
@@ -145,7 +145,7 @@ def _is_parse_error(qualified: str) -> bool:
 def evaluate_log(
     log: str | os.PathLike[str] | Iterable[RunRecord],
     dataset: Dataset | Iterable[Mapping[str, Any] | Row] | str | os.PathLike[str] | Any,
-    metrics: MetricLike | Sequence[MetricLike],
+    metrics: MetricsLike,
     *,
     variants: str | Mapping[str, str | Prompt[Any]] | None = None,
     epochs: int = 1,
@@ -176,9 +176,9 @@ def evaluate_log(
     >>> with promptkit.log_runs(path):
     ...     _ = prompt.batch([{"q": "2+2?"}, {"q": "3+3?"}], progress=False)
     >>> rows = [{"q": "2+2?", "expected": "4"}, {"q": "3+3?", "expected": "6"}, {"q": "5+5?", "expected": "10"}]
-    >>> report = evaluate_log(path, rows, lambda prediction, row: prediction == row.expected)
+    >>> report = evaluate_log(path, rows, {"exact": lambda prediction, row: prediction == row.expected})
     >>> [cell.status for cell in report.cells["quiz"]], report.cells["quiz"][0].scores
-    (['ok', 'ok', 'error'], {'<lambda>': 1.0})
+    (['ok', 'ok', 'error'], {'exact': 1.0})
     """
     started = time.perf_counter()
     data = load_dataset(dataset)

@@ -14,6 +14,8 @@ from ._types import Cell, Row
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from ._confusion import ConfusionMatrix
+
 __all__ = ["EvalReport"]
 
 
@@ -199,6 +201,28 @@ class EvalReport:
                 raise EvaluationError(f"no row with id {row_id!r} in the report")
         chosen = self.metrics if metrics is None else tuple(self._metric(m) for m in metrics)
         return rows_table(self, row_ids, chosen, width)
+
+    def confusion_matrix(self, variant: str, *, labels: Sequence[Any] | None = None) -> ConfusionMatrix:
+        """Which labels ``variant`` predicted for which expected ones, over the rows it answered
+        (rows with an error or without an expected output are left out; other labels are counted).
+
+        >>> from promptkit import Prompt, evaluate
+        >>> from promptkit.testing import MockBackend
+        >>> rows = [{"t": "a", "expected": "spam"}, {"t": "b", "expected": "ham"}]
+        >>> report = evaluate(Prompt("{{ t }}", MockBackend(["spam", "spam"])), rows,
+        ...                   {"same": lambda p, r: p == r.expected}, progress=False)
+        >>> report.confusion_matrix("prompt").count("ham", "spam")
+        1
+        """
+        from ._confusion import confusion_matrix
+
+        column = self.cells[self._variant(variant)]
+        pairs = [
+            (cell.prediction, row.expected)
+            for row, cell in zip(self.rows, column, strict=True)
+            if row.has_expected and cell.status == "ok"
+        ]
+        return confusion_matrix([p for p, _ in pairs], [e for _, e in pairs], labels)
 
     def __str__(self) -> str:
         return self.table()

@@ -330,6 +330,10 @@ class FunctionBackend(BaseBackend):
 
     @property
     def name(self) -> str:
+        # A model given by the caller names the backend (so its prices and tokenizer apply, as for
+        # MockBackend); otherwise the function does.
+        if self.model != "function":
+            return f"function:{self.model}"
         return f"function:{getattr(self.fn, '__name__', 'fn')}"
 
     def _wrap(self, value: object) -> Completion:
