@@ -2,7 +2,7 @@
 
 ``python -m promptkit provision-tiktoken-cache [DIR] [--encoding NAME]`` fills tiktoken's cache
 with no network (see ``docs/tokens.md``); ``render``, ``preview`` and ``run`` work on ``.prompt``
-files (see ``docs/cli.md``).
+files and ``eval`` compares variants of them on a dataset (see ``docs/cli.md``).
 """
 
 from __future__ import annotations

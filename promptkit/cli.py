@@ -1,4 +1,5 @@
-"""The ``promptkit`` command: render, preview and run ``.prompt`` files from the shell.
+"""The ``promptkit`` command: render, preview and run ``.prompt`` files from the shell, and
+evaluate prompt variants on a dataset (``promptkit eval CONFIG``).
 
 The entry point of the ``promptkit`` script and of ``python -m promptkit``; the commands live in
 the private package ``promptkit._cli``. Only this module (and that package) import ``click``.

@@ -144,7 +144,7 @@ class PromptkitGroup(click.Group):
 @click.version_option(__version__, "--version", prog_name="promptkit", message="%(prog)s %(version)s")
 @debug_option
 def cli() -> None:
-    """Render, preview and run .prompt files from the shell.
+    """Render, preview and run .prompt files from the shell; evaluate prompt variants on a dataset.
 
     Errors print one line, 'promptkit: error: ...', and exit with status 2 for a usage error
     or 1 for an error while working; --debug shows the traceback instead.
