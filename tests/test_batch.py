@@ -622,3 +622,17 @@ def test_the_estimate_prices_the_worst_case(house_price: promptkit.Price) -> Non
     assert estimate.cost == pytest.approx((estimate.input_tokens * 1.0 + 300 * 2.0) / 1e6)
     assert Prompt("{{ n }}", llm).estimate_batch(ITEMS[:3]).cost is None  # no max_tokens: output unknown
     assert llm.calls == []
+
+
+def test_the_dry_run_counts_every_call_a_strategy_plans() -> None:
+    from promptkit import SelfConsistency, SelfRefine, estimate_batch
+
+    base = Prompt("Hi {{ name }}", MockBackend(), params={"max_tokens": 5, "temperature": 0.7})
+    inputs = [{"name": "Ada"}, {"name": "Bo"}]
+    direct = estimate_batch(base, inputs)
+    voted = estimate_batch(base.with_strategy(SelfConsistency(5)), inputs)
+    refined = estimate_batch(base.with_strategy(SelfRefine(rounds=2)), inputs)
+    assert (direct.calls, voted.calls, refined.calls) == (2, 10, 10)
+    assert voted.input_tokens == 5 * direct.input_tokens
+    assert voted.output_tokens == 5 * 2 * 5
+    assert not voted.exact

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, overload
 
 from .._errors import ConfigurationError
 from .._prompt import Prompt
+from .._strategies._base import planned_calls
 from ..backends._ratelimit import estimate_input_tokens
 from ._checkpoint import CheckpointWarning
 from ._engine import Engine
@@ -172,8 +173,10 @@ def estimate_batch(
     """Count what a batch would send, without sending anything (a dry run).
 
     Each item is rendered and its messages counted with :func:`promptkit.count_tokens`; with
-    ``max_tokens`` set, the worst case is priced too (``cost``). Items a ``checkpoint`` already
-    holds are left out, as a re-run would skip them.
+    ``max_tokens`` set, the worst case is priced too (``cost``). A strategy of several calls
+    (self-consistency, self-refine) counts its ``planned_calls`` per item, each sized like the
+    first request (so the count is then marked inexact). Items a ``checkpoint`` already holds are
+    left out, as a re-run would skip them.
 
     >>> from promptkit import Prompt
     >>> from promptkit.testing import MockBackend
@@ -202,14 +205,15 @@ def estimate_batch(
         except Exception as exc:
             errors.append((job.index, exc))
             continue
-        calls += 1
-        counted = estimate_input_tokens(tuple(messages), source.backend.name)
+        planned = planned_calls(source.strategy)
+        calls += planned
+        counted = estimate_input_tokens(tuple(messages), source.backend.name) * planned
         input_tokens += counted
-        exact = exact and _exact_for(source.backend.name)
+        exact = exact and _exact_for(source.backend.name) and planned == 1
         max_tokens = {**source.params, **(params or {})}.get("max_tokens")
         if isinstance(max_tokens, int):
-            output_tokens += max_tokens
-            price = request_cost(source.backend.name, counted, max_tokens)
+            output_tokens += max_tokens * planned
+            price = request_cost(source.backend.name, counted, max_tokens * planned)
             cost = None if price is None or cost is None else cost + price
         else:
             output_known = False

@@ -82,8 +82,8 @@ def _estimate_text(estimate: EvalEstimate, judge_calls: int) -> str:
     from .._batch._results import usd
 
     lines = [str(estimate)]
-    approx = "" if estimate.exact else "~"
     for name, one in estimate.per_variant.items():
+        approx = "" if one.exact else "~"
         output = "unknown" if one.output_tokens is None else f"{one.output_tokens:,}"
         cost = "unknown" if one.cost is None else usd(one.cost)
         lines.append(

@@ -81,6 +81,12 @@ class EpochStrategy:
     def streams(self) -> bool:
         return self.base.streams
 
+    @property
+    def planned_calls(self) -> int:
+        from .._strategies._base import planned_calls
+
+        return planned_calls(self.base)
+
     def check(self, **settings: Any) -> None:
         check = getattr(self.base, "check", None)
         if check is not None:

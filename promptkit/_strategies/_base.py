@@ -21,7 +21,17 @@ from .._messages import Completion, Message, TextPart
 if TYPE_CHECKING:
     from ..backends._contract import Backend
 
-__all__ = ["Call", "Context", "Outcome", "Plan", "Reply", "Strategy", "append_to_last_user", "with_instruction"]
+__all__ = [
+    "Call",
+    "Context",
+    "Outcome",
+    "Plan",
+    "Reply",
+    "Strategy",
+    "append_to_last_user",
+    "planned_calls",
+    "with_instruction",
+]
 
 T = TypeVar("T")
 
@@ -102,7 +112,9 @@ class Strategy(Protocol):
     while it streams (``prompt.stream()`` then raises at once). ``plan(context)`` is a generator:
     it yields :class:`Call` objects (or lists of them, sent concurrently), receives the replies
     and returns an :class:`Outcome`. A strategy may also define ``check(*, params, parser,
-    backend)``, called when a prompt is built with it, to refuse settings it cannot work with.
+    backend)``, called when a prompt is built with it, to refuse settings it cannot work with,
+    and ``planned_calls`` (an int: the model calls one run makes when every reply parses, the
+    most when it may stop early), which dry runs multiply by; without it a run counts as one call.
     See ``docs/strategies.md`` for a complete user-defined strategy.
     """
 
@@ -113,6 +125,12 @@ class Strategy(Protocol):
     def streams(self) -> bool: ...
 
     def plan(self, context: Context) -> Plan: ...
+
+
+def planned_calls(strategy: object) -> int:
+    """The model calls one run of ``strategy`` makes when every reply parses (1 unless it says)."""
+    calls = getattr(strategy, "planned_calls", 1)
+    return calls if isinstance(calls, int) and not isinstance(calls, bool) and calls >= 1 else 1
 
 
 def append_to_last_user(messages: list[Message], instructions: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from .._errors import BackendError, ConfigurationError, ParseError, PromptkitError
 from .._messages import Completion
-from ._base import Call, Context, Outcome, Plan, Strategy
+from ._base import Call, Context, Outcome, Plan, Strategy, planned_calls
 from ._direct import Direct
 from ._together import Ended, together
 
@@ -65,6 +65,11 @@ class SelfConsistency:
 
     name = "self_consistency"
     streams = False
+
+    @property
+    def planned_calls(self) -> int:
+        """``n`` runs of the base strategy (fewer requests where one draws several choices)."""
+        return self.n * planned_calls(self.base)
 
     def __init__(
         self,

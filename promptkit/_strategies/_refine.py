@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._errors import ConfigurationError
 from .._messages import Completion, Message
 from .._templates import ChatTemplate, Template
-from ._base import Context, Outcome, Plan, Strategy
+from ._base import Context, Outcome, Plan, Strategy, planned_calls
 from ._direct import Direct
 from ._repair import ask, ask_text
 
@@ -77,6 +77,11 @@ class SelfRefine:
 
     name = "self_refine"
     streams = False
+
+    @property
+    def planned_calls(self) -> int:
+        """The draft, then a critique and a revision per round: the most, when no round stops it."""
+        return planned_calls(self.base) + 2 * self.rounds
 
     def __init__(
         self,
