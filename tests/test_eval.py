@@ -745,3 +745,8 @@ def test_a_bad_run_log_is_an_evaluation_error(tmp_path: Path) -> None:
     empty.write_text("")
     with pytest.raises(EvaluationError, match="holds no runs"):
         evaluate_log(empty, ROWS, exact)
+
+
+def test_an_unknown_option_is_named() -> None:
+    with pytest.raises(EvaluationError, match=r"unknown option\(s\) concurrency"):
+        evaluate(Prompt("{{ q }}", adder()), ROWS[:1], exact, concurrency=2, progress=False)  # type: ignore[call-overload]

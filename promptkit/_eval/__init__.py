@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ._calibration import JudgeCalibration, calibrate_judge
     from ._confusion import ConfusionMatrix, confusion_matrix
     from ._dataset import Dataset, load_dataset
-    from ._evaluate import EvalEstimate, aevaluate, evaluate
+    from ._evaluate import EvalEstimate, EvalOptions, aevaluate, evaluate
     from ._export import ExportSummary, export_chat, export_preferences
     from ._gate import GateCheck, GateResult, RegressedRow, assert_gate, check_gate
     from ._gate_run import GateRunner, run_gate
@@ -56,6 +56,7 @@ _LAZY: dict[str, str] = {
     "Contains": "._metrics",
     "Dataset": "._dataset",
     "EvalEstimate": "._evaluate",
+    "EvalOptions": "._evaluate",
     "ExactMatch": "._metrics",
     "FieldMatch": "._metrics",
     "GateCheck": "._gate",
@@ -98,6 +99,7 @@ __all__ = [
     "Contains",
     "Dataset",
     "EvalEstimate",
+    "EvalOptions",
     "EvalReport",
     "ExactMatch",
     "ExportSummary",

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 from .._errors import BackendError, EvaluationError, ParseError
 from .._prompt import RESERVED, Prompt
@@ -30,6 +30,8 @@ from ._report import EvalReport
 from ._types import Metric, Row, Score, Trial
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .._batch import BatchEstimate, BatchItem, BatchResult
     from ..backends import Params
 
@@ -37,6 +39,7 @@ __all__ = [
     "EPOCH_SPAN",
     "EpochStrategy",
     "EvalEstimate",
+    "EvalOptions",
     "MetricLike",
     "MetricsLike",
     "ScoringFailure",
@@ -546,68 +549,100 @@ def build_report(
 
 
 # -- the public functions ---------------------------------------------------------------------------------
+class EvalOptions(TypedDict, total=False):
+    """The keyword options of :func:`evaluate` and :func:`aevaluate`; :func:`evaluate` documents each."""
+
+    epochs: int
+    reducer: ReducerLike
+    max_cost: float | None
+    max_tokens_total: int | None
+    max_concurrency: int
+    requests_per_minute: float | None
+    tokens_per_minute: float | None
+    params: Params | None
+    progress: bool | None
+    checkpoint: str | os.PathLike[str] | None
+    exclude_similar: float | None
+    confidence: float
+
+
+DatasetLike = Dataset | Iterable[Mapping[str, Any] | Row] | str | os.PathLike[str] | Any
+_ENGINE_OPTIONS = (
+    "params",
+    "max_concurrency",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "max_tokens_total",
+    "max_cost",
+    "checkpoint",
+    "progress",
+)
+
+
+def _prepared(
+    variants: Mapping[str, Prompt[Any]] | Prompt[Any], dataset: DatasetLike, metrics: MetricsLike, options: EvalOptions
+) -> Setup:
+    unknown = sorted(set(options) - set(EvalOptions.__annotations__))
+    if unknown:
+        raise EvaluationError(
+            f"unknown option(s) {', '.join(unknown)}; evaluate takes {', '.join(EvalOptions.__annotations__)}"
+        )
+    return _setup(
+        variants,
+        dataset,
+        metrics,
+        epochs=options.get("epochs", 1),
+        reducer=options.get("reducer", "mean"),
+        exclude_similar=options.get("exclude_similar"),
+        confidence=options.get("confidence", 0.95),
+    )
+
+
+def _started(setup: Setup, options: EvalOptions) -> Any:
+    engine_options: dict[str, Any] = {"max_concurrency": 8}
+    engine_options.update({k: v for k, v in options.items() if k in _ENGINE_OPTIONS})
+    return _engine(setup, engine_options)
+
+
+def _to_score(
+    setup: Setup, engine: Any
+) -> tuple[dict[str, list[list[Trial]]], list[tuple[str, int, int]], list[tuple[Any, Row]]]:
+    trials = _trials(setup, engine.results(time.perf_counter() - setup.started))
+    places = to_score(trials)
+    rows = list(setup.dataset)
+    work = [(trials[name][index][position].prediction, rows[index]) for name, index, position in places]
+    return trials, places, work
+
+
 @overload
 def evaluate(
     variants: Mapping[str, Prompt[Any]] | Prompt[Any],
-    dataset: Dataset | Iterable[Mapping[str, Any] | Row] | str | os.PathLike[str] | Any,
+    dataset: DatasetLike,
     metrics: MetricsLike,
     *,
-    epochs: int = 1,
-    reducer: ReducerLike = "mean",
     dry_run: Literal[False] = False,
-    max_cost: float | None = None,
-    max_tokens_total: int | None = None,
-    max_concurrency: int = 8,
-    requests_per_minute: float | None = None,
-    tokens_per_minute: float | None = None,
-    params: Params | None = None,
-    progress: bool | None = None,
-    checkpoint: str | os.PathLike[str] | None = None,
-    exclude_similar: float | None = None,
-    confidence: float = 0.95,
+    **options: Unpack[EvalOptions],
 ) -> EvalReport: ...
 
 
 @overload
 def evaluate(
     variants: Mapping[str, Prompt[Any]] | Prompt[Any],
-    dataset: Dataset | Iterable[Mapping[str, Any] | Row] | str | os.PathLike[str] | Any,
+    dataset: DatasetLike,
     metrics: MetricsLike,
     *,
-    epochs: int = 1,
-    reducer: ReducerLike = "mean",
     dry_run: Literal[True],
-    max_cost: float | None = None,
-    max_tokens_total: int | None = None,
-    max_concurrency: int = 8,
-    requests_per_minute: float | None = None,
-    tokens_per_minute: float | None = None,
-    params: Params | None = None,
-    progress: bool | None = None,
-    checkpoint: str | os.PathLike[str] | None = None,
-    exclude_similar: float | None = None,
-    confidence: float = 0.95,
+    **options: Unpack[EvalOptions],
 ) -> EvalEstimate: ...
 
 
 def evaluate(
     variants: Mapping[str, Prompt[Any]] | Prompt[Any],
-    dataset: Dataset | Iterable[Mapping[str, Any] | Row] | str | os.PathLike[str] | Any,
+    dataset: DatasetLike,
     metrics: MetricsLike,
     *,
-    epochs: int = 1,
-    reducer: ReducerLike = "mean",
     dry_run: bool = False,
-    max_cost: float | None = None,
-    max_tokens_total: int | None = None,
-    max_concurrency: int = 8,
-    requests_per_minute: float | None = None,
-    tokens_per_minute: float | None = None,
-    params: Params | None = None,
-    progress: bool | None = None,
-    checkpoint: str | os.PathLike[str] | None = None,
-    exclude_similar: float | None = None,
-    confidence: float = 0.95,
+    **options: Unpack[EvalOptions],
 ) -> EvalReport | EvalEstimate:
     """Run every variant on every row, score the replies and report: an :class:`~promptkit.EvalReport`.
 
@@ -637,132 +672,53 @@ def evaluate(
     >>> [cell.scores["exact"] for cell in report.cells["plain"]]
     [1.0, 0.0]
     """
-    setup = _setup(
-        variants,
-        dataset,
-        metrics,
-        epochs=epochs,
-        reducer=reducer,
-        exclude_similar=exclude_similar,
-        confidence=confidence,
-    )
+    setup = _prepared(variants, dataset, metrics, options)
     if dry_run:
-        return _estimate(setup, params, checkpoint)
-    engine = _engine(
-        setup,
-        {
-            "params": params,
-            "max_concurrency": max_concurrency,
-            "requests_per_minute": requests_per_minute,
-            "tokens_per_minute": tokens_per_minute,
-            "max_tokens_total": max_tokens_total,
-            "max_cost": max_cost,
-            "checkpoint": checkpoint,
-            "progress": progress,
-        },
-    )
+        return _estimate(setup, options.get("params"), options.get("checkpoint"))
+    engine = _started(setup, options)
     engine.run()
-    trials = _trials(setup, engine.results(time.perf_counter() - setup.started))
-    places = to_score(trials)
-    rows = list(setup.dataset)
-    work = [(trials[name][index][position].prediction, rows[index]) for name, index, position in places]
-    scores = score_trials(work, setup.metrics, max_concurrency=max_concurrency)
+    trials, places, work = _to_score(setup, engine)
+    scores = score_trials(work, setup.metrics, max_concurrency=options.get("max_concurrency", 8))
     return build_report(setup, trials, places, scores)
 
 
 @overload
 async def aevaluate(
     variants: Mapping[str, Prompt[Any]] | Prompt[Any],
-    dataset: Dataset | Iterable[Mapping[str, Any] | Row] | str | os.PathLike[str] | Any,
+    dataset: DatasetLike,
     metrics: MetricsLike,
     *,
-    epochs: int = 1,
-    reducer: ReducerLike = "mean",
     dry_run: Literal[False] = False,
-    max_cost: float | None = None,
-    max_tokens_total: int | None = None,
-    max_concurrency: int = 8,
-    requests_per_minute: float | None = None,
-    tokens_per_minute: float | None = None,
-    params: Params | None = None,
-    progress: bool | None = None,
-    checkpoint: str | os.PathLike[str] | None = None,
-    exclude_similar: float | None = None,
-    confidence: float = 0.95,
+    **options: Unpack[EvalOptions],
 ) -> EvalReport: ...
 
 
 @overload
 async def aevaluate(
     variants: Mapping[str, Prompt[Any]] | Prompt[Any],
-    dataset: Dataset | Iterable[Mapping[str, Any] | Row] | str | os.PathLike[str] | Any,
+    dataset: DatasetLike,
     metrics: MetricsLike,
     *,
-    epochs: int = 1,
-    reducer: ReducerLike = "mean",
     dry_run: Literal[True],
-    max_cost: float | None = None,
-    max_tokens_total: int | None = None,
-    max_concurrency: int = 8,
-    requests_per_minute: float | None = None,
-    tokens_per_minute: float | None = None,
-    params: Params | None = None,
-    progress: bool | None = None,
-    checkpoint: str | os.PathLike[str] | None = None,
-    exclude_similar: float | None = None,
-    confidence: float = 0.95,
+    **options: Unpack[EvalOptions],
 ) -> EvalEstimate: ...
 
 
 async def aevaluate(
     variants: Mapping[str, Prompt[Any]] | Prompt[Any],
-    dataset: Dataset | Iterable[Mapping[str, Any] | Row] | str | os.PathLike[str] | Any,
+    dataset: DatasetLike,
     metrics: MetricsLike,
     *,
-    epochs: int = 1,
-    reducer: ReducerLike = "mean",
     dry_run: bool = False,
-    max_cost: float | None = None,
-    max_tokens_total: int | None = None,
-    max_concurrency: int = 8,
-    requests_per_minute: float | None = None,
-    tokens_per_minute: float | None = None,
-    params: Params | None = None,
-    progress: bool | None = None,
-    checkpoint: str | os.PathLike[str] | None = None,
-    exclude_similar: float | None = None,
-    confidence: float = 0.95,
+    **options: Unpack[EvalOptions],
 ) -> EvalReport | EvalEstimate:
     """Async :func:`evaluate`: calls through :meth:`Prompt.arun` from tasks, metrics with an
     ``ascore`` coroutine awaited; a cancelled task returns the report of what finished."""
-    setup = _setup(
-        variants,
-        dataset,
-        metrics,
-        epochs=epochs,
-        reducer=reducer,
-        exclude_similar=exclude_similar,
-        confidence=confidence,
-    )
+    setup = _prepared(variants, dataset, metrics, options)
     if dry_run:
-        return _estimate(setup, params, checkpoint)
-    engine = _engine(
-        setup,
-        {
-            "params": params,
-            "max_concurrency": max_concurrency,
-            "requests_per_minute": requests_per_minute,
-            "tokens_per_minute": tokens_per_minute,
-            "max_tokens_total": max_tokens_total,
-            "max_cost": max_cost,
-            "checkpoint": checkpoint,
-            "progress": progress,
-        },
-    )
+        return _estimate(setup, options.get("params"), options.get("checkpoint"))
+    engine = _started(setup, options)
     await engine.arun()
-    trials = _trials(setup, engine.results(time.perf_counter() - setup.started))
-    places = to_score(trials)
-    rows = list(setup.dataset)
-    work = [(trials[name][index][position].prediction, rows[index]) for name, index, position in places]
-    scores = await ascore_trials(work, setup.metrics, max_concurrency=max_concurrency)
+    trials, places, work = _to_score(setup, engine)
+    scores = await ascore_trials(work, setup.metrics, max_concurrency=options.get("max_concurrency", 8))
     return build_report(setup, trials, places, scores)
