@@ -290,6 +290,12 @@ def test_each_epoch_is_a_distinct_request_and_the_mean_reduces_them() -> None:
     assert report.epochs == 3
 
 
+def test_a_seeded_prompt_is_drawn_with_another_seed_each_epoch() -> None:
+    llm = FunctionBackend(lambda messages, params: str(params.get("seed")), supported_params=["seed"])
+    report = evaluate(Prompt("{{ q }}", llm, params={"seed": 7}), ROWS[:1], exact, epochs=3, progress=False)
+    assert sorted(trial.prediction for trial in report.cells["prompt"][0].trials) == ["1007", "2007", "7"]
+
+
 def test_epochs_keep_a_sampling_strategys_own_samples_apart() -> None:
     llm = MockBackend(lambda request: "2")
     prompt = Prompt("{{ q }}", llm, strategy=SelfConsistency(2), params={"temperature": 0.7})

@@ -95,11 +95,16 @@ class EpochStrategy:
         if check is not None:
             check(**settings)
 
-    def _tag(self, call: Call) -> Call:
+    def _tag(self, call: Call, seed: object) -> Call:
         own = 0 if call.sample is None else call.sample + 1
+        seed = call.params.get("seed", seed)
+        if isinstance(seed, int) and not isinstance(seed, bool):  # a seeded prompt draws anew each epoch
+            params = {**call.params, "seed": seed + self.epoch * EPOCH_SPAN}
+            return dataclasses.replace(call, sample=self.epoch * EPOCH_SPAN + own, params=params)
         return dataclasses.replace(call, sample=self.epoch * EPOCH_SPAN + own)
 
     def plan(self, context: Context) -> Generator[Call | Sequence[Call], Any, Outcome[Any]]:
+        seed = context.params.get("seed")
         inner = self.base.plan(context)
         reply: Any = None
         error: BaseException | None = None
@@ -111,7 +116,7 @@ class EpochStrategy:
                     outcome: Outcome[Any] = stop.value
                     return outcome
                 error = None
-                tagged = self._tag(step) if isinstance(step, Call) else [self._tag(call) for call in step]
+                tagged = self._tag(step, seed) if isinstance(step, Call) else [self._tag(call, seed) for call in step]
                 try:
                     reply = yield tagged
                 except GeneratorExit:
