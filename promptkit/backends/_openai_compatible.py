@@ -20,6 +20,7 @@ from promptkit._errors import (
     BackendConnectionError,
     BackendError,
     BackendTimeoutError,
+    ConfigurationError,
     ServerError,
 )
 from promptkit._messages import Completion
@@ -27,6 +28,7 @@ from promptkit._utils import require
 
 from ._contract import COMMON_PARAMS, Request
 from ._openai_wire import (
+    DIALECTS,
     OPENAI_URL,
     ChatWire,
     chat_body,
@@ -63,6 +65,13 @@ class OpenAICompatibleBackend(ChatWire, SDKBackend):
     uses ``aiohttp`` for async calls when it is installed, else ``httpx2``. It has no
     ``client=`` option and no embeddings; use ``OpenAIBackend`` for those.
 
+    ``constrained_decoding`` names how the server takes a ``constraint`` parameter (what
+    ``ChoiceParser``, ``RegexParser`` and ``PydanticParser`` ask for): ``"vllm"`` (vLLM 0.12 and
+    later, ``structured_outputs``), ``"vllm-guided"`` (older vLLM, ``guided_*``) or ``"sglang"``;
+    ``None`` (the default) leaves ``constraint`` unsupported. The ``vllm:`` and ``sglang:``
+    factory rows set it. Replies are parsed and validated all the same: a server that ignores
+    the fields returns unconstrained text.
+
     >>> llm = OpenAICompatibleBackend(model="llama3", base_url="http://127.0.0.1:8000/v1")
     >>> llm.name, llm.base_url
     ('openai:llama3', 'http://127.0.0.1:8000/v1')
@@ -87,7 +96,12 @@ class OpenAICompatibleBackend(ChatWire, SDKBackend):
         max_tokens_field: Literal["max_tokens", "max_completion_tokens"] | None = None,
         stream_usage: bool = True,
         async_http: Literal["auto", "httpx", "aiohttp"] = "auto",
+        constrained_decoding: Literal["vllm", "vllm-guided", "sglang"] | None = None,
     ) -> None:
+        if constrained_decoding is not None and constrained_decoding not in DIALECTS:
+            raise ConfigurationError(
+                f"constrained_decoding must be one of {', '.join(DIALECTS)} or None, not {constrained_decoding!r}"
+            )
         super().__init__(
             model=model,
             api_key=api_key,
@@ -102,6 +116,14 @@ class OpenAICompatibleBackend(ChatWire, SDKBackend):
         self._stream_usage = stream_usage
         self._url = (self._base_url or OPENAI_URL).rstrip("/") + "/chat/completions"
         self._organization = organization
+        self._dialect = constrained_decoding
+        if constrained_decoding is not None:
+            self._supported_params = self._supported_params | {"constraint"}
+
+    @property
+    def constrained_decoding(self) -> str | None:
+        """How ``constraint`` is sent to the server (``"vllm"``, ...), or None when it is not."""
+        return self._dialect
 
     def _default_base_url(self) -> str | None:
         import os
@@ -144,7 +166,12 @@ class OpenAICompatibleBackend(ChatWire, SDKBackend):
     # -- requests ---------------------------------------------------------------------------------
     def _body(self, request: Request, *, stream: bool) -> bytes:
         body, extra = chat_body(
-            self.model, request, max_tokens_field=self._max_tokens_field, stream=stream, stream_usage=self._stream_usage
+            self.model,
+            request,
+            max_tokens_field=self._max_tokens_field,
+            stream=stream,
+            stream_usage=self._stream_usage,
+            dialect=self._dialect,
         )
         if extra is not None:
             body.update(extra)
