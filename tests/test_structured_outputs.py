@@ -294,3 +294,45 @@ def test_a_function_backend_that_lists_constraint_receives_it() -> None:
     llm = FunctionBackend(reply, supported_params=["constraint"])
     assert Prompt("Pick.", parser=ChoiceParser(["a", "b"]), backend=llm).run().value == "b"
     assert seen == [{"choice": ("a", "b")}]
+
+
+# -- checking the server's version ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("version", "dialect", "wanted"),
+    [
+        ("0.12.0", "vllm", None),
+        ("0.13.1rc2+cu128", "vllm", None),
+        ("1.0.0", "vllm", None),
+        ("0.11.2", "vllm-guided", None),
+        ("0.11.2", "vllm", "vllm-guided"),
+        ("0.6.6.post1", "vllm", "vllm-guided"),
+        ("0.12.0", "vllm-guided", "vllm"),
+    ],
+)
+def test_the_vllm_version_is_checked_against_the_dialect(version: str, dialect: str, wanted: str | None) -> None:
+    with ProviderServer(version=version) as server, _local(server, dialect) as llm:
+        if wanted is None:
+            assert llm.check_constrained_decoding() == version
+        else:
+            with pytest.raises(ConfigurationError, match=f"constrained_decoding='{wanted}'"):
+                llm.check_constrained_decoding()
+    assert not server.requests  # only the GET, which is not a scripted reply
+
+
+def test_a_server_without_a_version_is_not_trusted(server: ProviderServer) -> None:
+    with _local(server, "vllm") as llm, pytest.raises(ConfigurationError, match="no vLLM version"):
+        llm.check_constrained_decoding()
+    with _local(server, "sglang") as llm:
+        assert llm.check_constrained_decoding() is None
+    with _local(server, None) as llm:
+        assert llm.check_constrained_decoding() is None
+
+
+def test_an_unreachable_server_is_a_connection_error() -> None:
+    from promptkit._errors import BackendConnectionError
+
+    with ProviderServer() as dead:
+        url = dead.openai_base_url
+    llm = OpenAICompatibleBackend(model="m", base_url=url, constrained_decoding="vllm", connect_timeout=5)
+    with llm, pytest.raises(BackendConnectionError):
+        llm.check_constrained_decoding()

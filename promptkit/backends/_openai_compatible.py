@@ -27,6 +27,7 @@ from promptkit._messages import Completion
 from promptkit._utils import require
 
 from ._contract import COMMON_PARAMS, Request
+from ._gate import check_real_request
 from ._openai_wire import (
     DIALECTS,
     OPENAI_URL,
@@ -125,6 +126,38 @@ class OpenAICompatibleBackend(ChatWire, SDKBackend):
         """How ``constraint`` is sent to the server (``"vllm"``, ...), or None when it is not."""
         return self._dialect
 
+    def check_constrained_decoding(self) -> str | None:
+        """Ask a vLLM server its version (``GET /version``) and check the dialect fits it.
+
+        vLLM before 0.12 ignores ``structured_outputs`` without a word, and 0.12 dropped the
+        ``guided_*`` fields: a mismatch raises :class:`~promptkit.ConfigurationError` naming the
+        dialect to use. Returns the version, or None for the other dialects (nothing asked).
+        Replies are validated whatever this says; it only catches a constraint sent in vain.
+        """
+        if self._dialect not in ("vllm", "vllm-guided"):
+            return None
+        check_real_request(self.name, self._base_url)
+        root = (self._base_url or OPENAI_URL).rstrip("/")
+        root = root[: -len("/v1")] if root.endswith("/v1") else root
+        try:
+            response = self.sync_client().get(root + "/version", timeout=self._connect_timeout + self._read_timeout)
+        except Exception as exc:
+            raise self._map_error(exc) from exc
+        version = _version_of(response.status_code, response.content)
+        if version is None:
+            raise ConfigurationError(
+                f"{self.name}: {root}/version gave no vLLM version (HTTP {response.status_code}); "
+                "cannot tell whether this server honours constrained decoding"
+            )
+        new = _release(version) >= (0, 12)
+        if new != (self._dialect == "vllm"):
+            wanted = "vllm" if new else "vllm-guided"
+            field = "guided_* fields" if new else "structured_outputs field"
+            raise ConfigurationError(
+                f"{self.name}: vLLM {version} ignores the {field}; pass constrained_decoding={wanted!r}"
+            )
+        return version
+
     def _default_base_url(self) -> str | None:
         import os
 
@@ -207,6 +240,25 @@ class OpenAICompatibleBackend(ChatWire, SDKBackend):
 
     def _map_error(self, exc: BaseException, deadline: Deadline | None = None) -> BackendError:
         return map_wire_error(exc, self.name, deadline)
+
+
+def _version_of(status: int, content: bytes) -> str | None:
+    """The ``version`` of a ``/version`` reply, when it is one."""
+    if status != 200:
+        return None
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None
+    version = body.get("version") if isinstance(body, dict) else None
+    return version if isinstance(version, str) and version[:1].isdigit() else None
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The leading numbers of a version: ``"0.11.2rc1"`` -> ``(0, 11, 2)``."""
+    import re
+
+    return tuple(int(n) for n in re.findall(r"\d+", version.split("+", 1)[0])[:3])
 
 
 def map_wire_error(exc: BaseException, provider: str, deadline: Deadline | None = None) -> BackendError:
