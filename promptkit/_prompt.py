@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 from ._errors import ConfigurationError, PromptkitError, TemplateError, UnsupportedCapabilityError
 from ._fewshot import ExampleLike, FewShot, FixedSelector, Selection, Selector, render_examples
 from ._messages import CACHE_TTLS, Message
-from ._parsers import NativeOutputParser, Parser, TextParser
+from ._parsers import ConstrainedParser, NativeOutputParser, Parser, TextParser
 from ._result import Result
 from ._run import AsyncPromptStream, PromptStream, Run, adrive, drive, finish
 from ._strategies import Call, Direct, Strategy, append_to_last_user
@@ -66,7 +66,9 @@ class Prompt(Generic[T]):
     marks everything before the last message (system, examples, history) as a provider
     prompt-cache prefix (see :meth:`cache_prefix_variables` and :meth:`cache_miss_variables`). A parser with
     native structured output (``PydanticParser`` with ``mode="native"`` or ``"auto"``) sends
-    ``output_schema`` to backends that support it.
+    ``output_schema`` to backends that support it; otherwise a parser that describes its replies
+    (``ChoiceParser``, ``RegexParser``, ``PydanticParser``) sends its ``constraint`` to a backend
+    with constrained decoding (``backend("vllm:...")``), and the reply is still parsed.
 
     ``params`` are call parameters for every call (``temperature``, ``max_tokens``, ...); each
     call method also takes ``params={...}`` for one call. A prompt never changes: the ``with_*``
@@ -374,6 +376,18 @@ class Prompt(Generic[T]):
             )
         return parser.output_schema()
 
+    def _constraint(self, backend: Backend, params: Mapping[str, Any]) -> Any:
+        """The parser's ``constraint`` when the backend decodes under one and none is set yet."""
+        parser = self.parser
+        if (
+            "constraint" not in backend.supported_params
+            or "constraint" in params
+            or "output_schema" in params
+            or not isinstance(parser, ConstrainedParser)
+        ):
+            return None
+        return parser.constraint()
+
     def _start(
         self, inputs: Mapping[str, Any], params: Params | None, examples: Selection, *, traced: bool = True
     ) -> Run[T]:
@@ -385,6 +399,10 @@ class Prompt(Generic[T]):
         messages = self._render(inputs, examples, native=schema is not None)
         if schema is not None:
             merged["output_schema"] = schema
+        else:
+            constraint = self._constraint(backend, merged)
+            if constraint is not None:
+                merged["constraint"] = constraint
         return Run(
             backend=backend,
             parser=self.parser,

@@ -370,9 +370,10 @@ def test_complete_is_complete_request_of_build_request() -> None:
 
 def test_mock_and_function_backends_declare_supported_params_like_the_base() -> None:
     assert MockBackend().supported_params == COMMON_PARAMS
-    assert MockBackend(native_output=True).supported_params == ALL_PARAMS
+    assert MockBackend(native_output=True).supported_params == COMMON_PARAMS | {"output_schema"}
     assert MockBackend(native_output=True).native_output
-    assert FunctionBackend(lambda m, p: "", supported_params=["output_schema"]).supported_params == ALL_PARAMS
+    both = FunctionBackend(lambda m, p: "", supported_params=["output_schema", "constraint"])
+    assert both.supported_params == ALL_PARAMS
     assert OnlyComplete().supported_params == frozenset({"temperature"})
 
 

@@ -18,7 +18,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._utils import lazy_attributes as _lazy_attributes
-from ._base import BaseParser, FinalOnly, NativeOutputParser, Parser, StreamingParser, StreamState, TextParser
+from ._base import (
+    BaseParser,
+    ConstrainedParser,
+    FinalOnly,
+    NativeOutputParser,
+    Parser,
+    StreamingParser,
+    StreamState,
+    TextParser,
+)
 
 if TYPE_CHECKING:
     from ._extract import extract_json_candidates
@@ -48,6 +57,7 @@ __all__ = [
     "BaseParser",
     "BoolParser",
     "ChoiceParser",
+    "ConstrainedParser",
     "DateParser",
     "FinalOnly",
     "JsonParser",

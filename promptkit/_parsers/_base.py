@@ -12,10 +12,11 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Se
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from .._errors import ConfigurationError, ParseError
-from ..backends._contract import OutputSchema
+from ..backends._contract import Constraint, OutputSchema
 
 __all__ = [
     "BaseParser",
+    "ConstrainedParser",
     "NativeOutputParser",
     "Parser",
     "StreamState",
@@ -85,6 +86,19 @@ class NativeOutputParser(Protocol):
 
     def native_instructions(self) -> str:
         """The format instructions to use when the provider enforces the format."""
+        ...
+
+
+@runtime_checkable
+class ConstrainedParser(Protocol):
+    """A parser that can describe its replies as a :class:`~promptkit.backends.Constraint`.
+
+    ``Prompt`` sends it as the ``constraint`` parameter to a backend that lists ``constraint``
+    (a server with constrained decoding); the reply is parsed and validated as always.
+    """
+
+    def constraint(self) -> Constraint | None:
+        """The constraint every reply this parser accepts can be decoded under, or None."""
         ...
 
 

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union, get_a
 import jiter
 
 from .._errors import ConfigurationError, ParseError
-from ..backends._contract import OutputSchema
+from ..backends._contract import Constraint, OutputSchema
 from ._base import BaseParser, StreamState, Throttle, require_text, snippet
 from ._extract import (
     JSON_INFOS,
@@ -387,6 +387,10 @@ class PydanticParser(_JsonBase[T]):
                 "strict": True,
             }
         return self._output_schema
+
+    def constraint(self) -> Constraint:
+        """The model's JSON schema (the one the instructions show), for a server's JSON decoding."""
+        return {"json": self._adapter.json_schema()}
 
     def uses_native(self, supported_params: frozenset[str]) -> bool:
         """Whether a backend supporting ``supported_params`` should get native output for this parser."""

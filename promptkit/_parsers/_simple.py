@@ -25,6 +25,8 @@ from ._base import BaseParser, StreamState, Throttle, require_text, snippet
 if TYPE_CHECKING:
     import pydantic
 
+    from ..backends._contract import Constraint
+
 __all__ = [
     "BoolParser",
     "ChoiceParser",
@@ -347,6 +349,14 @@ class ChoiceParser(BaseParser[T]):
     def instructions(self) -> str:
         return "Reply with exactly one of: " + ", ".join(self.labels) + "."
 
+    def constraint(self) -> Constraint:
+        """The labels, for a server that decodes one of them (synonyms are never needed then).
+
+        >>> ChoiceParser(["a", "b"]).constraint()
+        {'choice': ['a', 'b']}
+        """
+        return {"choice": list(self.labels)}
+
     def __repr__(self) -> str:
         return f"ChoiceParser({self.labels!r})"
 
@@ -574,8 +584,29 @@ class RegexParser(BaseParser[dict[str, str | None]]):
     def instructions(self) -> str:
         return self._instructions
 
+    def constraint(self) -> Constraint | None:
+        """The pattern as a server-side regex (named groups made plain), or None when it cannot be.
+
+        A pattern with flags (``re.I``, ``(?i)``, ...) or a back-reference has no portable form,
+        so no constraint is sent for it.
+
+        >>> RegexParser(r"Score: (?P<score>\\d+)/10").constraint()
+        {'regex': 'Score: (\\\\d+)/10'}
+        """
+        pattern = self.pattern
+        if pattern.flags & ~re.UNICODE or not isinstance(pattern.pattern, str):
+            return None
+        source = pattern.pattern
+        if _BACKREF.search(source):
+            return None
+        return {"regex": _NAMED_GROUP.sub("(", source)}
+
     def __repr__(self) -> str:
         return f"RegexParser({self.pattern.pattern!r})"
+
+
+_NAMED_GROUP = re.compile(r"(?<!\\)\(\?P<\w+>")
+_BACKREF = re.compile(r"\(\?P=|\\[1-9]|\\g<")
 
 
 class XmlTagParser(BaseParser[T]):

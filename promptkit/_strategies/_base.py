@@ -81,8 +81,8 @@ class Context:
     when given, picks the part of the reply to parse, e.g. a marked answer section, and may raise
     :class:`~promptkit.ParseError` itself) and records the verdict on that reply's attempt;
     ``repair`` is the number of re-asks allowed per answer;
-    ``params`` are the call's parameters (``output_schema`` among them when native structured
-    output is on); ``supported_params`` are the backend's, for strategies that use a parameter
+    ``params`` are the call's parameters (``output_schema`` or ``constraint`` among them when the
+    server constrains the reply); ``supported_params`` are the backend's, for strategies that use a parameter
     only where it exists.
     """
 
@@ -94,8 +94,9 @@ class Context:
 
     @property
     def native(self) -> bool:
-        """True when the reply is constrained by the provider's native structured output."""
-        return "output_schema" in self.params
+        """True when the reply is constrained by the provider (native structured output or a
+        ``constraint`` for constrained decoding): it cannot hold free text around the answer."""
+        return "output_schema" in self.params or "constraint" in self.params
 
 
 Reply = Completion | BackendError

@@ -81,11 +81,12 @@ def ask_text(
 ) -> Generator[Call, Completion, Completion]:
     """One free-text call whose reply is not parsed (reasoning, a critique): its completion.
 
-    The prompt's native output schema is left out of this call, whatever the prompt asks for.
+    The prompt's native output schema and constraint are left out of this call, whatever the
+    prompt asks for.
     """
     completion = yield Call(
         messages=messages,
-        params={**(params or {}), "output_schema": UNSET},
+        params={**(params or {}), "output_schema": UNSET, "constraint": UNSET},
         purpose=purpose,
         stream=False,
         backend=backend,

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALL_PARAMS",
     "COMMON_PARAMS",
+    "Constraint",
     "DIGEST_VERSION",
     "Backend",
     "BaseBackend",
@@ -58,12 +59,35 @@ class OutputSchema(TypedDict):
     strict: bool
 
 
+class Constraint(TypedDict, total=False):
+    """What a reply must look like, for a server's constrained decoding: exactly one key.
+
+    ``json`` is a JSON schema, ``regex`` a regular expression the whole reply matches, ``choice``
+    the labels the reply is one of, ``grammar`` a context-free grammar in the server's syntax.
+    Parsers describe theirs (``ChoiceParser.constraint()``); a backend that can enforce it lists
+    ``constraint`` in ``supported_params``. The reply is still parsed and validated.
+
+    >>> from promptkit import ChoiceParser
+    >>> ChoiceParser(["yes", "no"]).constraint()
+    {'choice': ['yes', 'no']}
+    """
+
+    json: Mapping[str, Any]
+    regex: str
+    choice: Sequence[str]
+    grammar: str
+
+
+CONSTRAINT_KINDS = ("json", "regex", "choice", "grammar")
+
+
 class Params(TypedDict, total=False):
     """The keyword parameters every backend method accepts.
 
     ``timeout`` is one total deadline in seconds for the whole call, retries included.
     ``output_schema`` asks for native structured output; only backends that list it in
-    ``supported_params`` accept it. ``extra`` passes provider-specific fields through unchanged
+    ``supported_params`` accept it; so does ``constraint`` (a :class:`Constraint` for a server's
+    constrained decoding). ``extra`` passes provider-specific fields through unchanged
     (e.g. ``{"logprobs": True}``); a backend that cannot pass extras through rejects it.
     """
 
@@ -74,12 +98,14 @@ class Params(TypedDict, total=False):
     top_p: float
     timeout: float
     output_schema: OutputSchema
+    constraint: Constraint
     extra: Mapping[str, Any]
 
 
 ALL_PARAMS: frozenset[str] = frozenset(Params.__annotations__)
-COMMON_PARAMS: frozenset[str] = ALL_PARAMS - {"output_schema"}
-"""What a backend supports unless it says otherwise; native structured output is opt-in."""
+COMMON_PARAMS: frozenset[str] = ALL_PARAMS - {"output_schema", "constraint"}
+"""What a backend supports unless it says otherwise; native structured output and constrained
+decoding are opt-in."""
 
 
 DIGEST_VERSION = 1
@@ -314,12 +340,41 @@ def validate_params(params: Mapping[str, Any], *, supported: frozenset[str], bac
             if not isinstance(value, Mapping) or not {"name", "schema"} <= set(value):
                 raise ConfigurationError("output_schema must be a mapping with 'name' and 'schema'")
             value = MappingProxyType({"strict": True, **value})
+        elif key == "constraint":
+            value = _check_constraint(value)
         elif key == "extra":
             if not isinstance(value, Mapping):
                 raise ConfigurationError(f"extra must be a mapping of provider fields, not {value!r}")
             value = MappingProxyType(dict(value))
         out[key] = value
+    if "constraint" in out and "output_schema" in out:
+        raise ConfigurationError("give constraint or output_schema, not both: each constrains the whole reply")
     return out
+
+
+def _check_constraint(value: Any) -> Mapping[str, Any]:
+    """A :class:`Constraint` checked (one known key, a value of its type) and made read-only."""
+    if not isinstance(value, Mapping) or len(value) != 1 or next(iter(value)) not in CONSTRAINT_KINDS:
+        raise ConfigurationError(
+            f"constraint must be a mapping with exactly one of {', '.join(CONSTRAINT_KINDS)}, not {value!r}"
+        )
+    ((kind, given),) = value.items()
+    if kind == "json":
+        ok = isinstance(given, Mapping)
+    elif kind == "choice":
+        ok = (
+            isinstance(given, Sequence)
+            and not isinstance(given, str)
+            and len(given) > 0
+            and all(isinstance(c, str) and c for c in given)
+        )
+        given = tuple(given) if ok else given
+    else:
+        ok = isinstance(given, str) and bool(given)
+    if not ok:
+        wanted = {"json": "a JSON schema mapping", "choice": "a non-empty list of non-empty labels"}
+        raise ConfigurationError(f"constraint {kind!r} must be {wanted.get(kind, 'a non-empty string')}, not {given!r}")
+    return MappingProxyType({kind: given})
 
 
 class BaseBackend:

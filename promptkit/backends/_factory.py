@@ -28,6 +28,7 @@ class _Provider(NamedTuple):
     extra: str
     needs_model: bool = True
     default_url: str | None = None  # a local server's usual address: ``<model>[@<base_url>]``
+    options: tuple[tuple[str, Any], ...] = ()  # constructor defaults of the row, the caller's win
 
 
 _PROVIDERS: dict[str, _Provider] = {
@@ -48,12 +49,14 @@ _PROVIDERS: dict[str, _Provider] = {
         "OpenAICompatibleBackend",
         "openai-compatible",
         default_url="http://127.0.0.1:30000/v1",
+        options=(("constrained_decoding", "sglang"),),
     ),
     "vllm": _Provider(
         "promptkit.backends.openai",
         "OpenAICompatibleBackend",
         "openai-compatible",
         default_url="http://127.0.0.1:8000/v1",
+        options=(("constrained_decoding", "vllm"),),
     ),
 }
 
@@ -102,7 +105,9 @@ def backend(spec: str, **options: Any) -> Backend:
     ``"anthropic:<model>"`` and ``"openai-compatible:<model>@<base_url>"`` build the real ones
     (their SDKs are optional extras); ``"vllm:<model>"``, ``"sglang:<model>"`` and
     ``"llama.cpp:<model>"`` build an ``OpenAICompatibleBackend`` for that server at its default
-    local address, or at ``"...:<model>@<base_url>"``. ``options`` go to the backend's
+    local address, or at ``"...:<model>@<base_url>"``, the first two with their constrained
+    decoding on (``constrained_decoding="vllm"`` / ``"sglang"``; pass ``"vllm-guided"`` for vLLM
+    before 0.12, or ``None``). ``options`` go to the backend's
     constructor. A bare model name such as ``"gpt-4o"`` is refused with the spelling to use
     (``"openai:gpt-4o"``).
 
@@ -143,6 +148,8 @@ def backend(spec: str, **options: Any) -> Backend:
             raise ConfigurationError(f"backend spec {spec!r} must look like '{provider}:<model>[@<base_url>]'")
         model = head if at else model
         options.setdefault("base_url", base_url if at else entry.default_url)
+    for name, value in entry.options:
+        options.setdefault(name, value)
     if model:
         options["model"] = model
     result: Backend = cls(**options)

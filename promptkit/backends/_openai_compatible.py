@@ -20,13 +20,16 @@ from promptkit._errors import (
     BackendConnectionError,
     BackendError,
     BackendTimeoutError,
+    ConfigurationError,
     ServerError,
 )
 from promptkit._messages import Completion
 from promptkit._utils import require
 
 from ._contract import COMMON_PARAMS, Request
+from ._gate import check_real_request
 from ._openai_wire import (
+    DIALECTS,
     OPENAI_URL,
     ChatWire,
     chat_body,
@@ -63,6 +66,13 @@ class OpenAICompatibleBackend(ChatWire, SDKBackend):
     uses ``aiohttp`` for async calls when it is installed, else ``httpx2``. It has no
     ``client=`` option and no embeddings; use ``OpenAIBackend`` for those.
 
+    ``constrained_decoding`` names how the server takes a ``constraint`` parameter (what
+    ``ChoiceParser``, ``RegexParser`` and ``PydanticParser`` ask for): ``"vllm"`` (vLLM 0.12 and
+    later, ``structured_outputs``), ``"vllm-guided"`` (older vLLM, ``guided_*``) or ``"sglang"``;
+    ``None`` (the default) leaves ``constraint`` unsupported. The ``vllm:`` and ``sglang:``
+    factory rows set it. Replies are parsed and validated all the same: a server that ignores
+    the fields returns unconstrained text.
+
     >>> llm = OpenAICompatibleBackend(model="llama3", base_url="http://127.0.0.1:8000/v1")
     >>> llm.name, llm.base_url
     ('openai:llama3', 'http://127.0.0.1:8000/v1')
@@ -87,7 +97,12 @@ class OpenAICompatibleBackend(ChatWire, SDKBackend):
         max_tokens_field: Literal["max_tokens", "max_completion_tokens"] | None = None,
         stream_usage: bool = True,
         async_http: Literal["auto", "httpx", "aiohttp"] = "auto",
+        constrained_decoding: Literal["vllm", "vllm-guided", "sglang"] | None = None,
     ) -> None:
+        if constrained_decoding is not None and constrained_decoding not in DIALECTS:
+            raise ConfigurationError(
+                f"constrained_decoding must be one of {', '.join(DIALECTS)} or None, not {constrained_decoding!r}"
+            )
         super().__init__(
             model=model,
             api_key=api_key,
@@ -102,6 +117,46 @@ class OpenAICompatibleBackend(ChatWire, SDKBackend):
         self._stream_usage = stream_usage
         self._url = (self._base_url or OPENAI_URL).rstrip("/") + "/chat/completions"
         self._organization = organization
+        self._dialect = constrained_decoding
+        if constrained_decoding is not None:
+            self._supported_params = self._supported_params | {"constraint"}
+
+    @property
+    def constrained_decoding(self) -> str | None:
+        """How ``constraint`` is sent to the server (``"vllm"``, ...), or None when it is not."""
+        return self._dialect
+
+    def check_constrained_decoding(self) -> str | None:
+        """Ask a vLLM server its version (``GET /version``) and check the dialect fits it.
+
+        vLLM before 0.12 ignores ``structured_outputs`` without a word, and 0.12 dropped the
+        ``guided_*`` fields: a mismatch raises :class:`~promptkit.ConfigurationError` naming the
+        dialect to use. Returns the version, or None for the other dialects (nothing asked).
+        Replies are validated whatever this says; it only catches a constraint sent in vain.
+        """
+        if self._dialect not in ("vllm", "vllm-guided"):
+            return None
+        check_real_request(self.name, self._base_url)
+        root = (self._base_url or OPENAI_URL).rstrip("/")
+        root = root[: -len("/v1")] if root.endswith("/v1") else root
+        try:
+            response = self.sync_client().get(root + "/version", timeout=self._connect_timeout + self._read_timeout)
+        except Exception as exc:
+            raise self._map_error(exc) from exc
+        version = _version_of(response.status_code, response.content)
+        if version is None:
+            raise ConfigurationError(
+                f"{self.name}: {root}/version gave no vLLM version (HTTP {response.status_code}); "
+                "cannot tell whether this server honours constrained decoding"
+            )
+        new = _release(version) >= (0, 12)
+        if new != (self._dialect == "vllm"):
+            wanted = "vllm" if new else "vllm-guided"
+            field = "guided_* fields" if new else "structured_outputs field"
+            raise ConfigurationError(
+                f"{self.name}: vLLM {version} ignores the {field}; pass constrained_decoding={wanted!r}"
+            )
+        return version
 
     def _default_base_url(self) -> str | None:
         import os
@@ -144,7 +199,12 @@ class OpenAICompatibleBackend(ChatWire, SDKBackend):
     # -- requests ---------------------------------------------------------------------------------
     def _body(self, request: Request, *, stream: bool) -> bytes:
         body, extra = chat_body(
-            self.model, request, max_tokens_field=self._max_tokens_field, stream=stream, stream_usage=self._stream_usage
+            self.model,
+            request,
+            max_tokens_field=self._max_tokens_field,
+            stream=stream,
+            stream_usage=self._stream_usage,
+            dialect=self._dialect,
         )
         if extra is not None:
             body.update(extra)
@@ -180,6 +240,25 @@ class OpenAICompatibleBackend(ChatWire, SDKBackend):
 
     def _map_error(self, exc: BaseException, deadline: Deadline | None = None) -> BackendError:
         return map_wire_error(exc, self.name, deadline)
+
+
+def _version_of(status: int, content: bytes) -> str | None:
+    """The ``version`` of a ``/version`` reply, when it is one."""
+    if status != 200:
+        return None
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None
+    version = body.get("version") if isinstance(body, dict) else None
+    return version if isinstance(version, str) and version[:1].isdigit() else None
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The leading numbers of a version: ``"0.11.2rc1"`` -> ``(0, 11, 2)``."""
+    import re
+
+    return tuple(int(n) for n in re.findall(r"\d+", version.split("+", 1)[0])[:3])
 
 
 def map_wire_error(exc: BaseException, provider: str, deadline: Deadline | None = None) -> BackendError:

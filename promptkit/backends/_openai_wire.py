@@ -25,7 +25,9 @@ __all__ = [
     "StreamState",
     "MAX_CHOICES",
     "ChatWire",
+    "DIALECTS",
     "chat_body",
+    "constraint_fields",
     "chat_preview",
     "max_tokens_field_for",
     "message_json",
@@ -53,13 +55,52 @@ def max_tokens_field_for(base_url: str | None, given: str | None) -> str:
     return given or ("max_completion_tokens" if official else "max_tokens")
 
 
+DIALECTS = ("vllm", "vllm-guided", "sglang")
+"""How a server takes a ``constraint``: vLLM 0.12 and later, vLLM before 0.12, SGLang."""
+
+
+def constraint_fields(constraint: Mapping[str, Any], dialect: str) -> dict[str, Any]:
+    """The body fields that ask a ``dialect`` server to decode under ``constraint``.
+
+    ``vllm`` sends ``structured_outputs: {kind: value}``; ``vllm-guided`` the older
+    ``guided_<kind>`` fields (removed in vLLM 0.12); ``sglang`` its ``regex`` and ``ebnf`` fields
+    and a ``json_schema`` response format, a choice as a regex of the escaped labels.
+
+    >>> constraint_fields({"choice": ("yes", "no")}, "vllm")
+    {'structured_outputs': {'choice': ['yes', 'no']}}
+    >>> constraint_fields({"choice": ("yes", "no")}, "sglang")
+    {'regex': '(?:yes|no)'}
+    """
+    ((kind, value),) = constraint.items()
+    value = plain(value)
+    if dialect == "vllm":
+        return {"structured_outputs": {kind: value}}
+    if dialect == "vllm-guided":
+        return {f"guided_{kind}": value}
+    if dialect != "sglang":
+        raise ConfigurationError(f"constrained decoding dialect must be one of {DIALECTS}, not {dialect!r}")
+    if kind == "json":
+        return {"response_format": {"type": "json_schema", "json_schema": {"name": "reply", "schema": value}}}
+    if kind == "choice":
+        import re
+
+        return {"regex": "(?:" + "|".join(re.escape(label) for label in value) + ")"}
+    return {"regex" if kind == "regex" else "ebnf": value}
+
+
 def chat_body(
-    model: str, request: Request, *, max_tokens_field: str, stream: bool, stream_usage: bool
+    model: str,
+    request: Request,
+    *,
+    max_tokens_field: str,
+    stream: bool,
+    stream_usage: bool,
+    dialect: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The JSON body of a chat completion for ``request``, and its ``extra`` fields apart.
 
     The SDK takes the extras as ``extra_body`` and merges them over the body's top level; a
-    direct client merges them itself.
+    direct client merges them itself. A ``constraint`` goes in the fields of ``dialect``.
     """
     params = request.params
     body: dict[str, Any] = {"model": model, "messages": [message_json(m) for m in request.messages]}
@@ -82,6 +123,11 @@ def chat_body(
                     "strict": bool(schema.get("strict", True)),
                 },
             }
+        constraint = params.get("constraint")
+        if constraint is not None:
+            if dialect is None:
+                raise ConfigurationError("this backend has no constrained decoding dialect for 'constraint'")
+            body.update(constraint_fields(constraint, dialect))
         if "extra" in params:
             extra = plain(params["extra"])
     if stream:
@@ -103,9 +149,17 @@ def chat_preview(
     max_tokens_field: str,
     stream: bool,
     stream_usage: bool,
+    dialect: str | None = None,
 ) -> RequestPreview:
     """The chat-completions request for ``request``: URL, the given headers, JSON body."""
-    body, extra = chat_body(model, request, max_tokens_field=max_tokens_field, stream=stream, stream_usage=stream_usage)
+    body, extra = chat_body(
+        model,
+        request,
+        max_tokens_field=max_tokens_field,
+        stream=stream,
+        stream_usage=stream_usage,
+        dialect=dialect,
+    )
     if extra is not None:
         body.update(extra)  # the SDK's extra_body and the direct client both merge them at the top
     return preview_of(
@@ -217,6 +271,7 @@ class ChatWire:
     """
 
     max_choices = MAX_CHOICES
+    _dialect: str | None = None  # how ``constraint`` is sent (``DIALECTS``), None when it is not
 
     def _completion_from(self: _Wire, reply: Any, *, raw: Any) -> Completion:
         """The first choice of a chat completion (the SDK's object or the JSON ``dict``)."""
@@ -276,6 +331,7 @@ class ChatWire:
             max_tokens_field=self._max_tokens_field,
             stream=stream,
             stream_usage=self._stream_usage,
+            dialect=self._dialect,
         )
 
     def complete_choices(self: _Sender, request: Request, n: int) -> list[Completion]:
@@ -305,6 +361,7 @@ class _Wire(Protocol):
     _base_url: str | None
     _max_tokens_field: str
     _stream_usage: bool
+    _dialect: str | None
 
     def _wire_headers(self) -> dict[str, str]: ...
 

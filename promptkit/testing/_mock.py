@@ -137,7 +137,7 @@ class MockBackend(BaseBackend):
         self.model = model
         self.chunk_size = chunk_size
         self._max_choices = max_choices
-        self._supported_params = ALL_PARAMS if native_output else COMMON_PARAMS
+        self._supported_params = COMMON_PARAMS | {"output_schema"} if native_output else COMMON_PARAMS
         self.calls: list[Request] = []
         self._lock = threading.Lock()
 

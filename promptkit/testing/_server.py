@@ -295,6 +295,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        version = self.server.owner.version
+        if version is not None and self.path.split("?", 1)[0].rstrip("/") == "/version":
+            self._send_json(200, {"version": version})
+            return
         self._send_json(404, {"error": {"message": "not found", "type": "not_found"}})
 
     def do_POST(self) -> None:
@@ -636,6 +640,7 @@ class ProviderServer:
     ``rule`` (called with the :class:`RecordedRequest`) answers when the queue is empty, else
     ``default`` does; with neither, an empty queue answers 400 "script exhausted".
     ``embedding_dim`` sets the dimension of embedding vectors (a request's ``dimensions`` wins).
+    ``version`` makes ``GET /version`` answer ``{"version": ...}``, as a vLLM server does.
 
     >>> with ProviderServer(["Hi there"]) as server:
     ...     server.openai_base_url.startswith("http://127.0.0.1:")
@@ -651,7 +656,9 @@ class ProviderServer:
         embedding_dim: int = 8,
         host: str = "127.0.0.1",
         port: int = 0,
+        version: str | None = None,
     ) -> None:
+        self.version = version
         self._queue: collections.deque[ReplyLike] = collections.deque(replies)
         self.rule = rule
         self.default = default
