@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from promptkit import ChatTemplate, Example, ExampleError, FixedSelector, Selector, Template
+from promptkit import ChatTemplate, Example, ExampleError, FixedSelector, MissingDependencyError, Selector, Template
 from promptkit._embeddings import BaseEmbedder, HashingEmbedder
 from promptkit._fewshot import (
     BM25Selector,
     ExamplePool,
+    LanceDBIndex,
     MetadataSelector,
     MMRSelector,
     NumpyIndex,
@@ -259,7 +260,83 @@ def test_qdrant_index_local_mode_matches_numpy() -> None:
     assert QdrantIndex(qdrant.client, collection="empty").search(q, 3)[0].shape == (0,)
 
 
+def test_lancedb_index_on_disk_matches_numpy(tmp_path: Path) -> None:
+    vectors = _unit(120, 8, seed=3)
+    lance = LanceDBIndex(tmp_path / "lance", table="t", batch_size=50)
+    assert len(lance) == 0
+    lance.add(vectors[:100] * 3.0)  # stored normalised, like NumpyIndex
+    lance.add(vectors[100:])
+    assert len(lance) == 120
+    assert isinstance(lance, VectorIndex)
+    ref = NumpyIndex(vectors)
+    q = vectors[7] + 0.1 * vectors[8]
+    q /= np.linalg.norm(q)
+    got, got_scores = lance.search(q, 4)
+    want, want_scores = ref.search(q, 4)
+    assert got.tolist() == want.tolist()
+    np.testing.assert_allclose(got_scores, want_scores, rtol=1e-5, atol=1e-6)
+    sub = np.array([3, 8, 9], dtype=np.intp)
+    assert lance.search(q, 1, subset=sub)[0].tolist() == [8]
+    assert lance.search(q, 5, subset=sub)[0].tolist() == ref.search(q, 5, subset=sub)[0].tolist()
+    assert lance.search(q, 3, subset=np.zeros(0, dtype=np.intp))[0].shape == (0,)
+    np.testing.assert_allclose(lance.get([5, 2]), vectors[[5, 2]], rtol=1e-5, atol=1e-6)
+    with pytest.raises(Exception, match="not in the LanceDB"):
+        lance.get([999])
+    with pytest.raises(Exception, match="dimensions"):
+        lance.add(_unit(2, 4))
+    # reopened from the folder: the rows, their positions and the search are all still there
+    reopened = LanceDBIndex(tmp_path / "lance", table="t")
+    assert len(reopened) == 120
+    assert reopened.search(q, 4)[0].tolist() == want.tolist()
+    reopened.add(vectors[:1])
+    assert reopened.search(vectors[0], 2)[0].tolist() == [0, 120]
+    # a second table on the same connection starts empty
+    other = LanceDBIndex(connection=lance.connection, table="empty")
+    assert len(other) == 0
+    assert other.search(q, 3)[0].shape == (0,)
+    with pytest.raises(Exception, match="empty"):
+        other.get([0])
+    with pytest.raises(Exception, match="add vectors"):
+        other.create_ann_index()
+    with pytest.raises(Exception, match="not both"):
+        LanceDBIndex(tmp_path, connection=lance.connection)
+    assert repr(lance) == "<LanceDBIndex table='t'>"
+
+
+def test_lancedb_approximate_index_still_finds_the_exact_match(tmp_path: Path) -> None:
+    vectors = _unit(600, 16, seed=5)
+    lance = LanceDBIndex(tmp_path / "lance")
+    lance.add(vectors)
+    lance.create_ann_index(num_partitions=4, num_sub_vectors=4)
+    positions, scores = lance.search(vectors[10], 3)
+    assert positions[0] == 10
+    assert scores[0] == pytest.approx(1.0, abs=1e-5)
+    tuned = LanceDBIndex(tmp_path / "lance", nprobes=4, refine_factor=10)  # every partition, re-ranked exactly
+    assert tuned.search(vectors[10], 3)[0].tolist() == NumpyIndex(vectors).search(vectors[10], 3)[0].tolist()
+
+
+def test_lancedb_index_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "lancedb", None)
+    with pytest.raises(MissingDependencyError, match=r'pip install "promptkit\[lancedb\]"'):
+        len(LanceDBIndex())
+
+
 # -- selectors ----------------------------------------------------------------------------------------
+
+# Every vector index answers the selectors as NumpyIndex does: the selector tests run on each.
+INDEXES: dict[str, Any] = {
+    "numpy": lambda tmp: NumpyIndex(),
+    "qdrant": lambda tmp: QdrantIndex(),
+    "lancedb": lambda tmp: LanceDBIndex(tmp / "lance"),
+}
+
+
+@pytest.fixture(params=sorted(INDEXES))
+def make_index(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A factory of fresh, empty indexes of one kind (each call a new store)."""
+    counter = itertools.count()
+    return lambda: INDEXES[request.param](tmp_path / str(next(counter)))
+
 
 FAQ = [
     {"q": "How do I reset my password?", "a": "Use the reset link."},
@@ -307,8 +384,8 @@ def test_metadata_selector() -> None:
         MetadataSelector(pool, where=3)  # type: ignore[arg-type]
 
 
-def test_semantic_selector_top_k_with_scores() -> None:
-    s = SemanticSelector(FAQ, k=2, fields=["q"], embedder=HashingEmbedder())
+def test_semantic_selector_top_k_with_scores(make_index: Any) -> None:
+    s = SemanticSelector(FAQ, k=2, fields=["q"], embedder=HashingEmbedder(), index=make_index())
     chosen = s.select({"q": "refund for my order"})
     assert {e["q"] for e in chosen} == {FAQ[2]["q"], FAQ[4]["q"]}
     assert chosen.scores[0] is not None
@@ -319,20 +396,22 @@ def test_semantic_selector_top_k_with_scores() -> None:
     assert "SemanticSelector(pool=6, k=2" in repr(s)
 
 
-def test_semantic_selector_query_keys() -> None:
-    s = SemanticSelector(FAQ, k=1, fields=["q"], input_keys=["question"], embedder=HashingEmbedder())
+def test_semantic_selector_query_keys(make_index: Any) -> None:
+    s = SemanticSelector(
+        FAQ, k=1, fields=["q"], input_keys=["question"], embedder=HashingEmbedder(), index=make_index()
+    )
     assert s.select({"question": "parcel", "other": "refund refund"})[0] == Example(FAQ[1])
     with pytest.raises(ExampleError, match="question"):
         s.select({"q": "parcel"})
     # no input named like a field: all inputs make the query
-    loose = SemanticSelector(FAQ, k=1, fields=["q"], embedder=HashingEmbedder())
+    loose = SemanticSelector(FAQ, k=1, fields=["q"], embedder=HashingEmbedder(), index=make_index())
     assert loose.select({"text": "parcel"})[0] == Example(FAQ[1])
 
 
-def test_semantic_selector_add_embeds_only_new_examples() -> None:
+def test_semantic_selector_add_embeds_only_new_examples(make_index: Any) -> None:
     embedder = HashingEmbedder()
     pool = ExamplePool(FAQ)
-    s = SemanticSelector(pool, k=1, fields=["q"], embedder=embedder)
+    s = SemanticSelector(pool, k=1, fields=["q"], embedder=embedder, index=make_index())
     s.select({"q": "parcel"})
     seen: list[list[str]] = []
     original = embedder._embed_batch
@@ -348,20 +427,20 @@ def test_semantic_selector_add_embeds_only_new_examples() -> None:
     assert seen == [["Is there a student discount?"], ["student discount"]]
 
 
-def test_semantic_selector_min_score_and_candidates() -> None:
+def test_semantic_selector_min_score_and_candidates(make_index: Any) -> None:
     embedder = HashingEmbedder()
-    strict = SemanticSelector(FAQ, k=3, fields=["q"], embedder=embedder, min_score=0.99)
+    strict = SemanticSelector(FAQ, k=3, fields=["q"], embedder=embedder, min_score=0.99, index=make_index())
     assert len(strict.select({"q": "parcel"})) == 0
     pool = ExamplePool(Example(e, {"topic": "money" if "refund" in e["q"] else "other"}) for e in FAQ)
     only_other = MetadataSelector(pool, where={"topic": "other"})
-    s = SemanticSelector(k=1, fields=["q"], embedder=embedder, candidates=only_other)
+    s = SemanticSelector(k=1, fields=["q"], embedder=embedder, candidates=only_other, index=make_index())
     assert s.pool is pool
     assert s.select({"q": "refund for my order"})[0].metadata["topic"] == "other"
 
 
 @pytest.mark.anyio
-async def test_semantic_aselect_matches_select() -> None:
-    s = SemanticSelector(FAQ, k=2, fields=["q"], embedder=HashingEmbedder())
+async def test_semantic_aselect_matches_select(make_index: Any) -> None:
+    s = SemanticSelector(FAQ, k=2, fields=["q"], embedder=HashingEmbedder(), index=make_index())
     assert await s.aselect({"q": "shipping abroad"}) == s.select({"q": "shipping abroad"})
     plain = SemanticSelector(FAQ, k=2, fields=["q"], embedder=PlainEmbedder())
     assert await plain.aselect({"q": "shipping abroad"}) == plain.select({"q": "shipping abroad"})
@@ -374,15 +453,18 @@ class PlainEmbedder:
         return HashingEmbedder(cache=False).embed(texts)
 
 
-def test_semantic_selector_on_qdrant() -> None:
+def test_semantic_selector_on_every_index_matches_numpy(make_index: Any) -> None:
     embedder = HashingEmbedder()
     on_numpy = SemanticSelector(FAQ, k=3, fields=["q"], embedder=embedder)
-    on_qdrant = SemanticSelector(FAQ, k=3, fields=["q"], embedder=embedder, index=QdrantIndex())
+    on_index = SemanticSelector(FAQ, k=3, fields=["q"], embedder=embedder, index=make_index())
     for q in ("refund", "parcel tracking", "password"):
-        assert on_qdrant.select({"q": q}) == on_numpy.select({"q": q})
+        got, want = on_index.select({"q": q}), on_numpy.select({"q": q})
+        assert got == want
+        assert got.indices == want.indices
+        assert got.scores == pytest.approx(want.scores, abs=1e-5)
 
 
-def test_mmr_diversity() -> None:
+def test_mmr_diversity(make_index: Any) -> None:
     pool = [
         {"q": "refund my order"},
         {"q": "refund my order please"},
@@ -392,9 +474,10 @@ def test_mmr_diversity() -> None:
     ]
     embedder = HashingEmbedder()
     plain = SemanticSelector(pool, k=3, embedder=embedder).select({"q": "refund my order"})
-    same = MMRSelector(pool, k=3, diversity=0.0, embedder=embedder).select({"q": "refund my order"})
+    same = MMRSelector(pool, k=3, diversity=0.0, embedder=embedder, index=make_index()).select({"q": "refund my order"})
     assert list(same) == list(plain)
-    diverse = MMRSelector(pool, k=3, diversity=0.7, embedder=embedder).select({"q": "refund my order"})
+    diverse = MMRSelector(pool, k=3, diversity=0.7, embedder=embedder, index=make_index())
+    diverse = diverse.select({"q": "refund my order"})
     assert diverse[0] == plain[0]
     assert Example({"q": "order refund status and shipping"}) in diverse
     assert diverse.reasons[1].startswith("mmr: relevance")
@@ -751,6 +834,18 @@ def test_qdrant_on_disk_collection_is_not_embedded_again(tmp_path: Path) -> None
     reopened.close()
 
 
+def test_lancedb_on_disk_table_is_not_embedded_again(tmp_path: Path) -> None:
+    first = HashingEmbedder()
+    s = SemanticSelector(FAQ, k=2, fields=["q"], embedder=first, index=LanceDBIndex(tmp_path / "lance", table="faq"))
+    expected = s.select({"q": "refund"})
+    again = HashingEmbedder()
+    reopened = LanceDBIndex(tmp_path / "lance", table="faq")
+    assert len(reopened) == len(FAQ)
+    s2 = SemanticSelector(FAQ, k=2, fields=["q"], embedder=again, index=reopened)
+    assert s2.select({"q": "refund"}) == expected
+    assert again.calls == 1  # the query only
+
+
 def test_selection_counted_fills_tokens() -> None:
     from promptkit._tokens import count_tokens
 
@@ -808,11 +903,10 @@ def test_bm25_pool_without_searchable_words() -> None:
     assert s.select({"q": "words here"}) == ()
 
 
-@pytest.mark.parametrize("index", [NumpyIndex, QdrantIndex])
-def test_no_candidates_means_no_examples(index: Any) -> None:
+def test_no_candidates_means_no_examples(make_index: Any) -> None:
     nothing = MetadataSelector(FAQ, where={"missing": 1})
     for cls in (SemanticSelector, MMRSelector):
-        s = cls(k=2, embedder=HashingEmbedder(), index=index(), candidates=nothing)
+        s = cls(k=2, embedder=HashingEmbedder(), index=make_index(), candidates=nothing)
         assert s.select({"q": "refund"}) == ()
     assert BM25Selector(k=2, candidates=nothing).select({"q": "refund"}) == ()
     assert RandomSelector(k=2, candidates=nothing).select({}) == ()

@@ -6,6 +6,7 @@ The parts, each behind the names re-exported here:
   as text or chat turns, and the :class:`FewShot` marker;
 * ``_selection``: :class:`Selection`, the picks with scores, token counts and reasons;
 * ``_index``: the :class:`VectorIndex` protocol, :class:`NumpyIndex` and :class:`QdrantIndex`;
+* ``_lancedb``: :class:`LanceDBIndex`, the embedded on-disk LanceDB adapter;
 * ``_fixed``: the :class:`Selector` protocol and :class:`FixedSelector` (all a prompt needs);
 * ``_selectors``: the random, metadata, semantic, MMR and BM25 selectors;
 * ``_budget``: :class:`TokenBudgetSelector` and its knapsack;
@@ -36,6 +37,7 @@ from ._selection import Selected, Selection
 if TYPE_CHECKING:
     from ._budget import TokenBudgetSelector, knapsack
     from ._index import NumpyIndex, QdrantIndex, VectorIndex
+    from ._lancedb import LanceDBIndex
     from ._persist import load_selector, save_selector
     from ._selectors import (
         BaseSelector,
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "BM25Selector": "._selectors",
     "BaseSelector": "._selectors",
+    "LanceDBIndex": "._lancedb",
     "MMRSelector": "._selectors",
     "MetadataSelector": "._selectors",
     "NumpyIndex": "._index",
@@ -74,6 +77,7 @@ __all__ = [
     "ExamplePool",
     "FewShot",
     "FixedSelector",
+    "LanceDBIndex",
     "MMRSelector",
     "MetadataSelector",
     "NumpyIndex",
