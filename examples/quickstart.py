@@ -1,4 +1,6 @@
-"""promptkit's main example: a few-shot, typed sentiment classifier, end to end.
+"""promptkit's main example: a few-shot, typed sentiment classifier, end to end, and then an
+evaluation of two prompts on labelled reviews (which is better, by how much, and whether it is
+more than noise).
 
 It runs offline on the mock backend. To use a real model, swap the backend for
 ``promptkit.backend("openai:gpt-4o-mini")`` or ``promptkit.backend("anthropic:claude-sonnet-4-5")``;
@@ -12,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 import promptkit
+import promptkit.testing
 from promptkit.testing import MockBackend
 
 
@@ -102,6 +105,50 @@ def main() -> None:
     for item in batch:
         shown = item.value.label if item.status == "ok" else f"{type(item.error).__name__}"
         print(f"  item {item.index}: {item.status} ({shown})")
+
+    evaluate_two_prompts()
+
+
+def evaluate_two_prompts() -> None:
+    """Which of two prompts is better on labelled data, by how much, and is it more than noise?"""
+    reviews = [
+        ("Stopped working after a week.", "negative"),
+        ("Exactly as described, very happy.", "positive"),
+        ("Not bad, not great.", "neutral"),
+        ("The charger died, but support sent a new one.", "positive"),
+        ("Cheaper elsewhere, and it arrived late.", "negative"),
+        ("Fine for the price, I suppose.", "neutral"),
+        ("I wanted to love it; the battery says otherwise.", "negative"),
+        ("Five stars from my kids, four from me.", "positive"),
+    ] * 3
+    rows = [{"id": f"r{i}", "review": text, "expected": label} for i, (text, label) in enumerate(reviews)]
+    mixed = {text for text, _ in reviews[3:8:2]}  # the tricky ones: a plain prompt misreads them
+
+    def model(messages: tuple[promptkit.Message, ...], params: object) -> str:
+        """A stand-in model: right on plain reviews; right on tricky ones only when shown examples."""
+        text = messages[-1].text
+        review = text.rsplit("Review: ", 1)[-1].split("\n", 1)[0].strip()
+        label = dict(reviews)[review]
+        if review in mixed and "Sentiment:" not in text:
+            label = "neutral" if label != "neutral" else "positive"
+        return label
+
+    llm = promptkit.testing.FunctionBackend(model)
+    labels = promptkit.ChoiceParser(["positive", "negative", "neutral"])
+    variants = {
+        "plain": promptkit.Prompt("Sentiment of this review?\nReview: {{ review }}", llm, parser=labels),
+        "few-shot": promptkit.Prompt(
+            "Sentiment of this review?\n{{ examples }}\nReview: {{ review }}",
+            llm,
+            parser=labels,
+            examples=examples,
+            example_template="Review: {{ review }}\nSentiment: {{ label }}",
+        ),
+    }
+    report = promptkit.evaluate(variants, rows, promptkit.ExactMatch(), progress=False)
+    print("\nEvaluation:")
+    print(report)
+    print(report.compare("plain", "few-shot"))
 
 
 if __name__ == "__main__":

@@ -686,3 +686,20 @@ def test_confusion_matrix_counts_the_answered_rows_of_one_variant() -> None:
     assert matrix.count("spam", "ham") == 0  # the errored row is not counted as a prediction
     with pytest.raises(EvaluationError, match="no variant"):
         report.confusion_matrix("other")
+
+
+def test_a_comparison_without_paired_rows_says_so() -> None:
+    from promptkit import Prompt, evaluate
+    from promptkit.testing import MockBackend, server_error
+
+    rows = [{"t": "a", "expected": "x"}, {"t": "b", "expected": "x"}]
+    report = evaluate(
+        {"p": Prompt("{{ t }}", MockBackend([server_error(503)] * 2)), "q": Prompt("{{ t }}", MockBackend(["x", "x"]))},
+        rows,
+        {"same": lambda p, r: p == r.expected},
+        progress=False,
+    )
+    comparison = report.compare("p", "q")
+    assert comparison.n == 0
+    assert not comparison.significant()
+    assert str(comparison) == "same: q - p: no row was scored for both, nothing to compare (2 unpaired)"

@@ -22,6 +22,9 @@ def test_quickstart_runs_offline() -> None:
     assert "votes: positive x2, neutral x1; agreement 67% over 3 samples" in out
     assert "Batch: 2 ok, 1 failed" in out
     assert "item 1: failed (UndefinedVariableError)" in out
+    assert "plain     0.625 [0.427, 0.788]" in out
+    assert "few-shot  1.000 [0.862, 1.000]" in out
+    assert "McNemar exact p=0.00391; 9 improved, 0 regressed, 15 tied of 24 paired rows" in out
 
 
 def _readme_blocks() -> list[str]:

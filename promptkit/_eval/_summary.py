@@ -165,6 +165,10 @@ class Comparison:
         return "McNemar exact" if self.test == "mcnemar_exact" else "sign-flip permutation"
 
     def __str__(self) -> str:
+        if not self.n:
+            return f"{self.metric}: {self.b} - {self.a}: no row was scored for both, nothing to compare" + (
+                f" ({self.unpaired} unpaired)" if self.unpaired else ""
+            )
         return (
             f"{self.metric}: {self.b} - {self.a} = {self.effect:+.3f} {_interval(self.low, self.high)}"
             f" ({self.confidence:.0%}), {self.test_name} p={self.p_value:.3g}; {len(self.improved)} improved,"
