@@ -25,7 +25,7 @@ from ._messages import Usage
 if TYPE_CHECKING:
     from decimal import Decimal
 
-__all__ = ["Price", "cost_of", "estimate_cost", "price_for", "set_price"]
+__all__ = ["Price", "cost_of", "estimate_cost", "price_for", "set_price", "usd"]
 
 _MILLION = 1_000_000
 
@@ -81,6 +81,15 @@ class Price:
 
 
 _overrides: dict[tuple[str | None, str], Price] = {}
+
+
+def usd(amount: float) -> str:
+    """Dollars for a person: cents above a dollar, four significant digits below.
+
+    >>> usd(12.5), usd(0.000123456)
+    ('$12.50', '$0.0001235')
+    """
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4g}"
 
 
 def set_price(model: str, price: Price | None, *, provider: str | None = None) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
-from ._cost import cost_of
+from ._cost import cost_of, usd
 from ._errors import PromptkitError
 from ._fewshot import Selection
 from ._messages import Completion, Message, Usage, _messages_html
@@ -155,7 +155,7 @@ class Result(Generic[T]):
             cost = self.cost
         except PromptkitError:  # inconsistent token counts: the display shows the tokens only
             cost = None
-        spent = "" if cost is None else f", {_usd(cost)}"
+        spent = "" if cost is None else f", {usd(cost)}"
         return (
             f"<div><b>value</b> <code>{value}</code>"
             f"<details><summary>{len(self.messages)} message(s) sent</summary>"
@@ -167,8 +167,3 @@ class Result(Generic[T]):
 
 def _cost(completion: Completion) -> float | None:
     return cost_of(completion.usage, completion.model, completion.provider)
-
-
-def _usd(amount: float) -> str:
-    """Dollars for a person: cents above a dollar, four significant digits below."""
-    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4g}"

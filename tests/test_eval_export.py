@@ -135,7 +135,7 @@ def test_bad_arguments_name_the_problem() -> None:
 
 
 def test_image_parts_become_typed_content() -> None:
-    from promptkit._eval._export import message_dict
+    from promptkit.backends._openai_wire import message_json as message_dict  # the chat format the export writes
 
     message = Message("user", (TextPart(text="What is this?"), ImagePart(url="https://example.com/cat.png")))
     assert message_dict(message) == {

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, overload
 
-from .._cost import cost_of
+from .._cost import cost_of, usd
 from .._errors import ConfigurationError, ParseError
 from .._messages import Completion, Usage
 from .._result import Result
@@ -28,11 +28,6 @@ T = TypeVar("T")
 K = TypeVar("K")
 
 Status = Literal["ok", "failed", "skipped", "cancelled"]
-
-
-def usd(amount: float) -> str:
-    """Dollars for a person: cents above a dollar, four significant digits below."""
-    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4g}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._errors import EvaluationError
-from .._messages import ImagePart, Message
+from ..backends._openai_wire import message_json
 from ._types import Cell, Row, Trial
 
 if TYPE_CHECKING:
@@ -46,25 +46,12 @@ class ExportSummary:
         return len(self.records)
 
 
-def message_dict(message: Message) -> dict[str, Any]:
-    """A message in the chat fine-tuning format (``role``/``content``; parts as typed content)."""
-    if isinstance(message.content, str):
-        return {"role": message.role, "content": message.content}
-    parts: list[dict[str, Any]] = []
-    for part in message.content:
-        if isinstance(part, ImagePart):
-            parts.append({"type": "image_url", "image_url": {"url": part.url}})
-        else:
-            parts.append({"type": "text", "text": part.text})
-    return {"role": message.role, "content": parts}
-
-
 def _conversation(trial: Trial, row: Row, prompt: Prompt[Any] | None) -> list[dict[str, Any]] | None:
     if prompt is not None:
-        return [message_dict(message) for message in prompt.render(**row.inputs)]
+        return [message_json(message) for message in prompt.render(**row.inputs)]
     if trial.result is None:
         return None
-    return [message_dict(message) for message in trial.result.messages]
+    return [message_json(message) for message in trial.result.messages]
 
 
 def _answer(trial: Trial, row: Row, target: str) -> str | None:
@@ -245,9 +232,9 @@ def _pair_prompt(
     report: EvalReport, row: Row, position: int, variant: str | None, render: Prompt[Any] | None
 ) -> list[dict[str, Any]] | None:
     if render is not None:
-        return [message_dict(message) for message in render.render(**row.inputs)]
+        return [message_json(message) for message in render.render(**row.inputs)]
     assert variant is not None
     for trial in report.cells[variant][position].trials:
         if trial.result is not None:
-            return [message_dict(message) for message in trial.result.messages]
+            return [message_json(message) for message in trial.result.messages]
     return None

@@ -242,29 +242,13 @@ class LeakGuard:
     # choose. ``None`` when nothing is excluded and every member chooses by pool position: then
     # the inner selector runs untouched. A fixed or unknown member is always filtered.
     def _plan(self, selector: Any, inputs: Mapping[str, Any]) -> dict[int, set[int]] | None:
-        plan: dict[int, set[int]] = {}
-        filtered = False
-        while selector is not None:
-            kind = _kind(selector)
-            if kind in ("fixed", "other"):
-                filtered = True
-                break
-            if kind == "pool" or selector.candidates is None:
-                plan[id(selector)] = self._pool_exclusions(selector, inputs)
-            selector = selector.candidates
+        members, filtered = _chain(selector)
+        plan = {id(member): self._pool_exclusions(member, inputs) for member in members}
         return plan if filtered or any(plan.values()) else None
 
     async def _aplan(self, selector: Any, inputs: Mapping[str, Any]) -> dict[int, set[int]] | None:
-        plan: dict[int, set[int]] = {}
-        filtered = False
-        while selector is not None:
-            kind = _kind(selector)
-            if kind in ("fixed", "other"):
-                filtered = True
-                break
-            if kind == "pool" or selector.candidates is None:
-                plan[id(selector)] = await self._apool_exclusions(selector, inputs)
-            selector = selector.candidates
+        members, filtered = _chain(selector)
+        plan = {id(member): await self._apool_exclusions(member, inputs) for member in members}
         return plan if filtered or any(plan.values()) else None
 
     def _run(self, selector: Any, inputs: Mapping[str, Any], plan: dict[int, set[int]]) -> tuple[int, Selection]:
@@ -398,3 +382,17 @@ def _budget_pool(selector: Any, budget: int, excluded: set[int]) -> Selection:
     picked.sort(key=lambda i: (-values[i], i))
     chosen: Selection = selector._budget_selection(picked, [float(values[i]) for i in picked], budget)
     return chosen
+
+
+def _chain(selector: Any) -> tuple[list[Any], bool]:
+    """The members of a selector chain that choose by pool position, and whether a fixed or
+    unknown member means the chain's result must be filtered."""
+    members: list[Any] = []
+    while selector is not None:
+        kind = _kind(selector)
+        if kind in ("fixed", "other"):
+            return members, True
+        if kind == "pool" or selector.candidates is None:
+            members.append(selector)
+        selector = selector.candidates
+    return members, False

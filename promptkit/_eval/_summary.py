@@ -232,23 +232,13 @@ def summarise(report: EvalReport, variant: str) -> VariantSummary:
             elif status == "parse_error":
                 replies += 1
                 parse_failures += 1
-            usage = trial.usage
-            tokens[0] += usage.input_tokens
-            tokens[1] += usage.output_tokens
-            tokens[2] += usage.cached_input_tokens
-            tokens[3] += usage.cache_write_tokens
-            tokens[4] += usage.reasoning_tokens
+            _count(tokens, trial.usage)
             if cost is not None:
                 cost = None if trial.cost is None else cost + trial.cost
             if trial.seconds is not None:
                 seconds.append(trial.seconds)
             for score in trial.scores.values():
-                usage = score.usage
-                judge[0] += usage.input_tokens
-                judge[1] += usage.output_tokens
-                judge[2] += usage.cached_input_tokens
-                judge[3] += usage.cache_write_tokens
-                judge[4] += usage.reasoning_tokens
+                _count(judge, score.usage)
                 if judge_cost is not None:
                     judge_cost = None if score.cost is None else judge_cost + score.cost
     cells = len(report.cells[variant])
@@ -269,6 +259,15 @@ def summarise(report: EvalReport, variant: str) -> VariantSummary:
         latency=Latency.of(seconds),
         excluded_examples=report.exclusions[variant],
     )
+
+
+def _count(counts: list[int], usage: Usage) -> None:
+    """Add ``usage`` to the running token counts, in :func:`_usage`'s order (no Usage built per trial)."""
+    counts[0] += usage.input_tokens
+    counts[1] += usage.output_tokens
+    counts[2] += usage.cached_input_tokens
+    counts[3] += usage.cache_write_tokens
+    counts[4] += usage.reasoning_tokens
 
 
 def _usage(counts: list[int]) -> Usage:
