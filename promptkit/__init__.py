@@ -17,6 +17,8 @@ from ._errors import (
     BackendError,
     BackendTimeoutError,
     BadRequestError,
+    BatchCancelledError,
+    BatchExpiredError,
     CassetteMissError,
     ConfigurationError,
     DatasetError,
@@ -82,6 +84,7 @@ if _TYPE_CHECKING:
         batch,
         estimate_batch,
     )
+    from ._batchapi import BatchJob, BatchLimits, JobStatus
     from ._cost import Price, cost_of, estimate_cost, price_for, set_price
     from ._embeddings import (
         BaseEmbedder,
@@ -306,6 +309,9 @@ _LAZY: dict[str, str] = {
     "BatchItem": "._batch",
     "BatchOptions": "._batch",
     "BatchResult": "._batch",
+    "BatchJob": "._batchapi",
+    "BatchLimits": "._batchapi",
+    "JobStatus": "._batchapi",
     "BoolParser": "._parsers",
     "CacheWarning": ".backends._cache",
     "CachedBackend": ".backends._cache",
@@ -434,9 +440,13 @@ __all__ = [
     "BaseEmbedder",
     "BaseParser",
     "BaseSelector",
+    "BatchCancelledError",
     "BatchEstimate",
+    "BatchExpiredError",
     "BatchGrid",
     "BatchItem",
+    "BatchJob",
+    "BatchLimits",
     "BatchOptions",
     "BatchResult",
     "BoolParser",
@@ -492,6 +502,7 @@ __all__ = [
     "ImagePart",
     "IncompleteStreamError",
     "JSONValid",
+    "JobStatus",
     "JsonParser",
     "JudgeCalibration",
     "LLMJudge",

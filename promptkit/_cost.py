@@ -38,6 +38,12 @@ _NOT_IN_TABLE = frozenset({"openai-compatible"})
 # applies to the dated replies too.
 _DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
 
+BATCH_RATE = 0.5
+"""What a batch API call costs against a standard one: OpenAI's Batch API and Anthropic's Message
+Batches both bill half the standard rates (cache reads and writes included). Applied to your own
+prices, and to table models of those two providers for which the table lists no batch rate."""
+_HALF_IN_BATCH = frozenset({"openai", "anthropic"})
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Price:
@@ -144,10 +150,12 @@ def cost_of(
 ) -> float | None:
     """The USD cost of one call's ``usage`` on ``model``, or ``None`` when the price is unknown.
 
-    Your own prices are applied as given. For a model in the ``genai-prices`` table the table
-    computes the cost itself, so cache reads and writes, long-context tiers and (with
-    ``batch=True``) provider batch rates come out right. Reasoning tokens are part of the output
-    and billed at its rate.
+    Your own prices are applied as given (with ``batch=True``, at :data:`BATCH_RATE`: half). For
+    a model in the ``genai-prices`` table the table computes the cost itself, so cache reads and
+    writes, long-context tiers and (with ``batch=True``) provider batch rates come out right; an
+    OpenAI or Anthropic model the table lists without a batch rate is billed at half its standard
+    cost, the discount both providers document for every model of their batch APIs. Reasoning
+    tokens are part of the output and billed at its rate.
 
     >>> house = {"house-model": Price(input=1, output=2)}
     >>> cost_of(Usage(input_tokens=100, output_tokens=10), "house-model", prices=house)
@@ -159,7 +167,7 @@ def cost_of(
         return None
     own = _own_price(model, provider, prices)
     if own is not None:
-        return own.cost(usage)
+        return own.cost(usage) * BATCH_RATE if batch else own.cost(usage)
     _uncached_input(usage)  # the table would fail less clearly on inconsistent counts
     return _table_cost(
         _model_key(model),
@@ -293,4 +301,17 @@ def _table_cost(
     names = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
     counts = {name: count for name, count in zip(names, tokens, strict=True) if count or name in names[:2]}
     calculation = _calculate(model, provider, counts, batch)
-    return None if calculation is None else float(calculation.total_price)
+    if calculation is None:
+        return None
+    total = float(calculation.total_price)
+    if batch and (provider or _provider_of(calculation)) in _HALF_IN_BATCH:
+        standard = _calculate(model, provider, counts, False)
+        if standard is not None and float(standard.total_price) == total:  # no batch rate listed
+            total *= BATCH_RATE
+    return total
+
+
+def _provider_of(calculation: Any) -> str | None:
+    provider = getattr(calculation, "provider", None)
+    found = getattr(provider, "id", None)
+    return found if isinstance(found, str) else None

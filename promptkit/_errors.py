@@ -34,6 +34,8 @@
         ├── ServerError                    5xx                                            retryable
         ├── BackendConnectionError         the connection failed or was reset             retryable
         ├── BackendTimeoutError            a timeout or deadline (also TimeoutError)      retryable
+        │   └── BatchExpiredError          a provider batch ended before this item ran    retryable
+        ├── BatchCancelledError            the provider batch was cancelled before it ran retryable
         ├── IncompleteStreamError          a stream ended early; keeps the partial text   retryable
         ├── ResponseError                  a reply that cannot be understood (malformed)  not retryable
         └── FallbackError                  every backend of a FallbackBackend failed; keeps each error
@@ -60,6 +62,8 @@ __all__ = [
     "BackendError",
     "BackendTimeoutError",
     "BadRequestError",
+    "BatchCancelledError",
+    "BatchExpiredError",
     "CassetteMissError",
     "ConfigurationError",
     "DatasetError",
@@ -389,6 +393,17 @@ class BackendConnectionError(BackendError):
 
 class BackendTimeoutError(BackendError, TimeoutError):
     """The call exceeded a timeout or its total deadline; retryable unless the total deadline passed."""
+
+    retryable = True
+
+
+class BatchExpiredError(BackendTimeoutError):
+    """A provider batch's completion window (24 hours) ended before this item of it ran; nothing
+    was billed for it, and submitting it again may succeed."""
+
+
+class BatchCancelledError(BackendError):
+    """The provider batch was cancelled before this item of it ran; nothing was billed for it."""
 
     retryable = True
 

@@ -156,7 +156,8 @@ class Completion:
     the reply. ``reasoning`` is the reasoning a provider returned apart from the text (OpenAI-compatible
     servers' ``reasoning_content``, Anthropic's thinking blocks), when it did. ``cached`` is true
     for a reply a response cache served without calling the model (kept out of comparisons and
-    the repr, like ``attempts``).
+    the repr, like ``attempts``). ``batch`` is true for a reply a provider's batch API served
+    (priced at its batch rates; kept out of comparisons and the repr too).
 
     >>> Completion(text="Paris", model="mock").text
     'Paris'
@@ -171,6 +172,7 @@ class Completion:
     attempts: int = field(default=1, compare=False)
     reasoning: str | None = field(default=None, repr=False)
     cached: bool = field(default=False, repr=False, compare=False)
+    batch: bool = field(default=False, repr=False, compare=False)
 
     def _repr_html_(self) -> str:
         import html

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self, Unpack
 
     from ._batch import BatchEstimate, BatchResult
+    from ._batchapi import BatchJob, BatchLimits
 
 __all__ = ["Prompt", "Result"]
 
@@ -618,6 +619,30 @@ class Prompt(Generic[T]):
         from ._batch import estimate_batch
 
         return estimate_batch(self, inputs, params=params, checkpoint=checkpoint)
+
+    def submit_batch(
+        self,
+        inputs: Iterable[Mapping[str, Any]],
+        *,
+        params: Params | None = None,
+        limits: BatchLimits | None = None,
+        metadata: Mapping[str, str] | None = None,
+        save: str | os.PathLike[str] | None = None,
+    ) -> BatchJob[T]:
+        """Send every input through the provider's batch API (OpenAI's Batch API, Anthropic's
+        Message Batches): a :class:`BatchJob` to poll, save, resume elsewhere and collect.
+
+        Each request is built exactly as :meth:`complete` builds it; nothing is uploaded when an
+        input cannot be rendered or the backend has no batch API. The requests are split into
+        as many provider batches as the providers' limits (or the lower ``limits``) need.
+        ``save`` writes the job to that JSON file (and every later round too), for
+        :meth:`BatchJob.load` in another process. Replies that need another call (repair, a
+        strategy's next turn) go out in a next round of batches. Results cost the batch rates.
+        See docs/batch-api.md.
+        """
+        from ._batchapi import submit_batch
+
+        return submit_batch(self, inputs, params=params, limits=limits, metadata=metadata, save=save)
 
     def stream(self, *, params: Params | None = None, **inputs: Any) -> PromptStream[T]:
         """Stream the reply: a :class:`PromptStream` of partial values, the validated value last.

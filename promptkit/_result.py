@@ -166,4 +166,4 @@ class Result(Generic[T]):
 
 
 def _cost(completion: Completion) -> float | None:
-    return cost_of(completion.usage, completion.model, completion.provider)
+    return cost_of(completion.usage, completion.model, completion.provider, batch=completion.batch)

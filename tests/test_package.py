@@ -78,6 +78,7 @@ LAYERS: dict[str, int] = {
     "_result": 6,
     "_run": 6,
     "_batch": 7,
+    "_batchapi": 7,
     "_files": 7,
     "_eval": 8,
     "": 9,  # promptkit/__init__.py: re-exports every layer
@@ -94,6 +95,7 @@ LAYERED_PACKAGES = (
     "_strategies",
     "_tracing",
     "_batch",
+    "_batchapi",
     "_eval",
     "_cli",
     "integrations",
@@ -107,6 +109,8 @@ ALLOWED_LAZY: dict[tuple[str, str], str] = {
     ("_utils", "_errors"): "require() raises MissingDependencyError; _errors imports _utils (redact) at load time",
     ("_prompt", "_batch"): "Prompt.batch/abatch/estimate_batch are the batch engine's entry points on the prompt; "
     "the engine builds on Prompt.run/arun, so it sits a layer above and loads on the first batch",
+    ("_prompt", "_batchapi"): "Prompt.submit_batch is the provider batch jobs' entry point on the prompt; the jobs "
+    "drive Prompt's runs, so they sit a layer above and load on the first submit",
     ("_fewshot._fixed", "_fewshot._persist"): "save() loads the persistence code, which rebuilds selectors",
     ("_fewshot._selectors", "_fewshot._persist"): "save() loads the persistence code, which rebuilds selectors",
     ("testing.pytest_plugin", "_eval._gate_run"): "the promptkit_gate fixture runs an evaluation; the plugin loads "

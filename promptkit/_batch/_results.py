@@ -95,7 +95,7 @@ def error_cost(error: BaseException | None) -> float | None:
     if isinstance(error, ParseError):
         for completion in error.completions:
             if isinstance(completion, Completion):
-                cost = cost_of(completion.usage, completion.model, completion.provider)
+                cost = cost_of(completion.usage, completion.model, completion.provider, batch=completion.batch)
                 if cost is None:
                     return None
                 total += cost

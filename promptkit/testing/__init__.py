@@ -33,9 +33,9 @@ from ._mock import (
 )
 
 if TYPE_CHECKING:
-    from ._server import ProviderServer, RecordedRequest, ServerReply
+    from ._server import BatchScript, ProviderServer, RecordedRequest, ServerReply
 
-_SERVER_NAMES = frozenset({"ProviderServer", "RecordedRequest", "ServerReply"})
+_SERVER_NAMES = frozenset({"BatchScript", "ProviderServer", "RecordedRequest", "ServerReply"})
 
 
 def __getattr__(name: str) -> Any:
@@ -54,6 +54,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "BatchScript",
     "Cassette",
     "CassetteBackend",
     "CassetteMissError",

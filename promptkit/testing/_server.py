@@ -2,7 +2,8 @@
 
 :class:`ProviderServer` runs in a thread on ``127.0.0.1`` (an ephemeral port), answers chat
 completions (``POST /v1/chat/completions``), messages (``POST /v1/messages``) and embeddings
-(``POST /v1/embeddings``) from a script of :class:`ServerReply` objects, records every request, and can
+(``POST /v1/embeddings``) from a script of :class:`ServerReply` objects (the items of OpenAI and Anthropic
+batches too: ``promptkit.testing._server_batches``), records every request, and can
 inject the faults real providers and proxies produce: error statuses with ``Retry-After``,
 connection resets, streams cut before their final event, malformed SSE, slow first bytes and slow
 trickles. Point the official SDKs (or anything else) at it: the SDKs parse its replies, so its
@@ -36,7 +37,9 @@ from typing import Any, Literal, NamedTuple, Union
 
 from typing_extensions import Self
 
-__all__ = ["ProviderServer", "RecordedRequest", "ServerReply", "ReplyLike"]
+from ._server_batches import BatchEndpoints, BatchScript
+
+__all__ = ["BatchScript", "ProviderServer", "RecordedRequest", "ReplyLike", "ServerReply"]
 
 Fault = Literal[
     "reset",  # close the connection with a TCP reset before any byte of the reply
@@ -215,13 +218,18 @@ ReplyLike = Union[ServerReply, str]  # noqa: UP007 - a runtime alias must work o
 
 @dataclass(frozen=True, kw_only=True)
 class RecordedRequest:
-    """A request the server received: method, path, headers (secrets masked) and JSON body."""
+    """A request the server received: method, path, headers (secrets masked) and JSON body.
+
+    ``batch`` is the id of the provider batch a request was an item of (its ``path`` is then the
+    endpoint the item names, ``/v1/chat/completions`` or ``/v1/messages``), else ``None``.
+    """
 
     method: str
     path: str
     headers: Mapping[str, str]
     body: Any
     time: float = 0.0
+    batch: str | None = None
 
     @property
     def provider(self) -> str:
@@ -295,6 +303,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        if self.server.owner.batches.handles(self.path):
+            self.server.owner.batches.handle(self, "GET", b"")
+            return
         version = self.server.owner.version
         if version is not None and self.path.split("?", 1)[0].rstrip("/") == "/version":
             self._send_json(200, {"version": version})
@@ -304,6 +315,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if self.server.owner.batches.handles(self.path):  # files and batches: no scripted reply used
+            self.server.owner.batches.handle(self, "POST", raw)
+            return
         try:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
@@ -373,6 +387,9 @@ class _Handler(BaseHTTPRequestHandler):
         data = json.dumps(payload).encode()
         self._send_bytes(status, "application/json", data, reply or ServerReply(), extra)
 
+    def _send_plain(self, status: int, content_type: str, data: bytes) -> None:
+        self._send_bytes(status, content_type, data, ServerReply(), {})
+
     def _send_bytes(
         self, status: int, content_type: str, data: bytes, reply: ServerReply, extra: Mapping[str, str]
     ) -> None:
@@ -416,13 +433,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, self._embeddings(body), reply, extra)
             return
         model = reply.model or str(body.get("model") or "test-model")
-        usage = _Tokens(
-            reply.input_tokens if reply.input_tokens is not None else _words(body.get("messages")) + _words(body),
-            reply.output_tokens if reply.output_tokens is not None else len(reply.text.split()),
-            reply.cached_input_tokens,
-            reply.cache_write_tokens,
-            reply.reasoning_tokens,
-        )
+        usage = _Tokens.of(body, reply)
         if reply.raw_events is not None and body.get("stream"):
             self._stream(iter(_raw_events(reply.raw_events, provider)), reply, extra, provider)
             return
@@ -475,7 +486,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _chunk(self, data: bytes, reply: ServerReply) -> None:
         self._write(f"{len(data):x}\r\n".encode() + data + b"\r\n", reply)
 
-    def _error_body(self, provider: str, reply: ServerReply) -> Any:
+    @staticmethod
+    def _error_body(provider: str, reply: ServerReply) -> Any:
         message = reply.message or f"scripted error {reply.status}"
         if provider == "anthropic":
             kind = _ANTHROPIC_ERROR_TYPES.get(reply.status, "api_error")
@@ -488,7 +500,8 @@ class _Handler(BaseHTTPRequestHandler):
         size = max(1, size)
         return [text[i : i + size] for i in range(0, len(text), size)]
 
-    def _openai_completion(self, reply: ServerReply, model: str, usage: _Tokens) -> Any:
+    @staticmethod
+    def _openai_completion(reply: ServerReply, model: str, usage: _Tokens) -> Any:
         return {
             "id": "chatcmpl-test",
             "object": "chat.completion",
@@ -522,7 +535,8 @@ class _Handler(BaseHTTPRequestHandler):
             yield event([], usage=usage.openai())
         yield b"data: [DONE]\n\n"
 
-    def _anthropic_message(self, reply: ServerReply, model: str, usage: _Tokens) -> Any:
+    @staticmethod
+    def _anthropic_message(reply: ServerReply, model: str, usage: _Tokens) -> Any:
         return {
             "id": "msg_test",
             "type": "message",
@@ -597,6 +611,17 @@ class _Tokens(NamedTuple):
     cache_write: int = 0
     reasoning: int = 0
 
+    @classmethod
+    def of(cls, body: Mapping[str, Any], reply: ServerReply) -> _Tokens:
+        """The counts a reply reports: the scripted ones, else words as a stand-in for tokens."""
+        return cls(
+            reply.input_tokens if reply.input_tokens is not None else _words(body.get("messages")) + _words(body),
+            reply.output_tokens if reply.output_tokens is not None else len(reply.text.split()),
+            reply.cached_input_tokens,
+            reply.cache_write_tokens,
+            reply.reasoning_tokens,
+        )
+
     def openai(self) -> dict[str, Any]:
         prompt = {"cached_tokens": self.cached, "audio_tokens": 0}
         if self.cache_write:
@@ -670,6 +695,9 @@ class ProviderServer:
         self._port = port
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.batches = BatchEndpoints(self._batch_item, self._record, _endpoint_request)
+        """The files and batches endpoints' state; ``server.batches.script(BatchScript(...))`` sets
+        how the next batches behave (see :class:`BatchScript`)."""
 
     # -- script ----------------------------------------------------------------------------------
     def add(self, *replies: ReplyLike) -> Self:
@@ -689,6 +717,26 @@ class ProviderServer:
         if item is None:
             return ServerReply.error(400, message="ProviderServer: the script of replies is exhausted")
         return ServerReply(text=item) if isinstance(item, str) else item
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _batch_item(self, provider: str, body: Mapping[str, Any], batch: str) -> tuple[int, Any]:
+        """One batch item answered as a single call would be: (status, JSON payload)."""
+        path = "/v1/chat/completions" if provider == "openai" else "/v1/messages"
+        request = RecordedRequest(method="POST", path=path, headers={}, body=body, time=time.monotonic(), batch=batch)
+        reply = self._next_reply(request)
+        if reply.status >= 400 or reply.fault is not None:  # a fault has no meaning inside a batch: a 500
+            status = reply.status if reply.status >= 400 else 500
+            return status, _Handler._error_body(provider, replace(reply, status=status))
+        if reply.raw_body is not None:
+            return 200, reply.raw_body
+        model = reply.model or str(body.get("model") or "test-model")
+        usage = _Tokens.of(body, reply)
+        if provider == "openai":
+            return 200, _Handler._openai_completion(reply, model, usage)
+        return 200, _Handler._anthropic_message(reply, model, usage)
 
     @property
     def pending(self) -> int:
@@ -748,6 +796,11 @@ class ProviderServer:
     def __repr__(self) -> str:
         where = self.url if self._httpd is not None else "stopped"
         return f"<ProviderServer {where} requests={len(self.requests)} pending={self.pending}>"
+
+
+def _endpoint_request(method: str, path: str, headers: Mapping[str, str], body: Any) -> RecordedRequest:
+    masked = {k: ("***" if k in _SECRET_HEADERS else v) for k, v in headers.items()}
+    return RecordedRequest(method=method, path=path, headers=masked, body=body, time=time.monotonic())
 
 
 def http_date(seconds_from_now: float) -> str:
