@@ -402,3 +402,32 @@ def test_inputs_that_are_not_json_are_given_again_on_load(server: ProviderServer
     with pytest.raises(ConfigurationError, match="pass inputs"):
         BatchJob.load(tmp_path / "job.json", prompt)
     assert BatchJob.load(tmp_path / "job.json", prompt, inputs=inputs).wait(sleep=no_wait).values == ["SAY THING"]
+
+
+def test_self_refine_takes_a_round_per_turn_with_its_critic_on_another_provider(server: ProviderServer) -> None:
+    from promptkit import SelfRefine
+
+    def rule(request: RecordedRequest) -> str:
+        if request.path == "/v1/messages":  # the critic
+            return "NO CHANGES" if "better" in _last_text(request) else "add more"
+        return "better draft" if len(request.body["messages"]) > 1 else "draft"
+
+    server.rule = rule
+    prompt = Prompt("write {{ n }}", openai_llm(server), strategy=SelfRefine(rounds=2, critic=claude_llm(server)))
+    job = prompt.submit_batch([{"n": 1}, {"n": 2}])
+    result = job.wait(sleep=no_wait)
+    assert result.values == ["better draft", "better draft"]
+    # draft (openai), critique (anthropic), revision (openai), critique (anthropic): four rounds
+    assert job.status().round == 4
+    assert [b.provider for b in server.batches.batches.values()] == ["openai", "anthropic", "openai", "anthropic"]
+    attempts = result[0].result.attempts if result[0].result is not None else ()
+    assert [a.purpose for a in attempts] == ["answer", "critique", "revision", "critique"]
+
+
+def test_a_later_turn_on_a_backend_without_a_batch_api_fails_its_items(server: ProviderServer) -> None:
+    from promptkit import SelfRefine
+
+    prompt = Prompt("write {{ n }}", openai_llm(server), strategy=SelfRefine(critic=MockBackend(["fine"])))
+    result = prompt.submit_batch([{"n": 1}]).wait(sleep=no_wait)
+    assert isinstance(result.errors[0], UnsupportedCapabilityError)
+    assert "MockBackend has no provider batch API" in str(result.errors[0])

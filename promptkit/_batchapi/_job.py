@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from .._batch import BatchItem, BatchResult
-from .._errors import BackendError, BackendTimeoutError, BadRequestError, ConfigurationError, PromptkitError
+from .._errors import (
+    BackendError,
+    BackendTimeoutError,
+    BadRequestError,
+    ConfigurationError,
+    PromptkitError,
+    UnsupportedCapabilityError,
+)
 from .._messages import Completion
 from .._prompt import Prompt
 from ..backends._batchapi import BatchAdapter, BatchLimits, Entry, ProviderBatch, adapter_for, base_backend
@@ -230,8 +237,12 @@ class BatchJob(Generic[T]):
         """The pending calls of every item, as entries per adapter (per backend, so per model)."""
         groups: dict[int, tuple[BatchAdapter, list[Entry]]] = {}
         for item in self._items:
-            for pending in item.pending:
-                adapter = self._adapter(pending)
+            try:
+                adapters = [self._adapter(pending) for pending in item.pending]
+            except UnsupportedCapabilityError as exc:  # a later turn's call to a backend without a batch API
+                item.fail(exc)
+                continue
+            for adapter, pending in zip(adapters, item.pending, strict=True):
                 _, entries = groups.setdefault(id(adapter), (adapter, []))
                 entries.append(adapter.entry(pending.custom_id, pending.request))
         return groups

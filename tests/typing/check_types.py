@@ -58,6 +58,17 @@ def check_batches() -> None:
     assert_type(promptkit.batch([typed, typed], [{"q": "x"}]), BatchGrid[int])
 
 
+def check_batch_jobs() -> None:
+    from promptkit import BatchJob, BatchResult, JobStatus
+
+    typed = Prompt("{{ q }}", MockBackend(), parser=PydanticParser(Answer))
+    job = typed.submit_batch([{"q": "x"}])
+    assert_type(job, BatchJob[Answer])
+    assert_type(job.status(), JobStatus)
+    assert_type(job.wait(sleep=lambda seconds: None), BatchResult[Answer])
+    assert_type(BatchJob.load("job.json", typed), BatchJob[Answer])
+
+
 def check_strategies() -> None:
     from promptkit import ChainOfThought, Context, Outcome, Plan, SelfConsistency, SelfRefine, ask
 
