@@ -636,9 +636,18 @@ class Prompt(Generic[T]):
         input cannot be rendered or the backend has no batch API. The requests are split into
         as many provider batches as the providers' limits (or the lower ``limits``) need.
         ``save`` writes the job to that JSON file (and every later round too), for
-        :meth:`BatchJob.load` in another process. Replies that need another call (repair, a
-        strategy's next turn) go out in a next round of batches. Results cost the batch rates.
-        See docs/batch-api.md.
+        :meth:`BatchJob.load` in another process; ``metadata`` labels OpenAI's batches (Anthropic's
+        take none). Replies that need another call (repair, a strategy's next turn) go out in a
+        next round of batches. Results cost the batch rates. See docs/batch-api.md.
+
+        >>> from promptkit.backends.anthropic import AnthropicBackend
+        >>> from promptkit.testing import ProviderServer
+        >>> with ProviderServer(default="4") as server, AnthropicBackend(
+        ...     model="claude-haiku-4-5", base_url=server.anthropic_base_url, api_key="test"
+        ... ) as llm:
+        ...     job = Prompt("{{ a }}+{{ b }}?", llm).submit_batch([{"a": 2, "b": 2}])
+        ...     job.wait(sleep=lambda seconds: None)[0].value
+        '4'
         """
         from ._batchapi import submit_batch
 

@@ -111,6 +111,16 @@ class BatchJob(Generic[T]):
     :class:`~promptkit.BatchResult` in input order, each value parsed by the prompt's parser,
     usage and cost per item at the provider's batch rates. :meth:`save` writes the job as JSON
     (later rounds are saved there too) and :meth:`load` picks it up in another process.
+
+    >>> from promptkit import Prompt
+    >>> from promptkit.backends.openai import OpenAIBackend
+    >>> from promptkit.testing import ProviderServer
+    >>> with ProviderServer(default="ok") as server, OpenAIBackend(
+    ...     model="gpt-4o-mini", base_url=server.openai_base_url, api_key="test"
+    ... ) as llm:
+    ...     job = Prompt("Say {{ word }}", llm).submit_batch([{"word": "hi"}, {"word": "yo"}])
+    ...     job.wait(sleep=lambda seconds: None).values
+    ['ok', 'ok']
     """
 
     def __init__(
@@ -313,7 +323,7 @@ class BatchJob(Generic[T]):
                 [
                     {
                         "provider": sent.batch.provider,
-                        "backend": base_backend(sent.adapter.backend).name,  # type: ignore[attr-defined]
+                        "backend": sent.adapter.name,
                         "id": sent.batch.id,
                         "custom_ids": sent.custom_ids,
                         "collected": sent.collected,

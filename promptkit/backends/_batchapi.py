@@ -116,6 +116,11 @@ class BatchAdapter(Protocol):
     @property
     def model(self) -> str: ...
 
+    @property
+    def name(self) -> str:
+        """The name of the backend the batches go through (``"openai:gpt-4o-mini"``)."""
+        ...
+
     def entry(self, custom_id: str, request: Request) -> Entry: ...
 
     def create(self, entries: Sequence[Entry], *, metadata: Mapping[str, str] | None = None) -> ProviderBatch: ...
@@ -190,6 +195,10 @@ class _Adapter:
     @property
     def model(self) -> str:
         return self.backend.model
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
 
     def _call(self, fn: Callable[[Any], T]) -> T:
         backend = self.backend
