@@ -18,7 +18,7 @@ from typing import Any
 
 from .._batch import BatchItem
 from .._batch._results import Status
-from .._errors import BackendError, BatchCancelledError, PromptkitError
+from .._errors import BackendError, BatchCancelledError, ConfigurationError, PromptkitError, ResponseError
 from .._messages import Completion
 from .._prompt import Prompt
 from .._run import Run
@@ -74,8 +74,6 @@ class Item:
         for pending in self.pending:
             reply = replies.get(pending.custom_id)
             if reply is None:
-                from .._errors import ResponseError
-
                 name = pending.backend.name
                 reply = ResponseError(
                     f"{name}: the provider's batch results hold no reply for this item", provider=name
@@ -118,11 +116,9 @@ def start_items(
 ) -> list[Item]:
     """Every input's run, started: its first calls pending (round 0), or finished when it needs none.
 
-    A prompt without a backend, or an input that cannot be rendered, raises here, before anything
-    is sent: the error names the input.
+    An input that cannot be rendered raises here, before anything is sent: the error names every
+    such input (the first one's error as its cause).
     """
-    from .._errors import ConfigurationError
-
     items: list[Item] = []
     problems: list[tuple[int, Exception]] = []
     for index, values in enumerate(inputs):
@@ -133,8 +129,6 @@ def start_items(
             item = Item(index, values, run)
             item.advance(run.send(None), 0)
         except PromptkitError as exc:
-            if prompt.backend is None:
-                raise
             problems.append((index, exc))
             continue
         items.append(item)
