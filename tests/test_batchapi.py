@@ -431,3 +431,30 @@ def test_a_later_turn_on_a_backend_without_a_batch_api_fails_its_items(server: P
     result = prompt.submit_batch([{"n": 1}]).wait(sleep=no_wait)
     assert isinstance(result.errors[0], UnsupportedCapabilityError)
     assert "MockBackend has no provider batch API" in str(result.errors[0])
+
+
+def test_a_round_that_cannot_all_be_submitted_cancels_what_it_submitted(server: ProviderServer) -> None:
+    from promptkit import BadRequestError
+
+    server.batches.anthropic_max_requests = 1  # the provider refuses the second, two-item batch
+    prompt = Prompt("{{ text }}", claude_llm(server))
+    inputs = [{"text": "long " * 40}, {"text": "a"}, {"text": "b"}]
+    with pytest.raises(BadRequestError, match="at most 1"):
+        prompt.submit_batch(inputs, limits=BatchLimits(max_requests=10, max_bytes=400))
+    (first,) = server.batches.batches.values()
+    assert first.state == "cancelling"  # nothing half-submitted is left running
+
+
+def test_wrappers_are_looked_through_and_limits_only_lowered(server: ProviderServer) -> None:
+    from promptkit import CachedBackend
+    from promptkit.backends._batchapi import OPENAI_LIMITS, adapter_for
+
+    llm = openai_llm(server)
+    result = Prompt("say {{ n }}", CachedBackend(llm)).submit_batch([{"n": 1}]).wait(sleep=no_wait)
+    assert result.values == ["SAY 1"]
+    adapter = adapter_for(llm, limits=BatchLimits(max_requests=10**9, max_bytes=5))
+    assert (adapter.limits.max_requests, adapter.limits.max_bytes) == (OPENAI_LIMITS.max_requests, 5)
+    with pytest.raises(ConfigurationError, match="max_requests must be an int >= 1"):
+        BatchLimits(max_requests=0, max_bytes=5)
+    with pytest.raises(ConfigurationError, match="limits must be a BatchLimits"):
+        adapter_for(llm, limits={"max_requests": 1})  # type: ignore[arg-type]

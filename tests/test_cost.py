@@ -210,3 +210,29 @@ def test_result_cost_uses_the_reply_provider() -> None:
     assert Attempt(purpose="answer", messages=(), completion=local).cost is None
     set_price("gpt-4o", Price(input=0, output=0), provider="openai-compatible")
     assert Attempt(purpose="answer", messages=(), completion=local).cost == 0.0
+
+
+def test_batch_rates_halve_own_prices_and_table_models_without_a_batch_rate() -> None:
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+    own = {"house-model": Price(input=1, output=2)}
+    assert cost_of(usage, "house-model", prices=own, batch=True) == 1.5
+    standard = cost_of(usage, "claude-3-5-haiku-latest", "anthropic")  # listed without a batch rate
+    assert standard is not None
+    assert cost_of(usage, "claude-3-5-haiku-latest", "anthropic", batch=True) == standard / 2
+    listed = cost_of(usage, "claude-haiku-4-5", "anthropic")  # the table's own batch rate
+    assert listed is not None
+    assert cost_of(usage, "claude-haiku-4-5", "anthropic", batch=True) == pytest.approx(listed / 2)
+
+
+def test_a_batch_reply_is_priced_at_batch_rates() -> None:
+    from promptkit import Completion, Result
+
+    own = Price(input=1, output=2)
+    set_price("house-batch-model", own)
+    try:
+        usage = Usage(input_tokens=1_000, output_tokens=100)
+        served = Completion(text="x", model="house-batch-model", usage=usage, batch=True)
+        assert served == Completion(text="x", model="house-batch-model", usage=usage)  # not part of the value
+        assert Result(value="x", messages=(), completion=served).cost == own.cost(usage) / 2
+    finally:
+        set_price("house-batch-model", None)
