@@ -134,38 +134,51 @@ def test_requests_are_the_bodies_a_single_call_sends(
     assert item == single
 
 
-def test_a_job_survives_a_restart_between_submit_and_collect(server: ProviderServer, tmp_path: Path) -> None:
+def test_ten_thousand_items_survive_a_restart_before_collecting(server: ProviderServer, tmp_path: Path) -> None:
+    n = 10_000
+
+    def rule(request: RecordedRequest) -> ServerReply | str:
+        i = int(_last_text(request).split()[1])
+        return ServerReply.error(400, message=f"item {i} refused") if i % 1000 == 7 else f"SAY {i}"
+
+    server.rule = rule
     saved = tmp_path / "job.json"
     for provider in ("openai", "anthropic"):
         server.batches.script(BatchScript(polls=2))
         llm = openai_llm(server) if provider == "openai" else claude_llm(server)
-        prompt = Prompt("say {{ n }}", llm)
-        job = prompt.submit_batch([{"n": i} for i in range(50)], save=saved)
+        job = Prompt("say {{ n }}", llm).submit_batch([{"n": i} for i in range(n)], save=saved)
         assert job.status().state == "in_progress"
+        del job  # collected by another process, from the saved file alone
         script = f"""
 import json, sys
 from promptkit import Prompt, set_price, Price
 from promptkit.backends.{provider} import {type(llm).__name__}
-from promptkit.testing import ProviderServer
 from promptkit._batchapi import BatchJob
 set_price("{OPENAI_MODEL}", Price(input=1, output=2), provider="openai-compatible")
-llm = {type(llm).__name__}(model="{llm.model}", base_url="{llm.base_url}", api_key="test")
-job = BatchJob.load(sys.argv[1], Prompt("say {{{{ n }}}}", llm))
-result = job.wait(sleep=lambda s: None)
-print(json.dumps({{"values": result.values, "cost": result.cost, "counts": result.counts}}))
+with {type(llm).__name__}(model="{llm.model}", base_url="{llm.base_url}", api_key="test") as llm:
+    result = BatchJob.load(sys.argv[1], Prompt("say {{{{ n }}}}", llm)).wait(sleep=lambda s: None)
+print(json.dumps({{
+    "values": result.values,
+    "failed": [[item.index, type(item.error).__name__, str(item.error)] for item in result.failed],
+    "cost": result.cost,
+}}))
 """
         out = subprocess.run(
             [sys.executable, "-c", script, str(saved)],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=300,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             check=False,
         )
         assert out.returncode == 0, out.stderr
         collected = json.loads(out.stdout.strip().splitlines()[-1])
-        assert collected["values"] == [f"SAY {i}" for i in range(50)]
-        expected = sum(standard_cost(Usage(input_tokens=2, output_tokens=2), llm) for _ in range(50)) / 2
+        refused = [i for i in range(n) if i % 1000 == 7]
+        assert collected["values"] == [f"SAY {i}" for i in range(n) if i not in refused]
+        assert [index for index, _, _ in collected["failed"]] == refused
+        assert all(kind == "BadRequestError" and "refused" in text for _, kind, text in collected["failed"])
+        ok = n - len(refused)
+        expected = ok * standard_cost(Usage(input_tokens=2, output_tokens=2), llm) / 2
         assert collected["cost"] == pytest.approx(expected)
 
 
