@@ -653,6 +653,24 @@ class Prompt(Generic[T]):
 
         return submit_batch(self, inputs, params=params, limits=limits, metadata=metadata, save=save)
 
+    async def asubmit_batch(
+        self,
+        inputs: Iterable[Mapping[str, Any]],
+        *,
+        params: Params | None = None,
+        limits: BatchLimits | None = None,
+        metadata: Mapping[str, str] | None = None,
+        save: str | os.PathLike[str] | None = None,
+    ) -> BatchJob[T]:
+        """Async :meth:`submit_batch`: rendering and the upload run in a worker thread."""
+        import asyncio
+
+        from ._batchapi import submit_batch
+
+        return await asyncio.to_thread(
+            submit_batch, self, inputs, params=params, limits=limits, metadata=metadata, save=save
+        )
+
     def stream(self, *, params: Params | None = None, **inputs: Any) -> PromptStream[T]:
         """Stream the reply: a :class:`PromptStream` of partial values, the validated value last.
 

@@ -471,3 +471,18 @@ def test_wrappers_are_looked_through_and_limits_only_lowered(server: ProviderSer
         BatchLimits(max_requests=0, max_bytes=5)
     with pytest.raises(ConfigurationError, match="limits must be a BatchLimits"):
         adapter_for(llm, limits={"max_requests": 1})  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_async_twins_submit_poll_and_wait(server: ProviderServer) -> None:
+    server.batches.script(BatchScript(polls=3))
+    job = await Prompt("say {{ n }}", claude_llm(server)).asubmit_batch([{"n": 1}, {"n": 2}])
+    assert (await job.astatus()).state == "in_progress"
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    result = await job.wait_async(poll=1, sleep=sleep)
+    assert result.values == ["SAY 1", "SAY 2"]
+    assert slept == [1, 2]

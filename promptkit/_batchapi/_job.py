@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -191,28 +191,36 @@ class BatchJob(Generic[T]):
         :class:`~promptkit.BackendTimeoutError` and leaves the job as it is (save it, wait
         again later). ``sleep`` is the function that waits (a test passes its own).
         """
-        for name, value in (("poll", poll), ("max_poll", max_poll)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
-        started = time.monotonic()
-        waited = 0.0
-        delays = iter(backoff_delays(poll, cap=max_poll))
-        current = len(self._rounds)
+        backoff = _Backoff(poll, max_poll, timeout)
         status = self.status()
         while not status.done:
-            if len(self._rounds) != current:
-                current = len(self._rounds)
-                delays = iter(backoff_delays(poll, cap=max_poll))
-            delay = next(delays)
-            if timeout is not None and max(waited, time.monotonic() - started) + delay > timeout:
-                raise BackendTimeoutError(
-                    f"the batch job has not ended after {timeout:g} s of waiting ({status.pending} of "
-                    f"{status.items} items pending in round {status.round}); call wait() again later",
-                    retryable=True,
-                )
-            sleep(delay)
-            waited += delay
+            sleep(backoff.next(status))
             status = self.status()
+        return self.results()
+
+    async def astatus(self) -> JobStatus:
+        """Async :meth:`status`: the provider calls run in a worker thread, the loop stays free."""
+        import asyncio
+
+        return await asyncio.to_thread(self.status)
+
+    async def wait_async(
+        self,
+        *,
+        poll: float = 10.0,
+        max_poll: float = 300.0,
+        timeout: float | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> BatchResult[T]:
+        """Async :meth:`wait`: polls through :meth:`astatus`, waits with ``asyncio.sleep`` (or ``sleep``)."""
+        import asyncio
+
+        pause = sleep if sleep is not None else asyncio.sleep
+        backoff = _Backoff(poll, max_poll, timeout)
+        status = await self.astatus()
+        while not status.done:
+            await pause(backoff.next(status))
+            status = await self.astatus()
         return self.results()
 
     def results(self) -> BatchResult[T]:
@@ -413,6 +421,38 @@ class BatchJob(Generic[T]):
             f"<BatchJob {status.items} items, round {status.round}, {status.finished} ended; "
             f"batches={self.batch_ids[-3:]}>"
         )
+
+
+class _Backoff:
+    """The waits between a job's polls: exponential, starting over at each new round, within a timeout."""
+
+    def __init__(self, poll: float, max_poll: float, timeout: float | None) -> None:
+        for name, value in (("poll", poll), ("max_poll", max_poll), ("timeout", timeout)):
+            if value is None and name == "timeout":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
+        self.poll, self.max_poll, self.timeout = poll, max_poll, timeout
+        self.started = time.monotonic()
+        self.waited = 0.0
+        self.round = -1
+        self.delays: Iterator[float] = iter(())
+
+    def next(self, status: JobStatus) -> float:
+        """How long to wait before the next poll; a timeout error once the wait would pass ``timeout``."""
+        if status.round != self.round:
+            self.round = status.round
+            self.delays = iter(backoff_delays(self.poll, cap=self.max_poll))
+        delay: float = next(self.delays)
+        spent = max(self.waited, time.monotonic() - self.started)
+        if self.timeout is not None and spent + delay > self.timeout:
+            raise BackendTimeoutError(
+                f"the batch job has not ended after {self.timeout:g} s of waiting ({status.pending} of "
+                f"{status.items} items pending in round {status.round}); call wait() again later",
+                retryable=True,
+            )
+        self.waited += delay
+        return delay
 
 
 def _chunks(entries: list[Entry], limits: BatchLimits) -> Iterable[list[Entry]]:

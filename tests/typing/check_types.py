@@ -69,6 +69,15 @@ def check_batch_jobs() -> None:
     assert_type(BatchJob.load("job.json", typed), BatchJob[Answer])
 
 
+async def check_batch_jobs_async() -> None:
+    from promptkit import BatchJob, BatchResult
+
+    typed = Prompt("{{ q }}", MockBackend(), parser=PydanticParser(Answer))
+    job = await typed.asubmit_batch([{"q": "x"}])
+    assert_type(job, BatchJob[Answer])
+    assert_type(await job.wait_async(), BatchResult[Answer])
+
+
 def check_strategies() -> None:
     from promptkit import ChainOfThought, Context, Outcome, Plan, SelfConsistency, SelfRefine, ask
 
