@@ -181,7 +181,10 @@ class FitReport:
         return dataclasses.replace(self, **changes)
 
     def __repr__(self) -> str:
-        changed = ", ".join(f"{r.name} {_what(r)}" for r in self.changed) or "nothing cut"
+        rows = self.changed
+        changed = ", ".join(f"{r.name} {_what(r)}" for r in rows[-4:]) or "nothing cut"
+        if len(rows) > 4:
+            changed = f"{len(rows) - 4} more, " + changed
         return f"<FitReport {self.tokens}/{self.limit} tokens (from {self.tokens_before}): {changed}>"
 
     def __str__(self) -> str:

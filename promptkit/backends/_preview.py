@@ -47,6 +47,7 @@ class RequestPreview:
     part a cache hit serves), ``cache_hit_saving`` is what a hit saves in USD at the model's
     cached-input rate (``None`` when unknown), and ``prefix_variables`` (filled by
     ``Prompt.preview``) names the inputs rendered into that prefix: changing any of them misses.
+    ``fit`` is the :class:`~promptkit.FitReport` of a prompt fitted into a token budget.
     """
 
     backend: str
