@@ -213,6 +213,22 @@ def test_run_sends_the_fitted_messages_and_the_result_shows_the_fit() -> None:
     assert prompt.render(**inputs) == list(result.fit.messages)
 
 
+def test_a_batch_fits_every_item() -> None:
+    inputs = _rag_inputs()
+    items = [{**inputs, "question": f"Question {i}?"} for i in range(8)]
+    prompt = _rag_prompt().with_backend(MockBackend(["ok"] * 8))
+    result = prompt.batch(items, max_concurrency=4, progress=False)
+    assert result.values == ["ok"] * 8
+    expected = _rag_prompt().fit(**inputs)
+    for item, row in zip(items, result, strict=True):
+        assert row.result is not None
+        fitted = row.result.fit
+        assert fitted is not None
+        assert fitted.tokens <= 2000
+        assert fitted.messages[-1] == Message("user", item["question"])
+        assert [r.action for r in fitted.rows] == [r.action for r in expected.rows]
+
+
 def test_preview_carries_the_fit() -> None:
     inputs = _rag_inputs()
     preview = _rag_prompt().preview(**inputs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,28 +44,33 @@ _MAX_ROUNDS = 64  # corrections after the first plan; each is one count of the f
 
 # -- cached counts --------------------------------------------------------------------------------
 class _Cache:
-    """Least recently used ``text -> value``, bounded by the characters of the texts it keeps."""
+    """Least recently used ``text -> value``, bounded by the characters of the texts it keeps
+    (shared by the threads of a batch, hence the lock; values are computed outside it)."""
 
-    __slots__ = ("chars", "items", "limit")
+    __slots__ = ("chars", "items", "limit", "lock")
 
     def __init__(self, limit: int) -> None:
         self.items: OrderedDict[str, Any] = OrderedDict()
         self.chars = 0
         self.limit = limit
+        self.lock = threading.Lock()
 
     def get(self, text: str, make: Callable[[str], Any]) -> Any:
         items = self.items
-        value = items.get(text)
-        if value is not None:
-            items.move_to_end(text)
-            return value
+        with self.lock:
+            value = items.get(text)
+            if value is not None:
+                items.move_to_end(text)
+                return value
         value = make(text)
         if len(text) <= self.limit:
-            items[text] = value
-            self.chars += len(text)
-            while self.chars > self.limit:
-                old, _ = items.popitem(last=False)
-                self.chars -= len(old)
+            with self.lock:
+                if text not in items:
+                    items[text] = value
+                    self.chars += len(text)
+                while self.chars > self.limit:
+                    old, _ = items.popitem(last=False)
+                    self.chars -= len(old)
         return value
 
 
