@@ -423,6 +423,20 @@ def test_the_report_displays() -> None:
     assert html.escape("doc[19]") in page
 
 
+def test_templates_fit_on_their_own() -> None:
+    inputs = _rag_inputs()
+    chat = ChatTemplate.from_source(RAG)
+    report = chat.fit_parts(Fit(budget=2000, parts={"history": Part(5)}), **inputs)
+    assert report.tokens == count_tokens(list(report.messages)) <= 2000
+    assert report.row("history").action == "cut"
+    plain = Template('{% part "doc" truncate="end" %}{{ doc }}{% endpart %} Summarise.')
+    fitted = plain.fit_parts(30, doc=_words(6, 200))
+    assert fitted.tokens <= 30
+    assert fitted.messages[0].text.endswith(" Summarise.")
+    with pytest.raises(ConfigurationError, match="needs a Fit"):
+        plain.fit_parts(None, doc="x")  # type: ignore[arg-type]
+
+
 # -- never splitting a character ------------------------------------------------------------------
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(

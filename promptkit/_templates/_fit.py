@@ -32,9 +32,8 @@ from ._sandbox import CLOSE, END, FITTING, MARK, OPEN, PART_CLOSE, PART_OPEN, SP
 
 if TYPE_CHECKING:
     from .._tokens import Tokenizer
-    from ._chat import ChatTemplate
     from ._sandbox import PromptEnvironment
-    from ._template import Template
+    from ._template import _TemplateBase
 
 __all__ = ["Extra", "fit_template", "part_spec", "tag_units"]
 
@@ -376,7 +375,7 @@ def _cut(counter: _Counter, node: _Node, keep: int) -> str:
 class _Fitter:
     def __init__(
         self,
-        template: Template | ChatTemplate,
+        template: _TemplateBase,
         context: Mapping[str, Any],
         parser: _Parser,
         root: list[str | _Marker | _Node],
@@ -408,10 +407,11 @@ class _Fitter:
                 st = state.get(node)
                 kept[node.name] = () if st == _DROP else tuple(range(len(node.units))) if st is None else tuple(st)
         text = "".join(out)
-        from ._chat import ChatTemplate
-
-        if isinstance(self.template, ChatTemplate):
-            messages = self.template._build(text, {**self.context, **spliced} if spliced else self.context)
+        # a chat template cuts the text at its role markers (ChatTemplate._build); a plain one is
+        # one user message. Looked up, not imported: _chat imports _template, which imports this.
+        split: Callable[[str, Mapping[str, Any]], list[Message]] | None = getattr(self.template, "_build", None)
+        if split is not None:
+            messages = split(text, {**self.context, **spliced} if spliced else self.context)
         else:
             messages = [Message("user", text)]
         return self.finish(messages, kept) if self.finish is not None else messages
@@ -540,7 +540,7 @@ def _values(context: Mapping[str, Any], config: Mapping[str, Part]) -> dict[str,
 
 
 def fit_template(
-    template: Template | ChatTemplate,
+    template: _TemplateBase,
     values: Mapping[str, Any],
     *,
     fit: Fit,
