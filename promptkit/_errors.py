@@ -217,14 +217,16 @@ class TokenizerError(PromptkitError):
 
 
 class TokenBudgetError(TokenizerError):
-    """A prompt exceeds its token budget even with the truncatable value emptied.
+    """A prompt exceeds its token budget even with everything that may go cut or dropped.
 
-    ``budget`` is the limit and ``minimum`` the tokens the prompt needs with that value empty.
+    ``budget`` is the limit and ``minimum`` the tokens the prompt needs at the least; ``parts``
+    names what cannot be cut, with its tokens (``(name, tokens)`` pairs, for a fitted prompt).
     """
 
-    def __init__(self, message: str, *, budget: int, minimum: int) -> None:
+    def __init__(self, message: str, *, budget: int, minimum: int, parts: tuple[tuple[str, int], ...] = ()) -> None:
         self.budget = budget
         self.minimum = minimum
+        self.parts = parts
         super().__init__(message)
 
 

@@ -8,7 +8,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from ._errors import ConfigurationError, PromptkitError, TemplateError, UnsupportedCapabilityError
-from ._fewshot import ExampleLike, FewShot, FixedSelector, Selection, Selector, render_examples
+from ._fewshot import ExampleLike, FewShot, FixedSelector, Selection, Selector, render_example, render_examples
+from ._fitting import Fit, FitReport, Part, coerce_fit
 from ._messages import CACHE_TTLS, Message
 from ._parsers import ConstrainedParser, NativeOutputParser, Parser, TextParser
 from ._result import Result
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
     from ._batch import BatchEstimate, BatchResult
     from ._batchapi import BatchJob, BatchLimits
+    from ._tokens import Tokenizer
 
 __all__ = ["Prompt", "Result"]
 
@@ -92,6 +94,7 @@ class Prompt(Generic[T]):
         "cache_prefix",
         "example_separator",
         "example_template",
+        "fitting",
         "params",
         "parser",
         "repair",
@@ -109,6 +112,7 @@ class Prompt(Generic[T]):
     repair: int
     append_instructions: bool
     cache_prefix: Literal["5m", "1h"] | None
+    fitting: Fit | None
     _config: dict[str, Any]
     _examples_at: int | None
     _fewshot: FewShot
@@ -130,6 +134,7 @@ class Prompt(Generic[T]):
         append_instructions: bool = True,
         strategy: Strategy | None = None,
         cache_prefix: Literal["5m", "1h"] | None = None,
+        fit: Fit | int | None = None,
     ) -> None: ...
 
     @overload
@@ -147,6 +152,7 @@ class Prompt(Generic[T]):
         append_instructions: bool = True,
         strategy: Strategy | None = None,
         cache_prefix: Literal["5m", "1h"] | None = None,
+        fit: Fit | int | None = None,
     ) -> None: ...
 
     def __init__(
@@ -163,6 +169,7 @@ class Prompt(Generic[T]):
         append_instructions: bool = True,
         strategy: Strategy | None = None,
         cache_prefix: Literal["5m", "1h"] | None = None,
+        fit: Fit | int | None = None,
     ) -> None:
         self._setup(
             {
@@ -177,6 +184,7 @@ class Prompt(Generic[T]):
                 "append_instructions": append_instructions,
                 "strategy": strategy,
                 "cache_prefix": cache_prefix,
+                "fit": fit,
             }
         )
 
@@ -226,6 +234,7 @@ class Prompt(Generic[T]):
         if cache_prefix not in CACHE_TTLS:
             raise ConfigurationError(f"cache_prefix must be '5m', '1h' or None, not {cache_prefix!r}")
         put(self, "cache_prefix", cache_prefix)
+        put(self, "fitting", coerce_fit(config.get("fit")))
         put(self, "_strategy", _check_strategy(config["strategy"], self.params, parser, backend))
         put(self, "_examples_at", examples_at)
         put(
@@ -290,6 +299,11 @@ class Prompt(Generic[T]):
     def with_cache_prefix(self, cache_prefix: Literal["5m", "1h"] | None) -> Self:
         """The same prompt with a provider prompt-cache breakpoint before its last message (or none)."""
         replaced: Self = self._replace(cache_prefix=cache_prefix)
+        return replaced
+
+    def with_fit(self, fit: Fit | int | None) -> Self:
+        """The same prompt fitted into a token budget on every call (``None``: not fitted); see :class:`Fit`."""
+        replaced: Self = self._replace(fit=fit)
         return replaced
 
     def with_repair(self, repair: int) -> Self:
@@ -358,9 +372,130 @@ class Prompt(Generic[T]):
         return tuple(messages)
 
     def render(self, **inputs: Any) -> list[Message]:
-        """The messages a call with ``inputs`` would send, without calling the backend."""
+        """The messages a call with ``inputs`` would send, without calling the backend (fitted
+        into the prompt's budget when it has one, see :meth:`with_fit`)."""
         native = self.backend is not None and self._native_schema(self.backend, self.params) is not None
-        return list(self._render(inputs, self._select(inputs), native=native))
+        examples = self._select(inputs)
+        if self.fitting is not None:
+            return list(self._render_fitted(inputs, examples, self.fitting, self.params, native=native)[1].messages)
+        return list(self._render(inputs, examples, native=native))
+
+    def fit(
+        self,
+        budget: int | Fit | None = None,
+        *,
+        reserve: int | None = None,
+        parts: Mapping[str, Part] | None = None,
+        **inputs: Any,
+    ) -> FitReport:
+        """Render ``inputs`` into ``budget`` tokens, keeping ``reserve`` for the answer: the
+        :class:`FitReport` of what was kept, cut and dropped, whose ``messages`` are what to send.
+
+        Without ``budget`` the prompt's own :class:`Fit` is used; ``reserve`` and ``parts``
+        override it. Examples are selected first and fitted after. See docs/fitting.md.
+
+        >>> from promptkit.testing import MockBackend
+        >>> p = Prompt("{% part 'doc' truncate='end' %}{{ doc }}{% endpart %} Summarise.", MockBackend())
+        >>> report = p.fit(30, doc="word " * 100)
+        >>> report.tokens <= 30, report.row("doc").action
+        (True, 'cut')
+        """
+        if isinstance(budget, Fit):
+            base = budget
+        elif budget is not None:
+            base = Fit(budget=budget) if self.fitting is None else dataclasses.replace(self.fitting, budget=budget)
+        elif self.fitting is not None:
+            base = self.fitting
+        else:
+            raise ConfigurationError("fit() needs a budget: prompt.fit(8000, ...), or a prompt built with fit=")
+        if reserve is not None or parts is not None:
+            base = Fit(
+                budget=base.budget,
+                reserve=base.reserve if reserve is None else reserve,
+                parts={**base.parts, **(parts or {})},
+                model=base.model,
+            )
+        native = self.backend is not None and self._native_schema(self.backend, self.params) is not None
+        return self._render_fitted(inputs, self._select(inputs), base, self.params, native=native)[1]
+
+    def _tokenizer(self, fit: Fit) -> Tokenizer:
+        """The tokenizer a fit counts with: the fit's model, else the backend's (as previews count)."""
+        from ._tokens import get_tokenizer
+        from .backends._ratelimit import _model_of
+
+        if fit.model is not None:
+            return get_tokenizer(model=fit.model)
+        return get_tokenizer(model=_model_of(self.backend.name if self.backend is not None else "gpt-4o-mini"))
+
+    def _render_fitted(
+        self,
+        inputs: Mapping[str, Any],
+        examples: Selection,
+        fit: Fit,
+        params: Mapping[str, Any],
+        *,
+        native: bool = False,
+    ) -> tuple[Selection, FitReport]:
+        """:meth:`_render` fitted into ``fit``: the examples kept and the report (with the messages)."""
+        from ._templates._fit import Extra, fit_template, tag_units
+
+        self._check_inputs(inputs)
+        values = dict(inputs)
+        variables = self.template.variables
+        part = fit.parts.get(EXAMPLES_VAR)
+        order = _worst_first(examples)
+        if EXAMPLES_VAR in variables:
+            template = self.example_template if isinstance(self.example_template, Template) else None
+            if part is not None and examples:
+                units = [render_example(e, template) for e in examples]
+                values[EXAMPLES_VAR] = tag_units(EXAMPLES_VAR, part, units, self.example_separator, order)
+            else:
+                values[EXAMPLES_VAR] = render_examples(examples, template, separator=self.example_separator)
+        native_parser = self._native
+        instructions = (
+            native_parser.native_instructions() if native and native_parser is not None else self.parser.instructions()
+        )
+        if INSTRUCTIONS_VAR in variables:
+            values[INSTRUCTIONS_VAR] = instructions
+        extras = []
+        if self._examples_at is not None and part is not None and examples:
+            extras.append(
+                Extra(
+                    name=EXAMPLES_VAR,
+                    part=part,
+                    units=len(examples),
+                    order=order,
+                    render=lambda kept: self._fewshot.messages(_subset(examples, kept)),
+                )
+            )
+
+        def finish(messages: list[Message], kept: Mapping[str, tuple[int, ...]]) -> list[Message]:
+            if instructions and self.append_instructions and INSTRUCTIONS_VAR not in variables:
+                append_to_last_user(messages, instructions)
+            if self._examples_at is not None:
+                at = len(messages) - 1 if self._examples_at < 0 else self._examples_at
+                shown = _subset(examples, kept[EXAMPLES_VAR]) if EXAMPLES_VAR in kept else examples
+                messages[at:at] = self._fewshot.messages(shown)
+            if self.cache_prefix is not None and len(messages) > 1:
+                messages[-2] = dataclasses.replace(messages[-2], cache=self.cache_prefix)
+            return messages
+
+        reserve = fit.reserve
+        if reserve is None:
+            limit = params.get("max_tokens")
+            reserve = limit if isinstance(limit, int) and not isinstance(limit, bool) else 0
+        report, kept = fit_template(
+            self.template,
+            values,
+            fit=fit,
+            reserve=reserve,
+            tokenizer=self._tokenizer(fit),
+            extras=extras,
+            known=frozenset({EXAMPLES_VAR}),
+            finish=finish,
+        )
+        shown = _subset(examples, kept[EXAMPLES_VAR]) if EXAMPLES_VAR in kept else examples
+        return shown, report
 
     def _native_schema(self, backend: Backend, params: Mapping[str, Any]) -> Any:
         """The ``output_schema`` to send when the parser asks for native output, else ``None``."""
@@ -397,7 +532,12 @@ class Prompt(Generic[T]):
         backend = self.backend
         merged: dict[str, Any] = {**self.params, **_check_call_params(params)}
         schema = self._native_schema(backend, merged)
-        messages = self._render(inputs, examples, native=schema is not None)
+        report = None
+        if self.fitting is not None:
+            examples, report = self._render_fitted(inputs, examples, self.fitting, merged, native=schema is not None)
+            messages = report.messages
+        else:
+            messages = self._render(inputs, examples, native=schema is not None)
         if schema is not None:
             merged["output_schema"] = schema
         else:
@@ -415,6 +555,7 @@ class Prompt(Generic[T]):
             inputs=inputs,
             template=self.template,
             traced=traced,
+            fit=report,
         )
 
     def _run(self, inputs: Mapping[str, Any], params: Params | None) -> Run[T]:
@@ -453,6 +594,8 @@ class Prompt(Generic[T]):
             result = preview_request(request, stream=stream and call.stream)
         if self.cache_prefix is not None:
             result = dataclasses.replace(result, prefix_variables=self.cache_prefix_variables(**inputs))
+        if run.fit is not None:
+            result = dataclasses.replace(result, fit=run.fit)
         return result
 
     # -- the cached prefix ----------------------------------------------------------------------
@@ -762,6 +905,25 @@ def _resolve_template(
             "parameters in Prompt calls; rename the variable"
         )
     return template, examples, example_template, examples_at, fewshot
+
+
+def _worst_first(examples: Selection) -> list[int]:
+    """The order fitting drops examples in: lowest score first, as the token-budget selector
+    values them (an example without a score is worth ``1 / (1 + rank)``); ties, the later first."""
+    values = [s if s is not None else 1.0 / (1 + rank) for rank, s in enumerate(examples.scores)]
+    return sorted(range(len(examples)), key=lambda i: (values[i], -i))
+
+
+def _subset(examples: Selection, kept: Sequence[int]) -> Selection:
+    """The picks at ``kept`` (in their original order), with their scores and reasons."""
+    return Selection(
+        [examples[i] for i in kept],
+        scores=[examples.scores[i] for i in kept],
+        tokens=[examples.tokens[i] for i in kept],
+        indices=[examples.indices[i] for i in kept],
+        reasons=[examples.reasons[i] for i in kept],
+        selector=examples.selector,
+    )
 
 
 def _check_strategy(strategy: Any, params: Mapping[str, Any], parser: Parser[Any], backend: Any) -> Strategy:

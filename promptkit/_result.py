@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from ._cost import cost_of, usd
 from ._errors import PromptkitError
 from ._fewshot import Selection
+from ._fitting import FitReport
 from ._messages import Completion, Message, Usage, _messages_html
 from ._strategies._reasoning import split_think
 
@@ -87,6 +88,7 @@ class Result(Generic[T]):
     strategy: str = "direct"
     info: Mapping[str, Any] = field(default_factory=lambda: _EMPTY, repr=False)
     elapsed: float = field(default=0.0, repr=False)
+    fit: FitReport | None = field(default=None, repr=False)
 
     @property
     def completions(self) -> tuple[Completion, ...]:
@@ -150,6 +152,12 @@ class Result(Generic[T]):
         examples = (
             f"<details><summary>{len(shown)} example(s)</summary>{shown._repr_html_()}</details>" if shown else ""
         )
+        fitted = (
+            f"<details><summary>fitted: {self.fit.tokens}/{self.fit.limit} tokens</summary>"
+            f"{self.fit._repr_html_()}</details>"
+            if self.fit is not None
+            else ""
+        )
         calls = len(self.attempts) or 1
         try:
             cost = self.cost
@@ -159,7 +167,7 @@ class Result(Generic[T]):
         return (
             f"<div><b>value</b> <code>{value}</code>"
             f"<details><summary>{len(self.messages)} message(s) sent</summary>"
-            f"{_messages_html(self.messages)}</details>{examples}"
+            f"{_messages_html(self.messages)}</details>{examples}{fitted}"
             f"<small>{html.escape(self.strategy)}: {calls} call(s), tokens in={u.input_tokens} "
             f"out={u.output_tokens}{spent}, {self.elapsed:.2f} s</small></div>"
         )

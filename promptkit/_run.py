@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
+    from ._fitting import FitReport
     from .backends import Backend, Request
 
 __all__ = ["AsyncPromptStream", "PromptStream", "Run", "adrive", "drive", "finish"]
@@ -47,6 +48,7 @@ class Run(Generic[T]):
         "_trace",
         "backend",
         "examples",
+        "fit",
         "messages",
         "params",
         "parser",
@@ -66,8 +68,10 @@ class Run(Generic[T]):
         inputs: Mapping[str, Any] | None = None,
         template: object = None,
         traced: bool = True,
+        fit: FitReport | None = None,
     ) -> None:
         self.backend = backend
+        self.fit = fit
         self.parser = parser
         self.strategy = strategy
         self.messages = messages
@@ -212,6 +216,7 @@ class Run(Generic[T]):
             strategy=self.strategy.name,
             info=outcome.info,
             elapsed=time.perf_counter() - self._started,
+            fit=self.fit,
         )
         if self._trace is not None:
             self._trace.end(result)

@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "_utils": 0,
     "_messages": 1,
     "_tokens": 2,
+    "_fitting": 2,
     "_tiktoken_files": 2,
     "_embeddings": 2,
     "_cost": 2,

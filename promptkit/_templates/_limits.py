@@ -455,7 +455,9 @@ def bounded_filters(original: Mapping[str, Callable[..., Any]]) -> dict[str, Cal
 def captured_value(context: Any, value: Any) -> str:
     """Wrapped around each value written inside a capture: counts it as it is written, so a
     capture stops growing at the output limit instead of after its whole loop has run."""
-    text = value if isinstance(value, str) else str(value)
+    # str.__str__ gives a plain copy of a str subclass (a value fitted as a part prints without
+    # its markers when captured)
+    text = value if type(value) is str else str.__str__(value) if isinstance(value, str) else str(value)
     current_budget().capture(len(text))
     return text
 

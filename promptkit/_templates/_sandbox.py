@@ -20,9 +20,11 @@ import dataclasses
 import enum
 import functools
 import inspect
+import json
 import os
 import types
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import jinja2
@@ -35,6 +37,8 @@ from jinja2.runtime import BlockReference, Context, LoopContext, Macro, Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Cycler, Joiner, Namespace
 
+from .._errors import ConfigurationError
+from .._fitting import check_part_options
 from .._utils import is_model_instance
 from ._limits import (
     CONTAINERS,
@@ -56,7 +60,7 @@ from ._limits import (
     weighed,
 )
 
-__all__ = ["DEFAULT_ENV", "END", "MARK", "PromptEnvironment"]
+__all__ = ["DEFAULT_ENV", "END", "FITTING", "MARK", "PromptEnvironment", "Tagged"]
 
 
 # -- attribute policy ---------------------------------------------------------------------------
@@ -193,10 +197,128 @@ class RoleExtension(Extension):
         return body
 
 
+# -- parts for fitting a prompt into a token budget (see _fit.py) ------------------------------
+
+PART_OPEN, PART_CLOSE, UNIT = "f", "g", "n"
+FITTING: ContextVar[bool] = ContextVar("promptkit_fitting", default=False)
+"""True while a render is being fitted: only then do parts mark where they start and end."""
+
+
+class _Raw(str):
+    """A part marker (or nothing): printed as is, never highlighted as a value."""
+
+    __slots__ = ()
+
+
+_NOTHING = _Raw("")
+
+
+class PartExtension(Extension):
+    """``{% part "name" priority=1 max_tokens=200 truncate="end" marker="..." fallback="..." %}...{% endpart %}``.
+
+    The options are expressions (a loop can give each item its own priority). Outside a fitted
+    render a part prints nothing of its own; while fitting it wraps its body in markers built on
+    the role markers' nonce (the options JSON-encoded, so no control character gets in).
+    """
+
+    tags = {"part"}  # noqa: RUF012  # Jinja's Extension API declares a class-level set
+    options = ("priority", "max_tokens", "truncate", "marker", "fallback")
+
+    def parse(self, parser: Parser) -> list[nodes.Node]:
+        lineno = next(parser.stream).lineno
+        name = parser.stream.expect("string").value
+        if not name:
+            parser.fail("a part needs a non-empty name", lineno)
+        keywords: list[nodes.Keyword] = []
+        while parser.stream.current.type != "block_end":
+            if keywords:
+                parser.stream.skip_if("comma")
+            key = parser.stream.expect("name")
+            if key.value not in self.options:
+                parser.fail(f"unknown part option {key.value!r}; expected one of {', '.join(self.options)}", key.lineno)
+            if any(k.key == key.value for k in keywords):
+                parser.fail(f"part option {key.value!r} given twice", key.lineno)
+            parser.stream.expect("assign")
+            keywords.append(nodes.Keyword(key.value, parser.parse_expression(), lineno=key.lineno))
+        body = parser.parse_statements(("name:endpart",), drop_needle=True)
+        opening = nodes.Output([self.call_method("_open", [nodes.Const(name)], keywords, lineno=lineno)], lineno=lineno)
+        closing = nodes.Output([self.call_method("_close", lineno=lineno)], lineno=lineno)
+        return [opening, *body, closing]
+
+    def _open(
+        self,
+        name: str,
+        *,
+        priority: Any = 0,
+        max_tokens: Any = None,
+        truncate: Any = None,
+        marker: Any = "",
+        fallback: Any = "",
+    ) -> str:
+        try:
+            check_part_options(
+                f"part {name!r}",
+                priority=priority,
+                max_tokens=max_tokens,
+                truncate=truncate,
+                marker=marker,
+                fallback=fallback,
+            )
+        except ConfigurationError as exc:
+            raise jinja2.TemplateRuntimeError(str(exc)) from None
+        if not FITTING.get():
+            return _NOTHING
+        spec = json.dumps([name, priority, max_tokens, truncate, marker, fallback])
+        return _Raw(f"{MARK}{PART_OPEN}{spec}{END}")
+
+    def _close(self) -> str:
+        return _Raw(f"{MARK}{PART_CLOSE}{END}") if FITTING.get() else _NOTHING
+
+
+class Tagged(str):
+    """A value fitted as a part: printed with ``{{ name }}`` it carries its part's markers.
+
+    ``spec`` is the part's JSON options; ``units`` (the examples) are printed joined by
+    ``separator``, each marked so that fitting can drop whole ones.
+    """
+
+    spec: str
+    units: tuple[str, ...] | None
+    separator: str
+
+    def marked(self) -> str:
+        if self.units is None:
+            return f"{MARK}{PART_OPEN}{self.spec}{END}{self}{MARK}{PART_CLOSE}{END}"
+        body = f"{MARK}{UNIT}{END}".join(self.units)
+        return f"{MARK}{PART_OPEN}{self.spec}{END}{body}{MARK}{PART_CLOSE}{END}"
+
+
+def tagged(text: str, spec: str, units: tuple[str, ...] | None = None, separator: str = "") -> Tagged:
+    value = Tagged(text)
+    value.spec, value.units, value.separator = spec, units, separator
+    return value
+
+
+def _fit_finalize(value: Any) -> Any:
+    if isinstance(value, Tagged) and FITTING.get():
+        return value.marked()
+    return value
+
+
+def _is_part_tag(node: nodes.Node) -> bool:
+    return (
+        isinstance(node, nodes.Call)
+        and isinstance(node.node, nodes.ExtensionAttribute)
+        and node.node.identifier == PartExtension.identifier
+    )
+
+
 HL_START, HL_END = "\x02", "\x03"
 
 
 def _highlight(value: Any) -> str:
+    if type(value) is _Raw:
+        return value
     return HL_START + str(value) + HL_END
 
 
@@ -211,7 +333,8 @@ def _captures(node: nodes.Node) -> bool:
 
 def _is_marker(node: nodes.Node) -> bool:
     return isinstance(node, nodes.Output) and any(
-        isinstance(child, nodes.TemplateData) and child.data.startswith(MARK) for child in node.nodes
+        (isinstance(child, nodes.TemplateData) and child.data.startswith(MARK)) or _is_part_tag(child)
+        for child in node.nodes
     )
 
 
@@ -223,7 +346,8 @@ def _transform(node: nodes.Node, buffered: bool) -> None:
         node.iter = nodes.Filter(node.iter, "_promptkit_loop", [], [], None, None, lineno=node.lineno)
     elif buffered and _is_marker(node):
         raise jinja2.TemplateSyntaxError(
-            "role and messages blocks cannot be inside macros, blocks, recursive loops or call, filter or set blocks",
+            "role, messages and part blocks cannot be inside macros, blocks, recursive loops or call, filter or set "
+            "blocks",
             node.lineno,
         )
     elif buffered and isinstance(node, nodes.Output):
@@ -308,7 +432,8 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%"})
     template_class = _JinjaTemplate
 
-    def __init__(self, *, loader: jinja2.BaseLoader | None = None, highlight: bool = False) -> None:
+    def __init__(self, *, loader: jinja2.BaseLoader | None = None, highlight: bool = False, fit: bool = False) -> None:
+        finalize = _highlight if highlight else _fit_finalize if fit else None
         super().__init__(
             undefined=jinja2.StrictUndefined,
             autoescape=False,
@@ -316,12 +441,14 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
             trim_blocks=True,
             lstrip_blocks=True,
             loader=loader,
-            extensions=[RoleExtension],
+            extensions=[RoleExtension, PartExtension],
             auto_reload=True,
-            finalize=_highlight if highlight else None,
+            finalize=finalize,
         )
         self.highlight = highlight
+        self.fitting = fit
         self._preview: PromptEnvironment | None = None
+        self._fit: PromptEnvironment | None = None
         self.concat = _buffer_concat  # type: ignore[method-assign]  # the generated code joins buffers with this
         self.globals.pop("lipsum", None)
         self.globals["range"] = bounded_range
@@ -340,6 +467,14 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
         if self._preview is None:
             self._preview = PromptEnvironment(loader=self.loader, highlight=True)
         return self._preview
+
+    def fit_environment(self) -> PromptEnvironment:
+        """The same sandbox and loader, printing the values fitted as parts with their markers."""
+        if self.fitting:
+            return self
+        if self._fit is None:
+            self._fit = PromptEnvironment(loader=self.loader, fit=True)
+        return self._fit
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pydantic
     from typing_extensions import Self
 
+    from .._fitting import Fit, FitReport
     from .._tokens import FitResult
     from ._inputs import InputsSpec
     from ._library import PromptLibrary
@@ -211,6 +212,24 @@ class _TemplateBase:
             cut=cut,
             marker=marker,
         )
+
+    def fit_parts(self, fit: Fit | int, /, **values: Any) -> FitReport:
+        """Render into ``fit``'s budget by priority (see docs/fitting.md): the :class:`~promptkit.FitReport`,
+        whose ``messages`` are the fitted render (a plain template's text as one user message).
+
+        >>> t = Template("{% part 'doc' truncate='end' %}{{ doc }}{% endpart %} Summarise.")
+        >>> t.fit_parts(20, doc="word " * 100).tokens <= 20
+        True
+        """
+        from .._fitting import coerce_fit
+        from .._tokens import get_tokenizer
+        from ._fit import fit_template
+
+        settings = coerce_fit(fit)
+        if settings is None:
+            raise ConfigurationError("fit_parts needs a Fit or a budget in tokens")
+        tokenizer = get_tokenizer(model=settings.model) if settings.model else get_tokenizer()
+        return fit_template(self, values, fit=settings, reserve=settings.reserve or 0, tokenizer=tokenizer)[0]
 
     # -- immutability and identity ---------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError, TokenizerError
+from .._fitting import FitReport
 from .._messages import ImagePart, Message, TextPart
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class RequestPreview:
     part a cache hit serves), ``cache_hit_saving`` is what a hit saves in USD at the model's
     cached-input rate (``None`` when unknown), and ``prefix_variables`` (filled by
     ``Prompt.preview``) names the inputs rendered into that prefix: changing any of them misses.
+    ``fit`` is the :class:`~promptkit.FitReport` of a prompt fitted into a token budget.
     """
 
     backend: str
@@ -59,6 +61,7 @@ class RequestPreview:
     cached_prefix_tokens: int | None = None
     cache_hit_saving: float | None = None
     prefix_variables: tuple[str, ...] = ()
+    fit: FitReport | None = None
 
     def json(self, *, indent: int | None = 2) -> str:
         """The body as the JSON text a server receives (keys in the order they are sent)."""
@@ -68,9 +71,10 @@ class RequestPreview:
         where = f"{self.method} {self.url}" if self.url else "no wire format"
         cost = f"${self.estimated_cost:.6f}" if self.estimated_cost is not None else "unknown"
         cached = f" cached_prefix_tokens={self.cached_prefix_tokens}" if self.cached_prefix_tokens is not None else ""
+        fitted = f" fit={self.fit.tokens}/{self.fit.limit}" if self.fit is not None else ""
         return (
             f"<RequestPreview {self.backend} {where} input_tokens={self.input_tokens} "
-            f"max_output_tokens={self.max_output_tokens} estimated_cost={cost}{cached}>"
+            f"max_output_tokens={self.max_output_tokens} estimated_cost={cost}{cached}{fitted}>"
         )
 
     def _repr_html_(self) -> str:
@@ -78,7 +82,8 @@ class RequestPreview:
         headers = "".join(f"{html.escape(k)}: {html.escape(v)}\n" for k, v in self.headers.items())
         return (
             f"<div><small>{heading}</small><pre>{headers}</pre>"
-            f"<pre style='white-space:pre-wrap'>{html.escape(self.json())}</pre></div>"
+            f"<pre style='white-space:pre-wrap'>{html.escape(self.json())}</pre>"
+            f"{self.fit._repr_html_() if self.fit is not None else ''}</div>"
         )
 
 
