@@ -196,6 +196,18 @@ def markdown(rows: Sequence[Row], info: dict[str, str], vers: dict[str, str], co
         "|" + "---|" * len(HEADERS),
     ]
     lines += ["| " + " | ".join(_md(c) for c in cells(row)) + " |" for row in rows]
+    details = []
+    for row in rows:
+        timed = {name: t for name, t in row.peers.items() if isinstance(t, float)}
+        parts = [row.note] if row.note else []
+        if len(timed) > 1:
+            parts.append(
+                "peers: " + ", ".join(f"{name} {fmt_time(t)}" for name, t in sorted(timed.items(), key=lambda p: p[1]))
+            )
+        if parts:
+            details.append(f"- {row.operation} ({row.size}): " + "; ".join(parts) + ".")
+    if details:
+        lines += ["", *details]
     lines += ["", "Versions: " + ", ".join(f"{name} {version}" for name, version in vers.items()) + "."]
     return "\n".join(lines)
 
