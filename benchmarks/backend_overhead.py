@@ -22,15 +22,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
+
+from _suite import PeerTime, Row, installed
+from _timing import measure, summarize
 
 MESSAGES = [{"role": "user", "content": "Say ok"}]
 KEY = "sk-bench-0000000000000000"
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
+def start_server(reply: str = "ok") -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from promptkit.testing._server import main; main()", "0", "ok"],
+        [sys.executable, "-c", "from promptkit.testing._server import main; main()", "0", reply],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -49,7 +52,7 @@ def per_call(fn: Callable[[], object], calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def bench_sync(url: str, calls: int, rounds: int) -> dict[str, float]:
+def bench_sync(url: str, calls: int, rounds: int, *, statistic: Literal["min", "median"] = "min") -> dict[str, float]:
     import anthropic
     import httpx2
     import openai
@@ -85,7 +88,146 @@ def bench_sync(url: str, calls: int, rounds: int) -> dict[str, float]:
             samples[name].append(per_call(fn, calls))
     for closer in (raw.close, ours.close, lean.close, raw_a.close, ours_a.close, http.close):
         closer()
-    return {name: min(values) for name, values in samples.items()}
+    return {name: summarize(values, statistic) for name, values in samples.items()}
+
+
+def typed_cases(url: str, loop: asyncio.AbstractEventLoop) -> tuple[dict[str, Callable[[], object]], list[Any]]:
+    """A typed call against the server answering a fenced JSON verdict: by hand, promptkit, the peers.
+
+    Every case goes through an ``openai`` SDK client to the same server and validates the same
+    reply into the same model; promptkit, instructor (``MD_JSON``) and pydantic-ai
+    (``PromptedOutput``) each add their own schema instructions to the request. Sync cases are
+    ``sync:``, async ones (awaited one at a time on one loop) ``async:``.
+    """
+    import openai
+    from prompt_call import SOURCE, Verdict
+
+    from promptkit import Prompt, PydanticParser
+    from promptkit.backends.openai import OpenAIBackend
+
+    text = "Is this message spam?"
+    message = "You won a prize! Click here before midnight to claim it."
+    messages = [{"role": "user", "content": f"{text}\n\n{message}"}]
+    raw = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
+    araw = openai.AsyncOpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
+    backend = OpenAIBackend(model="m", base_url=url + "/v1", api_key=KEY, async_http="httpx")
+    prompt = Prompt(SOURCE, backend, parser=PydanticParser(Verdict))
+    closers: list[Any] = [raw.close, backend.close]
+
+    def strip(content: str) -> str:
+        return content.removeprefix("```json\n").removesuffix("\n```")
+
+    def floor() -> object:
+        reply = raw.chat.completions.create(model="m", messages=messages)  # type: ignore[arg-type]
+        return Verdict.model_validate_json(strip(reply.choices[0].message.content or ""))
+
+    async def afloor() -> object:
+        reply = await araw.chat.completions.create(model="m", messages=messages)  # type: ignore[arg-type]
+        return Verdict.model_validate_json(strip(reply.choices[0].message.content or ""))
+
+    cases: dict[str, Callable[[], object]] = {
+        "sync: floor": floor,
+        "sync: promptkit": lambda: prompt.complete(message=message),
+        "async: floor": lambda: loop.run_until_complete(afloor()),
+        "async: promptkit": lambda: loop.run_until_complete(prompt.acomplete(message=message)),
+    }
+    if installed("instructor"):
+        import instructor
+
+        inst = instructor.from_openai(raw, mode=instructor.Mode.MD_JSON)
+        ainst = instructor.from_openai(araw, mode=instructor.Mode.MD_JSON)
+        cases["sync: instructor"] = lambda: inst.chat.completions.create(
+            model="m", messages=messages, response_model=Verdict, max_retries=0
+        )
+        cases["async: instructor"] = lambda: loop.run_until_complete(
+            ainst.chat.completions.create(model="m", messages=messages, response_model=Verdict, max_retries=0)
+        )
+    if installed("pydantic_ai"):
+        from pydantic_ai import Agent, PromptedOutput
+        from pydantic_ai.models.openai import OpenAIChatModel
+        from pydantic_ai.providers.openai import OpenAIProvider
+
+        def agent(client: Any) -> Any:
+            model = OpenAIChatModel("m", provider=OpenAIProvider(openai_client=client))
+            return Agent(model, output_type=PromptedOutput(Verdict), retries=0)
+
+        # run_sync drives its own event loop: its client's connections must not be shared with ``loop``
+        sync_agent = agent(openai.AsyncOpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0))
+        async_agent = agent(araw)
+        cases["sync: pydantic-ai"] = lambda: sync_agent.run_sync(messages[0]["content"])
+        cases["async: pydantic-ai"] = lambda: loop.run_until_complete(async_agent.run(messages[0]["content"]))
+    for fn in cases.values():
+        fn()  # every case parses the server's reply
+    closers.append(lambda: loop.run_until_complete(araw.close()))
+    return cases, closers
+
+
+def run(quick: bool) -> list[Row]:
+    """The suite's rows: one call through each backend, and a typed call through the peers."""
+    from prompt_call import REPLY
+
+    calls, rounds = (30, 5) if quick else (200, 15)
+    proc, url = start_server()
+    try:
+        sync = bench_sync(url, calls, rounds, statistic="median")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    note = "sync, loopback server in another process, keep-alive"
+    rows = [
+        Row(
+            "OpenAIBackend.complete",
+            "1 short message",
+            sync["OpenAIBackend.complete"],
+            sync["raw openai.OpenAI"],
+            "openai SDK",
+            note=note,
+        ),
+        Row(
+            "AnthropicBackend.complete",
+            "1 short message",
+            sync["AnthropicBackend.complete"],
+            sync["raw anthropic.Anthropic"],
+            "anthropic SDK",
+            note=note,
+        ),
+        Row(
+            "OpenAICompatibleBackend.complete (no SDK)",
+            "1 short message",
+            sync["OpenAICompatibleBackend.complete"],
+            sync["httpx2 POST + json (floor)"],
+            "httpx2 POST + json",
+            note=note,
+        ),
+    ]
+    proc, url = start_server(REPLY)
+    loop = asyncio.new_event_loop()
+    try:
+        cases, closers = typed_cases(url, loop)
+        t = measure(cases, rounds=rounds, budget=0.05 if quick else 0.2, statistic="median")
+        for closer in closers:
+            closer()
+    finally:
+        loop.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+    for how in ("sync", "async"):
+        peers: dict[str, PeerTime] = {}
+        for name, module in (("instructor", "instructor"), ("pydantic-ai", "pydantic_ai")):
+            peers[name] = t.get(f"{how}: {name}") if installed(module) else None
+        rows.append(
+            Row(
+                f"typed call over the openai SDK: Prompt.{'complete' if how == 'sync' else 'acomplete'}",
+                "1 message, fenced JSON reply",
+                t[f"{how}: promptkit"],
+                t[f"{how}: floor"],
+                "openai SDK + model_validate_json",
+                peers,
+                note="loopback server; instructor Mode.MD_JSON, pydantic-ai PromptedOutput on the same client"
+                + ("; pydantic-ai run_sync" if how == "sync" else "; awaited one at a time"),
+            )
+        )
+    return rows
 
 
 async def throughput(make: Callable[[], Awaitable[object]], calls: int, concurrency: int) -> float:

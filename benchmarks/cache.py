@@ -20,10 +20,50 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _suite import Row
 from _timing import measure
 from backend_overhead import KEY, start_server
 
 TARGETS = {"memory hit": 0.05, "sqlite hit": 0.20}
+
+
+def run(quick: bool) -> list[Row]:
+    """The suite's rows: a memory and a SQLite hit against the round trip they save."""
+    from promptkit.backends import CachedBackend, MemoryCache, SQLiteCache
+    from promptkit.backends.openai import OpenAIBackend
+
+    proc, url = start_server()
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        plain = OpenAIBackend(model="gpt-test", base_url=url + "/v1", api_key=KEY)
+        memory = CachedBackend(OpenAIBackend(model="gpt-test", base_url=url + "/v1", api_key=KEY), cache=MemoryCache())
+        store = SQLiteCache(tmp / "bench.sqlite")
+        sqlite = CachedBackend(OpenAIBackend(model="gpt-test", base_url=url + "/v1", api_key=KEY), cache=store)
+        messages = [("system", "Answer in one word."), "Say ok"]
+        for llm in (plain, memory, sqlite):
+            llm.complete(messages, temperature=0, max_tokens=5)
+        assert memory.complete(messages, temperature=0, max_tokens=5).cached
+        assert sqlite.complete(messages, temperature=0, max_tokens=5).cached
+        t = measure(
+            {
+                "round trip": lambda: plain.complete(messages, temperature=0, max_tokens=5),
+                "memory hit": lambda: memory.complete(messages, temperature=0, max_tokens=5),
+                "sqlite hit": lambda: sqlite.complete(messages, temperature=0, max_tokens=5),
+            },
+            rounds=5 if quick else 15,
+            statistic="median",
+        )
+        for llm in (plain, memory, sqlite):
+            llm.close()
+        store.close()
+    finally:
+        proc.kill()
+        proc.wait()
+    floor_name = "OpenAIBackend round trip to a loopback server (what a hit saves)"
+    return [
+        Row("CachedBackend hit, MemoryCache", "2 messages", t["memory hit"], t["round trip"], floor_name),
+        Row("CachedBackend hit, SQLiteCache (WAL)", "2 messages", t["sqlite hit"], t["round trip"], floor_name),
+    ]
 
 
 def main() -> None:

@@ -14,18 +14,61 @@ rounds.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 
+from _suite import Row
 
-def best(cases: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    out = dict.fromkeys(cases, float("inf"))
+
+def best(cases: dict[str, Callable[[], object]], rounds: int, *, statistic: str = "min") -> dict[str, float]:
+    samples: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(rounds):
         for name, fn in cases.items():
             start = time.perf_counter()
             fn()
-            out[name] = min(out[name], time.perf_counter() - start)
-    return out
+            samples[name].append(time.perf_counter() - start)
+    pick = min if statistic == "min" else statistics.median
+    return {name: pick(values) for name, values in samples.items()}
+
+
+def run(quick: bool) -> list[Row]:
+    """The suite's rows: evaluate against batch of the same calls, per row of three calls."""
+    import promptkit
+    from promptkit import Prompt, evaluate
+    from promptkit.testing import FunctionBackend
+
+    n = 200 if quick else 1000
+    llm = FunctionBackend(lambda messages, params: messages[-1].text[-3:])
+    rows = [{"q": f"question number {i}", "expected": str(i)[-3:]} for i in range(n)]
+    inputs = [{"q": row["q"]} for row in rows]
+    variants = {
+        "a": Prompt("{{ q }}", llm),
+        "b": Prompt("Answer: {{ q }}", llm),
+        "c": Prompt("Please answer {{ q }}", llm),
+    }
+
+    def exact(prediction: object, row: promptkit.Row) -> bool:
+        return prediction == row.expected
+
+    t = best(
+        {
+            "batch": lambda: promptkit.batch(variants, inputs, progress=False),
+            "evaluate": lambda: evaluate(variants, rows, exact, progress=False),
+        },
+        3 if quick else 5,
+        statistic="median",
+    )
+    return [
+        Row(
+            "evaluate, per dataset row (3 variants, 1 metric)",
+            f"{n:,} rows",
+            t["evaluate"] / n,
+            t["batch"] / n,
+            "promptkit.batch of the same calls, nothing scored",
+            note="instant FunctionBackend",
+        )
+    ]
 
 
 def main() -> None:

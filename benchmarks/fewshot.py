@@ -13,7 +13,6 @@ Peers: ``pip install -r benchmarks/requirements.txt``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import tempfile
@@ -22,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from _suite import PeerTime, Row, installed
 
 from promptkit._embeddings import BaseEmbedder, EmbeddingCache, SentenceTransformerEmbedder, local_model_available
 from promptkit._fewshot import ExamplePool, MMRSelector, SemanticSelector, TokenBudgetSelector
@@ -82,9 +82,13 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1e3:9.3f} ms"
 
 
-def langchain_selector(texts: list[str], vectors: Any, queries: list[str], qvecs: Any) -> Any:
+def langchain_selectors(texts: list[str], vectors: Any, queries: list[str], qvecs: Any) -> tuple[Any, Any]:
+    """LangChain's semantic and MMR selectors over its in-memory store, on the same vectors."""
     from langchain_core.embeddings import Embeddings
-    from langchain_core.example_selectors import SemanticSimilarityExampleSelector
+    from langchain_core.example_selectors import (
+        MaxMarginalRelevanceExampleSelector,
+        SemanticSimilarityExampleSelector,
+    )
     from langchain_core.vectorstores import InMemoryVectorStore
 
     table = {t: v.tolist() for t, v in zip(texts, vectors, strict=True)}
@@ -99,10 +103,13 @@ def langchain_selector(texts: list[str], vectors: Any, queries: list[str], qvecs
 
     store = InMemoryVectorStore(embedding=Lookup())
     store.add_texts(texts, metadatas=[{"q": t, "a": "answer"} for t in texts])
-    return SemanticSimilarityExampleSelector(vectorstore=store, k=K, input_keys=["q"])
+    semantic = SemanticSimilarityExampleSelector(vectorstore=store, k=K, input_keys=["q"])
+    mmr = MaxMarginalRelevanceExampleSelector(vectorstore=store, k=K, fetch_k=FETCH_K, input_keys=["q"])
+    return semantic, mmr
 
 
-def bench_size(n: int, reps: int, peers: bool, rng: np.random.Generator) -> list[tuple[str, str, str]]:
+def size_times(n: int, reps: int, peers: bool, rng: np.random.Generator) -> dict[str, float]:
+    """Median seconds of one selection from a pool of ``n``: floor, semantic, MMR and LangChain's."""
     texts = [f"example question number {i}" for i in range(n)]
     vectors = unit_rows(rng, n)
     queries = [f"user question {i}" for i in range(QUERIES)]
@@ -128,18 +135,76 @@ def bench_size(n: int, reps: int, peers: bool, rng: np.random.Generator) -> list
         ],
         reps,
     )
+    times = {"floor": t_floor, "semantic": t_sem, "mmr": t_mmr}
+    if peers and n <= 10_000:
+        lc, lc_mmr = langchain_selectors(texts, vectors, queries, qvecs)
+        times["langchain"] = timed(lambda i: lc.select_examples({"q": queries[i % QUERIES]}), max(3, reps // 50))
+        times["langchain mmr"] = timed(
+            lambda i: lc_mmr.select_examples({"q": queries[i % QUERIES]}), max(3, reps // 50)
+        )
+    return times
+
+
+def bench_size(n: int, reps: int, peers: bool, rng: np.random.Generator) -> list[tuple[str, str, str]]:
+    times = size_times(n, reps, peers, rng)
+    t_floor, t_sem, t_mmr = times["floor"], times["semantic"], times["mmr"]
     rows = [
         (f"{n:>7,}", "numpy floor (matvec + argpartition)", ms(t_floor)),
         (f"{n:>7,}", f"SemanticSelector top-{K}", f"{ms(t_sem)}  {t_sem / t_floor:5.2f}x floor"),
         (f"{n:>7,}", f"MMRSelector {K} of top-{FETCH_K}", f"{ms(t_mmr)}  {t_mmr / t_sem:5.2f}x semantic"),
     ]
-    if peers and n <= 10_000:
-        lc = langchain_selector(texts, vectors, queries, qvecs)
-        t_lc = timed(lambda i: lc.select_examples({"q": queries[i % QUERIES]}), max(3, reps // 50))
+    if "langchain" in times:
+        t_lc = times["langchain"]
         rows.append(
             (f"{n:>7,}", "langchain_core SemanticSimilarity + InMemory", f"{ms(t_lc)}  {t_lc / t_sem:7.0f}x ours")
         )
+        t_lc = times["langchain mmr"]
+        rows.append(
+            (f"{n:>7,}", "langchain_core MaxMarginalRelevance + InMemory", f"{ms(t_lc)}  {t_lc / t_mmr:7.0f}x ours")
+        )
     return rows
+
+
+def run(quick: bool) -> list[Row]:
+    """The suite's rows: semantic top-5 and MMR over 1k/10k (and 100k) examples."""
+    _blas_threads(1)
+    rng = np.random.default_rng(0)
+    peers = installed("langchain_core")
+    rows = []
+    for n in [1_000, 10_000] if quick else [1_000, 10_000, 100_000]:
+        t = size_times(n, 50 if quick else (200 if n < 100_000 else 50), peers, rng)
+        size = f"{n:,} examples, 384-dim"
+        skip: PeerTime = "not measured above 10k" if peers else None
+        rows.append(
+            Row(
+                f"semantic top-{K} example selection",
+                size,
+                t["semantic"],
+                t["floor"],
+                "numpy matvec + argpartition",
+                {"langchain-core": t.get("langchain", skip)},
+                note="precomputed embeddings; langchain-core: SemanticSimilarityExampleSelector, InMemoryVectorStore",
+            )
+        )
+        rows.append(
+            Row(
+                f"MMR selection, {K} of top-{FETCH_K}",
+                size,
+                t["mmr"],
+                t["floor"],
+                "numpy matvec + argpartition, the search alone",
+                {"langchain-core": t.get("langchain mmr", skip)},
+                note="langchain-core: MaxMarginalRelevanceExampleSelector over InMemoryVectorStore, lambda 0.5",
+            )
+        )
+    return rows
+
+
+def _blas_threads(threads: int) -> None:
+    if threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads, user_api="blas")
 
 
 def bench_budget(reps: int, rng: np.random.Generator) -> list[tuple[str, str, str]]:
@@ -232,12 +297,9 @@ def main() -> None:
         "products thread wake-ups cost more than they save; 0 keeps the library default)",
     )
     args = parser.parse_args()
-    if args.blas_threads:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=args.blas_threads, user_api="blas")
+    _blas_threads(args.blas_threads)
     rng = np.random.default_rng(0)
-    peers = importlib.util.find_spec("langchain_core") is not None
+    peers = installed("langchain_core")
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     reps = 50 if args.quick else 200
     rows: list[tuple[str, str, str]] = []

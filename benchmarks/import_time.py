@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from _suite import PeerTime, Row, installed
+
 CASES = [
     ("floor: python -c pass", "pass", None),
     ("import jinja2, pydantic", "import jinja2, pydantic", None),
@@ -43,6 +45,47 @@ def measure(code: str, runs: int, env: dict[str, str]) -> float:
         subprocess.run([sys.executable, "-c", code], check=True, env=env)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+PEER_IMPORTS = {
+    "langchain-core": ("import langchain_core.prompts", "langchain_core"),
+    "instructor": ("import instructor", "instructor"),
+    "pydantic-ai": ("import pydantic_ai", "pydantic_ai"),
+    "dspy": ("import dspy", "dspy"),
+}
+
+
+def run(quick: bool) -> list[Row]:
+    """The suite's rows: cold imports against jinja2 + pydantic and the peers' imports."""
+    runs = 3 if quick else 7
+    cache = tempfile.TemporaryDirectory()
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = cache.name
+    floors = {
+        "import promptkit": ("pass", "python -c pass"),
+        "from promptkit import Prompt, Template, PydanticParser": (
+            "import jinja2, jinja2.sandbox; from pydantic import BaseModel",
+            "import jinja2 + sandbox + pydantic.BaseModel",
+        ),
+    }
+    peers: dict[str, PeerTime] = {
+        name: measure(code, runs, env) if installed(module) else None for name, (code, module) in PEER_IMPORTS.items()
+    }
+    rows = [
+        Row(
+            f"cold `{code}`",
+            "fresh process",
+            measure(code, runs, env),
+            measure(floors[code][0], runs, env),
+            floors[code][1],
+            peers,
+            note="whole process wall time, bytecode cached; peers import their prompt layer",
+        )
+        for code in floors
+    ]
+    cache.cleanup()
+    return rows
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 import time
 import timeit
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import jiter
+from _suite import PeerTime, Row, installed
 from pydantic import BaseModel
 
 from promptkit._parsers import JsonParser, PydanticParser
@@ -105,6 +107,40 @@ def langchain_stream(stream: Iterator[str]) -> Iterator[Any]:
     from langchain_core.output_parsers import JsonOutputParser
 
     yield from JsonOutputParser().transform(stream)
+
+
+def run(quick: bool) -> list[Row]:
+    """The suite's rows: the whole stream's time, against one jiter parse and LangChain's stream parser."""
+    rows = []
+    repeat = 3
+    for kb in (5,) if quick else (5, 20, 320):
+        doc = make_doc(kb)
+        data = doc.encode()
+        run_stream(JsonParser().parse_stream, doc)  # warm up
+        ours = statistics.median(run_stream(JsonParser().parse_stream, doc)[0] for _ in range(repeat))
+        typed = statistics.median(run_stream(PydanticParser(Records).parse_stream, doc)[0] for _ in range(repeat))
+        floor = statistics.median(timeit.repeat(lambda d=data: jiter.from_json(d), number=1, repeat=5))
+        peer: PeerTime
+        if not installed("langchain_core"):
+            peer = None
+        elif kb > 5:
+            peer = "quadratic, timed at 5 KB only"
+        else:
+            peer = statistics.median(run_stream(langchain_stream, doc)[0] for _ in range(1 if quick else 3))
+        note = f"{CHUNK}-char chunks; previews after every chunk that completes a value"
+        for label, seconds in (("JsonParser.parse_stream", ours), ("PydanticParser.parse_stream", typed)):
+            rows.append(
+                Row(
+                    f"{label}: a streamed JSON reply, all previews",
+                    f"{kb} KB",
+                    seconds,
+                    floor,
+                    "one jiter.from_json of the whole reply, no previews",
+                    {"langchain-core": peer},
+                    note=note + "; langchain-core: JsonOutputParser.transform",
+                )
+            )
+    return rows
 
 
 def main() -> None:

@@ -33,6 +33,8 @@ from collections.abc import Callable
 from typing import Any
 
 import jiter
+from _suite import PeerTime, Row, installed
+from _timing import measure
 from pydantic import BaseModel, field_validator
 
 from promptkit import ParseError
@@ -162,6 +164,78 @@ def part1() -> None:
         rows.append(("langchain PydanticOutputParser.parse (not installed)", float("nan")))
     for label, t in rows:
         print(f"  {label:<54}{t * 1e6:>8.1f} us{t / floor:>8.2f}")
+
+
+def _peer_parsers(bare: str, reply: str) -> dict[str, Callable[[], object]]:
+    """Each installed peer parsing the same order: the same fenced reply, or the peer's own format."""
+    peers: dict[str, Callable[[], object]] = {}
+    if installed("langchain_core"):
+        from langchain_core.output_parsers import PydanticOutputParser
+
+        lc = PydanticOutputParser(pydantic_object=Order)
+        peers["langchain-core"] = lambda: lc.parse(reply)
+    if installed("instructor"):
+        import openai
+        from instructor import Mode
+        from instructor.processing.response import process_response
+
+        completion = openai.types.chat.ChatCompletion.model_validate(
+            {
+                "id": "c",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "m",
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}],
+            }
+        )
+        peers["instructor"] = lambda: process_response(
+            completion, response_model=Order, stream=False, mode=Mode.MD_JSON
+        )
+    if installed("dspy"):
+        import dspy
+
+        class Extract(dspy.Signature):  # type: ignore[misc]
+            message: str = dspy.InputField()
+            order: Order = dspy.OutputField()
+
+        adapter = dspy.JSONAdapter()
+        wrapped = json.dumps({"order": json.loads(bare)})  # JSONAdapter's own reply format
+        assert adapter.parse(Extract, wrapped)["order"] == Order.model_validate_json(bare)
+        peers["dspy"] = lambda: adapter.parse(Extract, wrapped)
+    return peers
+
+
+def run(quick: bool) -> list[Row]:
+    """The suite's rows: a fenced 2 KB and 50 KB reply into a model, against pydantic and the peers."""
+    rows = []
+    for count in (None, 470):  # about 2 KB and 50 KB of JSON
+        bare = _order(prose=False, count=count)
+        reply = _fenced(bare)
+        parser = PydanticParser(Order)
+        cases: dict[str, Callable[[], object]] = {
+            "floor": lambda b=bare: Order.model_validate_json(b),  # type: ignore[misc]
+            "promptkit": lambda p=parser, r=reply: p.parse(r),  # type: ignore[misc]
+        }
+        peers = _peer_parsers(bare, reply)
+        cases |= peers
+        t = measure(cases, rounds=5 if quick else 15, statistic="median")
+        found: dict[str, PeerTime] = {name: t[name] for name in peers}
+        for name, module in (("langchain-core", "langchain_core"), ("instructor", "instructor"), ("dspy", "dspy")):
+            if not installed(module):
+                found[name] = None
+        rows.append(
+            Row(
+                "parse a fenced JSON reply into a pydantic model",
+                f"{len(bare) / 1000:.1f} KB of JSON",
+                t["promptkit"],
+                t["floor"],
+                "pydantic model_validate_json, bare JSON",
+                found,
+                note="langchain PydanticOutputParser and instructor MD_JSON parse the same fenced reply; "
+                "dspy JSONAdapter parses its own format, the same order under one key",
+            )
+        )
+    return rows
 
 
 ADVERSARIAL: dict[str, Callable[[int], str]] = {

@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from _suite import Row
 from _timing import measure
 
 from promptkit import ChainOfThought, ChoiceParser, Message, Prompt, SelfConsistency, SelfRefine
@@ -30,6 +31,33 @@ def reply(messages: Sequence[Message], params: Any) -> str:
     if "<answer>" in last:
         return "<reasoning>A prize, a link and a deadline: classic spam.</reasoning>\n<answer>spam</answer>"
     return "spam"
+
+
+def run(quick: bool) -> list[Row]:
+    """The suite's rows: each strategy's time per model call against the direct ask."""
+    from promptkit.testing import FunctionBackend
+
+    base = Prompt(SOURCE, FunctionBackend(reply), parser=ChoiceParser(["spam", "ham"]))
+    variants: dict[str, Prompt[str]] = {
+        "chain of thought": base.with_strategy(ChainOfThought()),
+        "self-consistency n=5": base.with_strategy(SelfConsistency(5, temperature=0.7)),
+        "self-refine, stops at once": base.with_strategy(SelfRefine()),
+    }
+    calls = {name: len(prompt.run(**INPUTS).attempts) for name, prompt in variants.items()}
+    cases: dict[str, Callable[[], object]] = {"direct": lambda: base.complete(**INPUTS)}
+    cases |= {name: (lambda p=prompt: p.complete(**INPUTS)) for name, prompt in variants.items()}
+    t = measure(cases, rounds=5 if quick else 15, budget=0.02 if quick else 0.05, statistic="median")
+    return [
+        Row(
+            f"strategy {name}, per model call",
+            f"{calls[name]} model call{'s' if calls[name] > 1 else ''}",
+            t[name] / calls[name],
+            t["direct"],
+            "direct ask (Prompt.complete), one model call",
+            note="instant FunctionBackend: promptkit's own cost",
+        )
+        for name in variants
+    ]
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ import tempfile
 import time
 from collections.abc import Callable
 
+from _suite import Row
+
 from promptkit._tiktoken_files import provision_tiktoken_cache
 
 
@@ -46,7 +48,8 @@ def _fmt(seconds: float) -> str:
     return f"{seconds * 1e6:8.3f} us"
 
 
-def main() -> None:
+def measure_rows(quick: bool = False) -> list[tuple[str, float, float, float]]:
+    """(case, promptkit, cheapest floor, tiktoken directly) median seconds for each case."""
     cache = tempfile.mkdtemp(prefix="tiktoken-bench-")
     provision_tiktoken_cache(cache)
     os.environ["TIKTOKEN_CACHE_DIR"] = cache
@@ -61,9 +64,10 @@ def main() -> None:
     # First load of o200k_base in a fresh process (the import itself is excluded).
     timer = "import time, {imp}; t = time.perf_counter(); {call}; print(time.perf_counter() - t)"
     # The floor is tiktoken's own load (promptkit adds importing tiktoken and a hash check).
-    peer = _fresh_process(timer.format(imp="tiktoken", call="tiktoken.get_encoding('o200k_base')"), repeat=9)
+    fresh = 3 if quick else 9
+    peer = _fresh_process(timer.format(imp="tiktoken", call="tiktoken.get_encoding('o200k_base')"), repeat=fresh)
     ours = _fresh_process(
-        timer.format(imp="promptkit._tokens as t_", call="t_.count_tokens('hi', model='gpt-4o')"), repeat=9
+        timer.format(imp="promptkit._tokens as t_", call="t_.count_tokens('hi', model='gpt-4o')"), repeat=fresh
     )
     rows.append(("first load of o200k_base (fresh process)", ours, peer, peer))
 
@@ -112,6 +116,23 @@ def main() -> None:
     # the peer: the usual hand-written way, encode once, slice, decode, render, re-count
     peer = _median(lambda: len(enc.encode_ordinary(render(enc.decode(enc.encode_ordinary(doc)[:7980])))), repeat=5)
     rows.append((f"fit a {fit.original_tokens}-token doc into 8000 ({per_fit} renders)", ours, floor, peer))
+    return rows
+
+
+def run(quick: bool) -> list[Row]:
+    """The suite's rows: each case against tiktoken used directly (the library underneath)."""
+    sizes = ["o200k_base", "1 example, 40 tokens", "1 example, 40 tokens", "4 messages", "167k-token doc, budget 8000"]
+    out = []
+    for (name, ours, _cheapest, tiktoken_time), size in zip(measure_rows(quick), sizes, strict=True):
+        out.append(
+            Row(name.split(" (")[0] if name.startswith("fit") else name, size, ours, tiktoken_time, "tiktoken directly")
+        )
+    return out
+
+
+def main() -> None:
+    rows = measure_rows()
+    import tiktoken
 
     print(f"tiktoken {tiktoken.__version__}, Python {sys.version.split()[0]}")
     print(f"{'case':52} {'promptkit':>11} {'floor':>11} {'x floor':>8} {'tiktoken':>11} {'x tiktoken':>10}")

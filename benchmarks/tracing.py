@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from _suite import Row
 from _timing import measure
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -24,6 +25,33 @@ from promptkit._tracing import start_run
 from promptkit.testing import FunctionBackend
 
 INPUTS = {"message": "You won a prize! Click here before midnight to claim it."}
+
+
+def run(quick: bool) -> list[Row]:
+    """The suite's rows: Prompt.complete under each observer against the plain call."""
+    backend = FunctionBackend(lambda messages, params: "spam")
+    prompt = Prompt("Is this message spam?\n\n{{ message }}", backend, parser=TextParser())
+    rounds = 5 if quick else 15
+
+    def call() -> None:
+        prompt.complete(**INPUTS)
+
+    t = measure({"plain": call}, rounds=rounds, statistic="median")
+    with tempfile.TemporaryDirectory() as folder:
+        observers: dict[str, Callable[[], promptkit.HookHandle]] = {
+            "a no-op Hook": lambda: promptkit.add_hook(Hook()),
+            "instrument() (OpenTelemetry SDK, no exporter)": lambda: promptkit.instrument(
+                tracer_provider=TracerProvider()
+            ),
+            "log_runs() (JSONL file)": lambda: promptkit.log_runs(Path(folder) / "runs.jsonl"),
+        }
+        for name, start in observers.items():
+            with start():
+                t.update(measure({name: call}, rounds=rounds, statistic="median"))
+    return [
+        Row(f"Prompt.complete observed by {name}", "1 call", t[name], t["plain"], "Prompt.complete, nothing observing")
+        for name in observers
+    ]
 
 
 def main() -> None:

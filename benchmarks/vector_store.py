@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _suite import Row
 
 from promptkit._fewshot import LanceDBIndex, NumpyIndex
 
@@ -88,6 +89,55 @@ def bench(n: int, ann: bool, workdir: Path) -> None:
             ms = median_ms(lambda q, tuned=tuned: tuned.search(q, K), queries)
             label = f"nprobes={nprobes}, refine_factor={refine}"
             print(f"  top-{K}   LanceDBIndex IVF-PQ {label:32} {ms:9.2f} ms, recall@{K} {recall:.2f}")
+
+
+def run(quick: bool) -> list[Row]:
+    """The suite's rows: exact top-10 in memory and on disk, against numpy and raw LanceDB."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+    except ImportError:
+        pass
+    n = 20_000 if quick else 100_000
+    rng = np.random.default_rng(n)
+    queries = unit_rows(rng, QUERIES)
+    vectors = unit_rows(rng, n)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        numpy_index = NumpyIndex()
+        numpy_index.add(vectors)
+        lance = LanceDBIndex(Path(tmp) / "lance", table="pool")
+        lance.add(vectors)
+        reopened = LanceDBIndex(Path(tmp) / "lance", table="pool")
+
+        def floor(q: Any) -> object:
+            scores = vectors @ q
+            top = np.argpartition(-scores, K - 1)[:K]
+            return top[np.argsort(-scores[top])]
+
+        reopened.search(queries[0], K)
+        table = reopened._table  # the raw LanceDB table: its own search is the floor
+        size = f"{n:,} x {DIM}"
+        rows.append(
+            Row(
+                f"NumpyIndex exact top-{K}",
+                size,
+                median_ms(lambda q: numpy_index.search(q, K), queries) / 1e3,
+                median_ms(floor, queries) / 1e3,
+                "numpy matvec + argpartition",
+            )
+        )
+        rows.append(
+            Row(
+                f"LanceDBIndex exact top-{K}, on disk",
+                size,
+                median_ms(lambda q: reopened.search(q, K), queries) / 1e3,
+                median_ms(lambda q: table.search(q).metric("cosine").limit(K).to_arrow(), queries) / 1e3,
+                "lancedb table.search(...).to_arrow()",
+            )
+        )
+    return rows
 
 
 def main() -> None:
