@@ -145,18 +145,21 @@ class Usage:
         return f"Usage({shown})"
 
     def _repr_html_(self) -> str:
-        rows = [("input", self.input_tokens), ("output", self.output_tokens)]
-        parts = (
-            ("cached input", self.cached_input_tokens, "of the input"),
-            ("cache write", self.cache_write_tokens, "of the input"),
-            ("reasoning", self.reasoning_tokens, "of the output"),
-        )
-        notes = {label: note for label, value, note in parts if value}
-        rows += [(label, value) for label, value, _ in parts if value]
+        rows = [("input", self.input_tokens, ""), ("output", self.output_tokens, "")]
+        rows += [
+            (label, value, note)
+            for label, value, note in (
+                ("cached input", self.cached_input_tokens, "of the input"),
+                ("cache write", self.cache_write_tokens, "of the input"),
+                ("reasoning", self.reasoning_tokens, "of the output"),
+            )
+            if value
+        ]
         body = "".join(
             f"<tr><th style='text-align:left'>{label}</th><td style='text-align:right'>{value:,}</td>"
-            f"<td><small style='color:#6b7280'>{notes.get(label, '')}</small></td></tr>"
-            for label, value in rows
+            + (f"<td><small style='color:#6b7280'>{note}</small></td>" if note else "")
+            + "</tr>"
+            for label, value, note in rows
         )
         return f"<div><b>Usage</b> <small>{self.total_tokens:,} tokens</small><table>{body}</table></div>"
 
