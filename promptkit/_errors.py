@@ -326,6 +326,57 @@ class ParseError(PromptkitError):
         full = message if not expected else f"{message}; expected {expected}"
         super().__init__(full)
 
+    def _repr_html_(self) -> str:
+        """What failed, the raw reply escaped (the error's position marked) and every attempt."""
+        import html
+
+        facts = [("error", str(self))]
+        if self.position is not None:
+            facts.append(("position", f"character {self.position}"))
+        if self.last_value is not None:
+            facts.append(("last value", repr(self.last_value)))
+        rows = "".join(
+            f"<tr><th style='text-align:left;vertical-align:top'>{k}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in facts
+        )
+        reply = _reply_html(self.text, self.position)
+        tries = ""
+        if len(self.attempts) > 1:
+            items = []
+            for n, attempt in enumerate(self.attempts):
+                usage = getattr(self.completions[n], "usage", None) if n < len(self.completions) else None
+                tokens = f" · tokens in={usage.input_tokens} out={usage.output_tokens}" if usage is not None else ""
+                items.append(f"<li><small>attempt {n + 1}{tokens}</small>{_reply_html(attempt, None)}</li>")
+            tries = f"<details><summary>{len(self.attempts)} attempts</summary><ol>{''.join(items)}</ol></details>"
+        return (
+            f"<div><b style='color:#b91c1c'>{html.escape(type(self).__name__)}</b><table>{rows}</table>"
+            f"<small style='color:#6b7280'>raw reply</small>{reply}{tries}</div>"
+        )
+
+
+_REPLY_PREVIEW = 2000
+"""How many characters of a reply an error's notebook display shows (replies may be megabytes)."""
+
+
+def _reply_html(text: str, position: int | None) -> str:
+    """``text`` escaped in a ``<pre>``, cut around ``position`` when long, that character marked."""
+    import html
+
+    start = 0
+    if len(text) > _REPLY_PREVIEW and position is not None:
+        start = max(0, min(position - _REPLY_PREVIEW // 2, len(text) - _REPLY_PREVIEW))
+    end = min(len(text), start + _REPLY_PREVIEW)
+    if position is not None and start <= position < end:
+        body = (
+            html.escape(text[start:position])
+            + f"<mark style='background:#fecaca'>{html.escape(text[position]) or ' '}</mark>"
+            + html.escape(text[position + 1 : end])
+        )
+    else:
+        body = html.escape(text[start:end])
+    cut = f"<small>characters {start:,} to {end:,} of {len(text):,}</small>" if (start, end) != (0, len(text)) else ""
+    return f"<pre style='white-space:pre-wrap;margin:2px 0 0 1em'>{body}</pre>{cut}"
+
 
 class BackendError(PromptkitError):
     """A model call failed.

@@ -144,6 +144,25 @@ class Usage:
                 shown += f", {name}={value}"
         return f"Usage({shown})"
 
+    def _repr_html_(self) -> str:
+        rows = [("input", self.input_tokens, ""), ("output", self.output_tokens, "")]
+        rows += [
+            (label, value, note)
+            for label, value, note in (
+                ("cached input", self.cached_input_tokens, "of the input"),
+                ("cache write", self.cache_write_tokens, "of the input"),
+                ("reasoning", self.reasoning_tokens, "of the output"),
+            )
+            if value
+        ]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{label}</th><td style='text-align:right'>{value:,}</td>"
+            + (f"<td><small style='color:#6b7280'>{note}</small></td>" if note else "")
+            + "</tr>"
+            for label, value, note in rows
+        )
+        return f"<div><b>Usage</b> <small>{self.total_tokens:,} tokens</small><table>{body}</table></div>"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Completion:

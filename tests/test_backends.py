@@ -492,3 +492,40 @@ def test_a_request_repr_masks_secrets_in_extra() -> None:
     assert key not in shown
     assert "'n': 2" in shown
     assert "Hi" in shown
+
+
+def test_backend_html_names_the_model_provider_and_wrappers_escaped() -> None:
+    from promptkit import CachedBackend, FallbackBackend
+    from promptkit.testing import MockBackend
+
+    mock = MockBackend(["hi"], model="<b>tiny</b>")
+    shown = mock._repr_html_()
+    assert "<b>MockBackend</b>" in shown
+    assert "<b>tiny</b>" not in shown
+    assert "name</th><td>mock:&lt;b&gt;tiny&lt;/b&gt;</td>" in shown
+    assert "model</th><td>&lt;b&gt;tiny&lt;/b&gt;</td>" in shown
+    assert "provider</th><td>mock</td>" in shown
+    assert "max_tokens" in shown
+    assert "wrappers" not in shown
+
+    wrapped = CachedBackend(mock)._repr_html_()
+    assert "<b>CachedBackend</b>" in wrapped
+    assert "wrappers</th><td>CachedBackend → MockBackend</td>" in wrapped
+
+    fallback = FallbackBackend([MockBackend(["a"], model="one"), CachedBackend(MockBackend(["b"], model="two"))])
+    members = fallback._repr_html_()
+    assert "tried in order" in members
+    assert members.index("mock:one") < members.index("mock:two")
+    assert "CachedBackend → MockBackend" in members
+
+
+def test_sdk_backend_html_shows_its_endpoint_and_never_its_key() -> None:
+    from promptkit.backends.openai import OpenAIBackend
+
+    llm = OpenAIBackend(model="gpt-4o-mini", base_url="http://127.0.0.1:9/v1", api_key="sk-secret-0123456789")
+    shown = llm._repr_html_()
+    assert "name</th><td>openai:gpt-4o-mini</td>" in shown
+    assert "provider</th><td>openai</td>" in shown
+    assert "base url</th><td>http://127.0.0.1:9/v1</td>" in shown
+    assert "sk-secret" not in shown
+    assert "0123456789" not in shown

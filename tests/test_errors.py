@@ -135,3 +135,50 @@ def test_guard_errors_are_not_backend_errors() -> None:
         assert not issubclass(cls, BackendError)
     assert RealBackendBlockedError("x", provider="openai:gpt-4o").provider == "openai:gpt-4o"
     assert ScriptExhaustedError("x", request="r").request == "r"
+
+
+def test_parse_error_html_shows_what_failed_and_the_raw_reply_escaped() -> None:
+    from promptkit import JsonParser
+
+    with pytest.raises(ParseError) as caught:
+        JsonParser().parse('{"answer": <script>alert(1)</script>')
+    shown = caught.value._repr_html_()
+    assert "<b style='color:#b91c1c'>ParseError</b>" in shown
+    assert "reply is not valid JSON" in shown
+    assert "<script>" not in shown
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" not in shown  # the failing character is marked apart
+    assert "<mark style='background:#fecaca'>&lt;</mark>script&gt;alert(1)&lt;/script&gt;" in shown
+    assert "position</th><td>character 11</td>" in shown
+    assert "attempts" not in shown
+
+
+def test_parse_error_html_lists_every_repair_attempt_with_its_tokens() -> None:
+    from promptkit import Completion, Usage
+
+    error = ParseError(
+        "still not a number",
+        text="<b>seven</b>",
+        expected="a number",
+        attempts=["seven?", "<b>seven</b>"],
+        completions=(
+            Completion(text="seven?", usage=Usage(input_tokens=12, output_tokens=3)),
+            Completion(text="<b>seven</b>", usage=Usage(input_tokens=30, output_tokens=4)),
+        ),
+        last_value="<i>7</i>",
+    )
+    shown = error._repr_html_()
+    assert "still not a number; expected a number" in shown
+    assert "<summary>2 attempts</summary>" in shown
+    assert "attempt 1 · tokens in=12 out=3" in shown
+    assert "attempt 2 · tokens in=30 out=4" in shown
+    assert "last value</th><td>&#x27;&lt;i&gt;7&lt;/i&gt;&#x27;</td>" in shown
+    assert "<b>seven</b>" not in shown
+    assert shown.count("&lt;b&gt;seven&lt;/b&gt;") == 2
+
+
+def test_parse_error_html_cuts_a_long_reply_around_the_error() -> None:
+    text = "a" * 10_000 + "!" + "b" * 10_000
+    shown = ParseError("bad", text=text, position=10_000)._repr_html_()
+    assert "<mark style='background:#fecaca'>!</mark>" in shown
+    assert "characters 9,000 to 11,000 of 20,001" in shown
+    assert len(shown) < 3_000

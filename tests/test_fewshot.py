@@ -952,3 +952,33 @@ async def test_unknown_fields_fail_on_the_first_aselect() -> None:
     for selector in selectors:
         with pytest.raises(ExampleError, match="nope"):
             await selector.aselect({"q": "password"})
+
+
+def test_pool_html_is_a_table_of_fields_and_metadata_escaped() -> None:
+    from promptkit import ExamplePool
+
+    pool = ExamplePool(
+        [
+            Example({"q": "<script>alert(1)</script>", "a": "4"}, {"source": "<i>web</i>"}),
+            {"q": "plain", "extra": "x" * 200},
+        ]
+    )
+    shown = pool._repr_html_()
+    assert "<b>ExamplePool</b> <small>2 examples</small>" in shown
+    assert "<th>#</th><th>q</th><th>a</th><th>extra</th><th>metadata</th>" in shown
+    assert "<script>" not in shown
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown
+    assert "source=&lt;i&gt;web&lt;/i&gt;" in shown
+    assert "x" * 79 + "…" in shown
+    assert "x" * 80 not in shown
+
+
+def test_pool_html_shows_the_first_rows_and_counts_the_rest() -> None:
+    from promptkit import ExamplePool
+
+    pool = ExamplePool([{"q": f"question {n}"} for n in range(25)])
+    shown = pool._repr_html_()
+    assert "question 9" in shown
+    assert "question 10" not in shown
+    assert "... 15 more examples" in shown
+    assert "metadata" not in shown

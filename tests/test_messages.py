@@ -96,3 +96,18 @@ def test_messages_html_escapes() -> None:
     html = Message("user", "<script>").__class__._repr_html_(Message("user", "<script>"))
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
+
+
+def test_usage_html_shows_the_counts_and_only_the_parts_that_are_set() -> None:
+    plain = Usage(input_tokens=1200, output_tokens=34)._repr_html_()
+    assert "<b>Usage</b>" in plain
+    assert "1,234 tokens" in plain
+    assert ">1,200<" in plain
+    assert ">34<" in plain
+    assert "cached" not in plain
+    assert "reasoning" not in plain
+    parts = Usage(input_tokens=100, output_tokens=50, cached_input_tokens=80, reasoning_tokens=40)._repr_html_()
+    assert "cached input</th><td style='text-align:right'>80<" in parts
+    assert "reasoning</th><td style='text-align:right'>40<" in parts
+    assert "of the output" in parts
+    assert "cache write" not in parts

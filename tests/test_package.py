@@ -56,6 +56,7 @@ LAYERS: dict[str, int] = {
     "backends._streams": 2,
     "backends._gate": 2,
     "backends._preview": 2,
+    "backends._display": 2,
     "backends._wrapper": 3,
     "backends._retry": 3,
     "backends._http": 3,

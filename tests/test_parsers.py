@@ -911,3 +911,25 @@ def test_parse_partial_calls_share_no_state() -> None:
         assert preview is not None
         assert preview.a == Inner(v=i)
         assert preview.tags == [Inner(v=i)]
+
+
+def test_parser_html_shows_its_kind_and_instructions_escaped() -> None:
+    from promptkit import ChoiceParser
+
+    shown = ChoiceParser(["<yes>", "no"])._repr_html_()
+    assert "<b>ChoiceParser</b>" in shown
+    assert "format instructions" in shown
+    assert "<yes>" not in shown
+    assert "&lt;yes&gt;" in shown
+    assert "no format instructions" in TextParser()._repr_html_()
+
+
+def test_parser_html_cuts_long_instructions() -> None:
+    class Long(BaseParser[str]):
+        def instructions(self) -> str:
+            return "word " * 1000
+
+    shown = Long()._repr_html_()
+    assert "<b>Long</b>" in shown
+    assert "(5,000 characters)" in shown
+    assert shown.count("word") < 200

@@ -237,6 +237,33 @@ class ExamplePool(Sequence[Example]):
     def __repr__(self) -> str:
         return f"<ExamplePool {len(self)} examples>"
 
+    def _repr_html_(self, *, rows: int = 10) -> str:
+        """The first ``rows`` examples as a table, one column per field (metadata last), escaped."""
+        import html
+
+        shown = self._examples[:rows]
+        names = list(dict.fromkeys(name for e in shown for name in e.fields))
+        with_metadata = any(e.metadata for e in shown)
+        columns = ["#", *names, "metadata"] if with_metadata else ["#", *names]
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in columns)
+        body = []
+        for position, example in enumerate(shown):
+            cells = [str(position), *(_cell(example.fields[n]) if n in example.fields else "" for n in names)]
+            if with_metadata:
+                cells.append("; ".join(f"{k}={_cell(v)}" for k, v in example.metadata.items()))
+            body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        more = f"<small>... {len(self) - rows} more examples</small>" if len(self) > rows else ""
+        return (
+            f"<div><b>ExamplePool</b> <small>{len(self)} examples</small>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}</div>"
+        )
+
+
+def _cell(value: Any, limit: int = 80) -> str:
+    """A value as a table shows it: its text, cut to ``limit`` characters with an ellipsis."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 def coerce_pool(pool: ExamplePool | Iterable[ExampleLike]) -> ExamplePool:
     """A pool as given, or a new one from a list of examples."""

@@ -212,6 +212,29 @@ class BaseParser(Generic[T]):
                 yield value
         yield state.finish()
 
+    def _repr_html_(self) -> str:
+        """The parser's kind and settings, and the start of the format instructions it adds."""
+        import html
+
+        instructions = self.instructions()
+        if not instructions:
+            shown = "<small style='color:#6b7280'>no format instructions</small>"
+        else:
+            cut = instructions if len(instructions) <= _INSTRUCTIONS_PREVIEW else instructions[:_INSTRUCTIONS_PREVIEW]
+            more = f"\n… ({len(instructions):,} characters)" if len(cut) < len(instructions) else ""
+            shown = (
+                "<small style='color:#6b7280'>format instructions</small>"
+                f"<pre style='white-space:pre-wrap;margin:2px 0 0 1em'>{html.escape(cut + more)}</pre>"
+            )
+        return (
+            f"<div><b>{html.escape(type(self).__name__)}</b> <code>{html.escape(repr(self))}</code>"
+            f"<div>{shown}</div></div>"
+        )
+
+
+_INSTRUCTIONS_PREVIEW = 600
+"""How many characters of a parser's format instructions its notebook display shows."""
+
 
 class TextParser(BaseParser[str]):
     """The reply as text: stripped of surrounding whitespace, and cut at the first stop marker.

@@ -525,3 +525,9 @@ class BaseBackend:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+    def _repr_html_(self) -> str:
+        """Name, model, provider and the wrappers' chain, for notebooks (no secrets shown)."""
+        from ._display import backend_html
+
+        return backend_html(self)
