@@ -79,6 +79,7 @@ LAYERS: dict[str, int] = {
     "_run": 6,
     "_batch": 7,
     "_files": 7,
+    "_ray": 7,
     "_eval": 8,
     "": 9,  # promptkit/__init__.py: re-exports every layer
     "__main__": 9,
