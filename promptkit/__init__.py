@@ -190,6 +190,7 @@ if _TYPE_CHECKING:
         strict_json_schema,
     )
     from ._prompt import Prompt
+    from ._ray import PromptMapper, PromptPostprocessor, PromptPreprocessor, map_prompt
     from ._result import Attempt, Result
     from ._run import AsyncPromptStream, PromptStream
     from ._strategies import (
@@ -364,6 +365,9 @@ _LAZY: dict[str, str] = {
     "PromptFile": "._files",
     "PromptFileWarning": "._files",
     "PromptLibrary": "._templates",
+    "PromptMapper": "._ray",
+    "PromptPostprocessor": "._ray",
+    "PromptPreprocessor": "._ray",
     "PromptStream": "._run",
     "PydanticParser": "._parsers",
     "QdrantIndex": "._fewshot",
@@ -410,6 +414,7 @@ _LAZY: dict[str, str] = {
     "instrument": "._tracing",
     "is_exact": "._tokens",
     "load_prompt": "._files",
+    "map_prompt": "._ray",
     "load_prompt_file": "._files",
     "load_selector": "._fewshot",
     "log_runs": "._tracing",
@@ -545,6 +550,9 @@ __all__ = [
     "PromptFile",
     "PromptFileWarning",
     "PromptLibrary",
+    "PromptMapper",
+    "PromptPostprocessor",
+    "PromptPreprocessor",
     "PromptStream",
     "PromptkitError",
     "PydanticParser",
@@ -638,6 +646,7 @@ __all__ = [
     "load_prompt_file",
     "load_selector",
     "log_runs",
+    "map_prompt",
     "parse_prompt_file",
     "price_for",
     "provision_tiktoken_cache",

@@ -82,6 +82,7 @@ LAYERS: dict[str, int] = {
     "_batch": 7,
     "_batchapi": 7,
     "_files": 7,
+    "_ray": 7,
     "_eval": 8,
     "": 9,  # promptkit/__init__.py: re-exports every layer
     "__main__": 9,
