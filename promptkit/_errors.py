@@ -13,7 +13,8 @@
     │   ├── UnexpectedVariableError        a variable was given that the template does not use
     │   ├── TemplateInputError             inputs failed the template's declared schema
     │   ├── TemplateSecurityError          the sandbox refused an operation
-    │   └── TemplateLimitError             a size, loop or time bound was exceeded
+    │   ├── TemplateLimitError             a size, loop or time bound was exceeded
+    │   └── ImageError                     an image is unreadable, unsupported or too large (also ConfigurationError)
     ├── TokenizerError                     token counting is impossible (e.g. no encoding files)
     │   └── TokenBudgetError               a prompt cannot fit its token budget, even truncated
     ├── ParseError                         a reply did not match what the parser expects
@@ -72,6 +73,7 @@ __all__ = [
     "ExampleError",
     "FallbackError",
     "GuardError",
+    "ImageError",
     "IncompleteStreamError",
     "MetricError",
     "MissingDependencyError",
@@ -210,6 +212,30 @@ class TemplateSecurityError(TemplateError):
 
 class TemplateLimitError(TemplateError):
     """Rendering exceeded a configured bound (output size, loop iterations, time, ...)."""
+
+
+class ImageError(TemplateError, ConfigurationError):
+    """An image cannot be sent: unreadable, not an image, in an unsupported format, or over a
+    provider's size limit.
+
+    ``variable`` names the template variable it came from (``None`` when unknown), ``limit`` the
+    size limit in bytes it broke and ``provider`` whose limit that is (both ``None`` otherwise).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        variable: str | None = None,
+        limit: int | None = None,
+        provider: str | None = None,
+        template: str | None = None,
+        lineno: int | None = None,
+    ) -> None:
+        self.variable = variable
+        self.limit = limit
+        self.provider = provider
+        super().__init__(message, template=template, lineno=lineno)
 
 
 class TokenizerError(PromptkitError):

@@ -17,6 +17,7 @@ __all__ = [
     "Completion",
     "ContentPart",
     "FinishReason",
+    "ImageDetail",
     "ImagePart",
     "Message",
     "MessageLike",
@@ -43,13 +44,47 @@ class TextPart:
     type: Literal["text"] = "text"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+ImageDetail = Literal["auto", "low", "high"]
+IMAGE_DETAILS: frozenset[str] = frozenset(get_args(ImageDetail))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class ImagePart:
-    """An image part: a URL (``https:`` or ``data:``) and an optional media type."""
+    """An image part: a URL (``https:`` or ``data:``) and an optional media type.
+
+    ``detail`` is OpenAI's resolution hint (``"low"``, ``"high"`` or ``"auto"``; other providers
+    ignore it). ``width`` and ``height`` (pixels, when known) feed the token estimate, and
+    ``name`` is the template variable the image came from, for error messages; the three are
+    left out of comparisons. :func:`promptkit.image` builds one from a file, bytes or a PIL image.
+
+    >>> ImagePart(url="https://example.com/cat.png", detail="low")
+    ImagePart(url='https://example.com/cat.png', detail='low')
+    """
 
     url: str
     media_type: str | None = None
     type: Literal["image"] = "image"
+    detail: ImageDetail | None = None
+    width: int | None = field(default=None, compare=False)
+    height: int | None = field(default=None, compare=False)
+    name: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.url, str):
+            raise ConfigurationError(f"an image part's url must be a str, not {type(self.url).__name__}")
+        if self.detail is not None and self.detail not in IMAGE_DETAILS:
+            raise ConfigurationError(f"image detail must be 'auto', 'low', 'high' or None, not {self.detail!r}")
+
+    def __repr__(self) -> str:
+        url = self.url
+        if url.startswith("data:") and len(url) > 60:  # a data URI can be megabytes: show its head and size
+            url = f"{url[:40]}...({len(url)} chars)"
+        shown = f"url={url!r}"
+        for key in ("media_type", "detail"):
+            value = getattr(self, key)
+            if value is not None:
+                shown += f", {key}={value!r}"
+        return f"ImagePart({shown})"
 
 
 ContentPart = TextPart | ImagePart
@@ -278,9 +313,63 @@ def _messages_html(messages: Iterable[Message]) -> str:
     rows = []
     for m in messages:
         colour = _ROLE_COLOURS.get(m.role, "#000")
-        content = m.content if isinstance(m.content, str) else m.text + " [+ parts]"
-        rows.append(
-            f"<div style='margin:4px 0'><b style='color:{colour}'>{html.escape(m.role)}</b>"
-            f"<pre style='white-space:pre-wrap;margin:2px 0 0 1em'>{html.escape(content)}</pre></div>"
-        )
+        if isinstance(m.content, str):
+            body = _pre(html.escape(m.content))
+        else:
+            body = "".join(_pre(html.escape(p.text)) if isinstance(p, TextPart) else image_html(p) for p in m.content)
+        rows.append(f"<div style='margin:4px 0'><b style='color:{colour}'>{html.escape(m.role)}</b>{body}</div>")
     return "<div>" + "".join(rows) + "</div>"
+
+
+def _pre(escaped: str) -> str:
+    return f"<pre style='white-space:pre-wrap;margin:2px 0 0 1em'>{escaped}</pre>"
+
+
+THUMBNAIL_PIXELS = 160
+"""The longest side, in CSS pixels, of an image's thumbnail in a notebook."""
+THUMBNAIL_MAX_CHARS = 1_500_000
+"""Inline images up to this many characters of data URI are shown as thumbnails; a larger one is
+shrunk first when Pillow is installed, else shown as a label (a notebook keeps its HTML)."""
+_THUMBNAIL_TYPES = ("data:image/png;", "data:image/jpeg;", "data:image/gif;", "data:image/webp;")
+
+
+def image_html(part: ImagePart) -> str:
+    """An image part as notebook HTML: a size-capped thumbnail of an inline image, else a label.
+
+    Only inline (``data:``) PNG, JPEG, GIF and WebP images are shown; a linked image is named,
+    never fetched by the notebook.
+    """
+    import html
+
+    size = f" {part.width}x{part.height}" if part.width and part.height else ""
+    label = part.name or ("inline image" if part.url.startswith("data:") else part.url)
+    caption = f"<small style='color:#9ca3af'>image {html.escape(label)}{size}</small>"
+    src = part.url
+    if src.startswith(_THUMBNAIL_TYPES) and len(src) > THUMBNAIL_MAX_CHARS:
+        src = _shrunk(src) or ""
+    if not src.startswith(_THUMBNAIL_TYPES):
+        return f"<div style='margin:2px 0 0 1em'>{caption}</div>"
+    img = (
+        f'<img src="{html.escape(src, quote=True)}" alt="{html.escape(label, quote=True)}" '
+        f"style='max-width:{THUMBNAIL_PIXELS}px;max-height:{THUMBNAIL_PIXELS}px;display:block'>"
+    )
+    return f"<div style='margin:2px 0 0 1em'>{img}{caption}</div>"
+
+
+def _shrunk(url: str) -> str | None:
+    """A small PNG data URI of a large inline image, with Pillow; ``None`` without it."""
+    try:
+        from PIL import Image as PILImage
+    except ImportError:
+        return None
+    import base64
+    import io
+
+    try:
+        with PILImage.open(io.BytesIO(base64.b64decode(url.partition(",")[2]))) as img:
+            img.thumbnail((THUMBNAIL_PIXELS * 2, THUMBNAIL_PIXELS * 2))
+            out = io.BytesIO()
+            img.convert("RGBA").save(out, format="PNG")
+    except Exception:  # a thumbnail is decoration: an unreadable image gets its label
+        return None
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")

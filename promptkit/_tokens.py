@@ -69,8 +69,10 @@ class TokenCount(int):
     """An ``int`` token count that also says how it was counted.
 
     ``encoding`` names the tiktoken encoding used; ``exact`` is ``False`` when the model's own
-    tokenizer is not available and the count is an approximation (Claude models). It is an
-    ``int`` everywhere: arithmetic and comparisons work as usual and return plain ints.
+    tokenizer is not available and the count is an approximation (Claude models), or when it
+    includes images: ``image_tokens`` is then the part estimated for them by the provider's
+    published rule (see :func:`estimate_image_tokens`). It is an ``int`` everywhere: arithmetic
+    and comparisons work as usual and return plain ints.
 
     >>> n = count_tokens("hello world", model="claude-sonnet-4-5")  # doctest: +SKIP
     >>> n, n.exact  # doctest: +SKIP
@@ -79,11 +81,13 @@ class TokenCount(int):
 
     encoding: str
     exact: bool
+    image_tokens: int
 
-    def __new__(cls, value: int = 0, *, encoding: str = "", exact: bool = True) -> Self:
+    def __new__(cls, value: int = 0, *, encoding: str = "", exact: bool = True, image_tokens: int = 0) -> Self:
         self = super().__new__(cls, value)
         self.encoding = encoding
-        self.exact = exact
+        self.exact = exact and not image_tokens
+        self.image_tokens = image_tokens
         return self
 
 
@@ -198,26 +202,33 @@ class Tokenizer:
             return result
         return self._count_uncached(text)
 
-    def count_messages(self, messages: MessagesLike) -> int:
+    def count_messages(self, messages: MessagesLike, *, model: str | None = None) -> int:
         """Tokens of ``messages`` as a chat request: role and content, plus the format's overhead.
 
         Each message costs :data:`TOKENS_PER_MESSAGE` plus its role and text; the request adds
-        :data:`REPLY_PRIMING_TOKENS`. Image parts cannot be counted and raise :class:`TokenizerError`.
+        :data:`REPLY_PRIMING_TOKENS`. Image parts add an estimate by ``model``'s provider rule
+        (:func:`estimate_image_tokens`; without ``model``, Anthropic's rule for this approximate
+        tokenizer, else GPT-4o's); :func:`count_tokens` says which part is estimated.
         """
+        return self._count_messages(messages, model)[0]
+
+    def _count_messages(self, messages: MessagesLike, model: str | None) -> tuple[int, int]:
+        """The messages' tokens and, of them, the estimate for images."""
         total = REPLY_PRIMING_TOKENS
-        for index, message in enumerate(coerce_messages(messages)):
+        images = 0
+        for message in coerce_messages(messages):
             total += TOKENS_PER_MESSAGE + self.count(message.role)
             if isinstance(message.content, str):
                 total += self.count(message.content)
                 continue
             for part in message.content:
                 if isinstance(part, ImagePart):
-                    raise TokenizerError(
-                        f"message {index} has an image part, whose token cost depends on the image "
-                        f"and the provider; count its text parts only, or use the provider's usage"
-                    )
-                total += self.count(part.text)
-        return total
+                    from ._image_tokens import estimate_image_tokens
+
+                    images += estimate_image_tokens(part, model=model or (None if self.exact else "claude"))
+                else:
+                    total += self.count(part.text)
+        return total + images, images
 
     def cache_clear(self) -> None:
         """Forget cached counts."""
@@ -263,7 +274,8 @@ def count_tokens(
     :data:`TOKENS_PER_MESSAGE` plus role and content, and :data:`REPLY_PRIMING_TOKENS` once.
     Give ``model`` (default :data:`DEFAULT_MODEL`) or a tiktoken ``encoding``.
 
-    The result is an ``int`` whose ``exact`` attribute is ``False`` for approximations (Claude).
+    The result is an ``int`` whose ``exact`` attribute is ``False`` for approximations (Claude,
+    and messages with images, whose estimated share is ``image_tokens``).
     Raises :class:`TokenizerError` for an unknown model or when the encoding cannot be loaded
     (no network and an empty ``TIKTOKEN_CACHE_DIR``); it never returns 0 instead.
 
@@ -273,7 +285,10 @@ def count_tokens(
     16
     """
     tokenizer = get_tokenizer(model=model, encoding=encoding)
-    return TokenCount(_count(tokenizer, text_or_messages), encoding=tokenizer.name, exact=tokenizer.exact)
+    if isinstance(text_or_messages, str):
+        return TokenCount(tokenizer.count(text_or_messages), encoding=tokenizer.name, exact=tokenizer.exact)
+    total, images = tokenizer._count_messages(text_or_messages, None if model is UNSET else model)
+    return TokenCount(total, encoding=tokenizer.name, exact=tokenizer.exact, image_tokens=images)
 
 
 Cut = Literal["end", "start", "middle"]

@@ -43,6 +43,8 @@ LAYERS: dict[str, int] = {
     "_errors": 0,
     "_utils": 0,
     "_messages": 1,
+    "_images": 1,
+    "_image_tokens": 1,
     "_tokens": 2,
     "_fitting": 2,
     "_tiktoken_files": 2,

@@ -24,9 +24,10 @@ from .._errors import (
     TemplateSyntaxError,
     UndefinedVariableError,
 )
-from .._messages import ROLES, Message, coerce_messages
+from .._messages import ROLES, ContentPart, ImagePart, Message, coerce_messages
 from ._compile import Locator, compile_source, plain_locator, render_jinja
 from ._display import document, highlight_source, role_block
+from ._images import IMAGE, collecting, join_parts, merge_content, place_image, preview_text
 from ._inputs import input_model
 from ._limits import TemplateLimits
 from ._sandbox import CLOSE, END, MARK, OPEN, PromptEnvironment
@@ -85,7 +86,7 @@ _set_content = _SLOTS["content"].__set__
 _set_cache = _SLOTS["cache"].__set__
 
 
-def _message(role: str, content: str) -> Message:
+def _message(role: str, content: str | tuple[ContentPart, ...]) -> Message:
     """A ``Message`` without re-validating: roles were checked when the template compiled."""
     message: Message = _new(Message)
     _set_role(message, role)
@@ -402,19 +403,40 @@ class ChatTemplate(_TemplateBase):
 
     # -- rendering -------------------------------------------------------------------------------
     def render(self, **values: Any) -> list[Message]:
-        """Render to messages; raises a :class:`~promptkit.TemplateError` on any failure."""
+        """Render to messages; raises a :class:`~promptkit.TemplateError` on any failure.
+
+        A role block that places images (``{{ photo | image }}``) renders to a message whose
+        content is its text and image parts in order.
+        """
         context = self._context(values)
-        return self._build(render_jinja(self._jinja, context, self.limits, self._locate), context)
+        if self._jinja.simple:  # no filters: no images
+            return self._build(render_jinja(self._jinja, context, self.limits, self._locate), context)
+        with collecting() as images:
+            text = render_jinja(self._jinja, context, self.limits, self._locate)
+        return self._build(text, context, images=images)
 
     def preview(self, **values: Any) -> Preview:
-        """Render for display: roles in colour, substituted values highlighted."""
+        """Render for display: roles in colour, substituted values highlighted, images shown."""
         context = self._context(values)
         jt = compile_source(self._env.preview_environment(), self.source, self.limits, self._locate)
         notes: list[str] = []
-        messages = self._build(render_jinja(jt, context, self.limits, self._locate), context, notes)
-        return Preview([(m.role, m.text, note) for m, note in zip(messages, notes, strict=True)])
+        with collecting() as images:
+            text = render_jinja(jt, context, self.limits, self._locate)
+        messages = self._build(text, context, notes, images=images)
+        shown: list[ImagePart] = []
+        marked: list[tuple[str | None, str, str]] = [
+            (m.role, preview_text(m, shown), note) for m, note in zip(messages, notes, strict=True)
+        ]
+        return Preview(marked, images=tuple(shown))
 
-    def _build(self, text: str, context: Mapping[str, Any], notes: list[str] | None = None) -> list[Message]:
+    def _build(
+        self,
+        text: str,
+        context: Mapping[str, Any],
+        notes: list[str] | None = None,
+        *,
+        images: list[ImagePart] | None = None,
+    ) -> list[Message]:
         """Cut the rendered text at the role markers into messages. No value can contain the
         marker's nonce, so every marker in the text came from the template itself."""
         parts = text.split(MARK)
@@ -426,19 +448,25 @@ class ChatTemplate(_TemplateBase):
         mergeable = False
         role: str | None = None
         content = ""
+        pieces: list[ContentPart] | None = None  # a role block's text and images so far, when it has images
         for i in range(1, len(parts)):
             part = parts[i]
             kind = part[0]
+            if kind == IMAGE:
+                pieces, content = place_image(
+                    pieces, content, part, images, role=role, template=self.name, preview=notes is not None
+                )
+                continue
             if kind == CLOSE:
                 if role is None:
                     raise TemplateSecurityError("unbalanced message marker", template=self.name)
-                if strip:
-                    content = content.strip()
-                if content or not drop_empty:
+                body = (content.strip() if strip else content) if pieces is None else join_parts(pieces, content, strip)
+                pieces = None
+                if body or not drop_empty:
                     if merge and mergeable and out[-1].role == role:
-                        out[-1] = _message(role, f"{out[-1].content}\n\n{content}")
+                        out[-1] = _message(role, merge_content(out[-1].content, body))
                     else:
-                        out.append(_message(role, content))
+                        out.append(_message(role, body))
                         if notes is not None:
                             notes.append("")
                     mergeable = True

@@ -12,6 +12,7 @@ from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
 
 from .._errors import (
+    ImageError,
     TemplateError,
     TemplateLimitError,
     TemplateSecurityError,
@@ -154,6 +155,11 @@ def wrap_render_error(exc: BaseException, locate: Locator) -> TemplateError:
         lineno = raw_line
     else:
         label, lineno = locate(raw_line)
+    if isinstance(exc, ImageError) and exc.template is None and exc.lineno is None:
+        # raised by the image filter or guard, which cannot know where they run
+        return ImageError(
+            exc.message, variable=exc.variable, limit=exc.limit, provider=exc.provider, template=label, lineno=lineno
+        )
     if isinstance(exc, TemplateError):
         return exc
     if isinstance(exc, LimitExceededError):

@@ -28,7 +28,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import jinja2
-from jinja2 import nodes
+from jinja2 import nodes, pass_context
 from jinja2.environment import TemplateModule
 from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
@@ -40,6 +40,8 @@ from jinja2.utils import Cycler, Joiner, Namespace
 from .._errors import ConfigurationError
 from .._fitting import check_part_options
 from .._utils import is_model_instance
+from . import _images
+from ._images import IMAGE, guard_text, image_filter_index
 from ._limits import (
     CONTAINERS,
     BoundedNamespace,
@@ -150,7 +152,7 @@ def _readable(obj: Any, attr: str) -> bool:
 MARK = "\x00pk" + os.urandom(12).hex() + ":"  # what secrets.token_hex does, without its imports
 """Starts every role marker. Random per process and never exposed to templates, so no value can
 contain it: a message boundary can only come from the template itself."""
-END = "\x01"
+END = _images.END
 OPEN, CLOSE, SPLICE = "o", "c", "p"
 _MARKER_ROLES = ("system", "user", "assistant", "tool")
 
@@ -305,6 +307,11 @@ def _fit_finalize(value: Any) -> Any:
     return value
 
 
+@pass_context
+def _fit_checked(context: Context, value: Any) -> Any:
+    return _fit_finalize(guard_text(context, value))
+
+
 def _is_part_tag(node: nodes.Node) -> bool:
     return (
         isinstance(node, nodes.Call)
@@ -313,13 +320,24 @@ def _is_part_tag(node: nodes.Node) -> bool:
     )
 
 
-HL_START, HL_END = "\x02", "\x03"
+HL_START, HL_END = _images.HL_START, _images.HL_END
 
 
 def _highlight(value: Any) -> str:
     if type(value) is _Raw:
         return value
     return HL_START + str(value) + HL_END
+
+
+@pass_context
+def _highlight_checked(context: Context, value: Any) -> str:
+    return _highlight(guard_text(context, value))
+
+
+@pass_context
+def _image_filter(context: Context, value: Any, detail: Any = None) -> str:
+    """``{{ photo | image }}`` (or ``image("low")``): an image part in the current role block."""
+    return f"{MARK}{IMAGE}{image_filter_index(context, value, detail)}{END}"
 
 
 # Places whose output a template can get back as a value (and so could copy or alter):
@@ -433,7 +451,7 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
     template_class = _JinjaTemplate
 
     def __init__(self, *, loader: jinja2.BaseLoader | None = None, highlight: bool = False, fit: bool = False) -> None:
-        finalize = _highlight if highlight else _fit_finalize if fit else None
+        finalize = _highlight_checked if highlight else _fit_checked if fit else guard_text
         super().__init__(
             undefined=jinja2.StrictUndefined,
             autoescape=False,
@@ -459,6 +477,7 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
         self.filters["_promptkit_weigh"] = weighed
         self.filters["_promptkit_captured"] = captured_value
         self.filters["_promptkit_captured_text"] = captured_text
+        self.filters["image"] = _image_filter
 
     def preview_environment(self) -> PromptEnvironment:
         """The same sandbox and loader, marking every ``{{ value }}`` for display."""

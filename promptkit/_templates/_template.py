@@ -11,6 +11,7 @@ from .._errors import ConfigurationError, TemplateSyntaxError, UnexpectedVariabl
 from .._utils import UNSET, Unset
 from ._compile import Compiled, Locator, compile_source, find_variables, plain_locator, render_jinja
 from ._display import document, highlight_source, highlight_values, role_block
+from ._images import unmark_images
 from ._inputs import input_model, validate_inputs
 from ._limits import DEFAULT_LIMITS, TemplateLimits
 from ._sandbox import DEFAULT_ENV, HL_END, HL_START, MARK, PromptEnvironment
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from .._fitting import Fit, FitReport
+    from .._messages import ImagePart
     from .._tokens import FitResult
     from ._inputs import InputsSpec
     from ._library import PromptLibrary
@@ -42,15 +44,18 @@ class Preview:
     """A rendered template for display: the text (or messages) with substituted values marked.
 
     ``parts`` holds ``(role, text)`` pairs (``role`` is ``None`` for a plain template); the text
-    contains no marks. ``_repr_html_`` shows roles in colour and values highlighted.
+    contains no marks, and an image stands in it as a label such as ``[image photo 640x480]``.
+    ``images`` holds those images in order. ``_repr_html_`` shows roles in colour, values
+    highlighted and images as thumbnails.
     """
 
-    __slots__ = ("_marked", "parts")
+    __slots__ = ("_marked", "images", "parts")
 
-    def __init__(self, marked: list[tuple[str | None, str, str]]) -> None:
+    def __init__(self, marked: list[tuple[str | None, str, str]], *, images: tuple[ImagePart, ...] = ()) -> None:
         self._marked = tuple(marked)
+        self.images = images
         self.parts: tuple[tuple[str | None, str], ...] = tuple(
-            (role, _unmark(text)) for role, text, _note in self._marked
+            (role, unmark_images(_unmark(text), images)) for role, text, _note in self._marked
         )
 
     def __str__(self) -> str:
@@ -60,7 +65,10 @@ class Preview:
         return f"<Preview {str(self)[:80]!r}>"
 
     def _repr_html_(self) -> str:
-        return document(role_block(role, highlight_values(text), note=note) for role, text, note in self._marked)
+        return document(
+            role_block(role, unmark_images(highlight_values(text), self.images, html=True), note=note)
+            for role, text, note in self._marked
+        )
 
 
 def _unmark(text: str) -> str:

@@ -192,7 +192,10 @@ def _canonical_message(message: Message) -> dict[str, Any]:
             if isinstance(part, TextPart):
                 parts.append({"type": "text", "text": part.text})
             elif isinstance(part, ImagePart):
-                parts.append({"type": "image", "media_type": part.media_type, **_image_identity(part.url)})
+                image = {"type": "image", "media_type": part.media_type, **_image_identity(part.url)}
+                if part.detail is not None:  # changes what the model sees; absent, old digests stay
+                    image["detail"] = part.detail
+                parts.append(image)
         doc = {"role": message.role, "parts": parts}
     if message.cache is not None:
         doc["cache"] = message.cache

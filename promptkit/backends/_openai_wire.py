@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from promptkit._errors import ConfigurationError, ResponseError
+from promptkit._images import check_image_limit
 from promptkit._messages import Chunk, Completion, FinishReason, ImagePart, Message, TextPart, Usage
 
 from ._contract import Request
@@ -182,7 +183,9 @@ def message_json(message: Message) -> dict[str, Any]:
         if isinstance(part, TextPart):
             parts.append({"type": "text", "text": part.text})
         elif isinstance(part, ImagePart):
-            parts.append({"type": "image_url", "image_url": {"url": part.url}})
+            check_image_limit(part, "openai")
+            image_url = {"url": part.url} if part.detail is None else {"url": part.url, "detail": part.detail}
+            parts.append({"type": "image_url", "image_url": image_url})
     return {"role": message.role, "content": parts}
 
 

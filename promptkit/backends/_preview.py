@@ -39,14 +39,15 @@ class RequestPreview:
     ``url`` and ``method`` are where it would go (``None`` for a backend with no wire format);
     ``headers`` are those the client sends with every request, credentials masked (an SDK adds a
     few per attempt, such as its retry count and timeout); ``body`` is the JSON body, as a
-    ``dict``. ``input_tokens`` counts the messages (``exact`` on it is false for an
-    approximation, e.g. an unknown model). ``estimated_cost`` is the USD cost of those tokens
-    plus ``max_output_tokens`` of reply (the most the request allows; the input alone when it
-    sets no limit), ``None`` when the price is unknown. When a message carries a prompt-cache
-    breakpoint, ``cached_prefix_tokens`` counts the messages up to the last breakpoint (the
-    part a cache hit serves), ``cache_hit_saving`` is what a hit saves in USD at the model's
-    cached-input rate (``None`` when unknown), and ``prefix_variables`` (filled by
-    ``Prompt.preview``) names the inputs rendered into that prefix: changing any of them misses.
+    ``dict``. ``input_tokens`` counts the messages (``exact`` on it is false for an approximation,
+    e.g. an unknown model or images; ``image_tokens`` on it is the images' share).
+    ``estimated_cost`` is the USD cost of those tokens plus ``max_output_tokens`` of reply (the most
+    the request allows; the input alone when it sets no limit), ``None`` when the price is unknown.
+    When a message carries a prompt-cache breakpoint, ``cached_prefix_tokens`` counts the messages
+    up to the last breakpoint (the part a cache hit serves), ``cache_hit_saving`` is what a hit
+    saves in USD at the model's cached-input rate (``None`` when unknown), and ``prefix_variables``
+    (filled by ``Prompt.preview``) names the inputs rendered into that prefix: changing any of them
+    misses.
     ``fit`` is the :class:`~promptkit.FitReport` of a prompt fitted into a token budget.
     """
 
@@ -72,8 +73,10 @@ class RequestPreview:
         cost = f"${self.estimated_cost:.6f}" if self.estimated_cost is not None else "unknown"
         cached = f" cached_prefix_tokens={self.cached_prefix_tokens}" if self.cached_prefix_tokens is not None else ""
         fitted = f" fit={self.fit.tokens}/{self.fit.limit}" if self.fit is not None else ""
+        images = getattr(self.input_tokens, "image_tokens", 0)
+        estimate = f" (estimated: {images} for images)" if images else ""
         return (
-            f"<RequestPreview {self.backend} {where} input_tokens={self.input_tokens} "
+            f"<RequestPreview {self.backend} {where} input_tokens={self.input_tokens}{estimate} "
             f"max_output_tokens={self.max_output_tokens} estimated_cost={cost}{cached}{fitted}>"
         )
 
@@ -130,7 +133,10 @@ def _neutral_message(message: Message) -> dict[str, Any]:
             if isinstance(part, TextPart):
                 parts.append({"type": "text", "text": part.text})
             elif isinstance(part, ImagePart):
-                parts.append({"type": "image", "url": part.url, "media_type": part.media_type})
+                image: dict[str, Any] = {"type": "image", "url": part.url, "media_type": part.media_type}
+                if part.detail is not None:
+                    image["detail"] = part.detail
+                parts.append(image)
         doc = {"role": message.role, "content": parts}
     if message.cache is not None:
         doc["cache"] = message.cache
@@ -206,7 +212,7 @@ def _cached_prefix(request: Request, model: str | None, provider: str | None) ->
 def _input_tokens(request: Request, model: str | None, provider: str | None) -> int | None:
     """The messages' tokens with the model's tokenizer, else o200k_base marked inexact; ``None``
     when no encoding can be loaded (offline, without cached encoding files)."""
-    from .._tokens import TokenCount, count_tokens
+    from .._tokens import TokenCount, count_tokens, encoding_for_model
 
     messages = list(request.messages)
     if model is not None:
@@ -216,8 +222,8 @@ def _input_tokens(request: Request, model: str | None, provider: str | None) -> 
                 return count_tokens(messages, model=name)
             except (TokenizerError, ConfigurationError):
                 continue
-    try:
-        count = count_tokens(messages, model=_FALLBACK_TOKENIZER)
+    try:  # the fallback's encoding, with GPT-4o's image rule (not the fallback model's own)
+        count = count_tokens(messages, encoding=encoding_for_model(_FALLBACK_TOKENIZER))
     except TokenizerError:
         return None
-    return TokenCount(int(count), encoding=count.encoding, exact=False)
+    return TokenCount(int(count), encoding=count.encoding, exact=False, image_tokens=count.image_tokens)

@@ -29,6 +29,7 @@ from promptkit._errors import (
     ResponseError,
     ServerError,
 )
+from promptkit._images import check_images
 from promptkit._messages import Chunk, Completion
 from promptkit._utils import mask_key, require
 
@@ -347,6 +348,7 @@ class SDKBackend(BaseBackend):
         return Deadline(timeout if timeout is not None else self.retry.deadline)
 
     def _complete(self, request: Request) -> Completion:
+        check_images(request.messages, self.provider)  # a refused image fails now, not inside retries
         client = self.sync_client()  # built (and its SDK imported) before the deadline starts
         deadline = self._deadline(request)
         from ._http import deadline_scope
@@ -363,6 +365,7 @@ class SDKBackend(BaseBackend):
         return retry_call(attempt, policy=self.retry, deadline=deadline, provider=self.name)
 
     async def _acomplete(self, request: Request) -> Completion:
+        check_images(request.messages, self.provider)  # a refused image fails now, not inside retries
         client = self.async_client()
         deadline = self._deadline(request)
 
@@ -377,6 +380,7 @@ class SDKBackend(BaseBackend):
         return await aretry_call(attempt, policy=self.retry, deadline=deadline, provider=self.name)
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
+        check_images(request.messages, self.provider)  # a refused image fails now, not inside retries
         self.sync_client()  # built before the deadline starts, as for complete()
         deadline = self._deadline(request)
 
@@ -394,6 +398,7 @@ class SDKBackend(BaseBackend):
         return stream_with_retries(open_chunks, policy=self.retry, deadline=deadline, provider=self.name)
 
     def _astream(self, request: Request) -> AsyncIterator[Chunk]:
+        check_images(request.messages, self.provider)  # a refused image fails now, not inside retries
         deadline = self._deadline(request)
 
         async def opened() -> AsyncIterator[Chunk]:

@@ -25,6 +25,7 @@ from promptkit._errors import (
     ResponseError,
     ServerError,
 )
+from promptkit._images import check_images
 from promptkit._messages import Chunk, Completion, FinishReason, ImagePart, Message, TextPart, Usage
 
 from . import COMMON_PARAMS, Request, stream_incomplete
@@ -335,13 +336,18 @@ def _content(message: Message) -> str | list[dict[str, Any]]:
         if isinstance(part, TextPart):
             blocks.append({"type": "text", "text": part.text})
         elif isinstance(part, ImagePart):
-            if part.url.startswith("data:"):
-                header, _, data = part.url.partition(",")
-                media = part.media_type or header[5:].split(";", 1)[0] or "image/png"
-                blocks.append({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}})
-            else:
-                blocks.append({"type": "image", "source": {"type": "url", "url": part.url}})
+            blocks.append({"type": "image", "source": _image_source(part)})
     return blocks
+
+
+def _image_source(part: ImagePart) -> dict[str, str]:
+    """An image part as Anthropic's source: base64 data for an inline image, else its URL."""
+    if not part.url.startswith("data:"):
+        return {"type": "url", "url": part.url}
+    check_images([Message("user", (part,))], "anthropic")  # over the limit, not base64, another format
+    header, _, data = part.url.partition(",")
+    media = part.media_type or header[5:].split(";", 1)[0]
+    return {"type": "base64", "media_type": media, "data": data}
 
 
 def _split(messages: tuple[Message, ...]) -> tuple[str | list[dict[str, Any]], list[dict[str, Any]]]:
